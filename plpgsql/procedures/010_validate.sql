@@ -1,0 +1,131 @@
+-- Input checks for names and SQL fragments that come from script rows and the tenant registry.
+-- Every check names the offending row and value, so a DBA can fix the row and rerun.
+
+CREATE OR REPLACE FUNCTION admmgt._ident(p_value text, p_what text, p_row text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: fold a name from a script row to lower case and refuse anything but a plain identifier */
+DECLARE
+    v_name text := lower(btrim(p_value));
+BEGIN
+    IF v_name IS NULL OR v_name = '' THEN
+        RAISE EXCEPTION 'admmgt: % is missing in %', p_what, p_row
+            USING ERRCODE = 'not_null_violation',
+                  HINT = format('Set the %s of %s.', p_what, p_row);
+    END IF;
+    IF v_name !~ '^[a-z_][a-z0-9_]*$' OR octet_length(v_name) > 63 THEN
+        RAISE EXCEPTION 'admmgt: invalid % % in %', p_what, quote_literal(p_value), p_row
+            USING ERRCODE = 'invalid_name',
+                  HINT = 'Use a plain identifier of at most 63 bytes: a letter or _, then letters, digits or _.';
+    END IF;
+    RETURN v_name;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._tenant_name(p_value text, p_row text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: fold a tenant database name to lower case and refuse anything but a slug */
+DECLARE
+    v_name text := lower(btrim(p_value));
+BEGIN
+    IF v_name IS NULL OR v_name !~ '^[a-z][a-z0-9_-]*$' OR octet_length(v_name) > 63 THEN
+        RAISE EXCEPTION 'admmgt: invalid database name % in %', quote_literal(p_value), p_row
+            USING ERRCODE = 'invalid_name',
+                  HINT = 'A database name is a letter, then letters, digits, _ or -, at most 63 bytes after folding to lower case.';
+    END IF;
+    RETURN v_name;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._datatype(p_value text, p_row text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: accept a column type written as SQL (varchar(10), numeric(12,2), timestamp with time zone, text[], schema.type) and nothing else */
+DECLARE
+    v_type text := btrim(p_value);
+    v_word CONSTANT text := '[A-Za-z_][A-Za-z0-9_]*';
+BEGIN
+    IF v_type IS NULL OR v_type !~ ('^' || v_word || '(\.' || v_word || ')?( ' || v_word || ')*'
+                                    || '( ?\( *[0-9]+ *(, *-?[0-9]+ *)?\))?( ' || v_word || ')*( ?\[[0-9]*\])*$') THEN
+        RAISE EXCEPTION 'admmgt: invalid data type % in %', coalesce(quote_literal(p_value), 'NULL'), p_row
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Write a type name as in CREATE TABLE, for example varchar(10), numeric(12,2), timestamptz or text[].';
+    END IF;
+    RETURN v_type;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._sql_fragment(p_value text, p_what text, p_row text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: accept a SQL fragment (a DEFAULT expression, a CALL) only if it cannot end its statement or start another one */
+DECLARE
+    v_text  text := btrim(p_value);
+    v_len   int := length(v_text);
+    v_depth int := 0;
+    v_quote text;
+    v_i     int := 1;
+    v_ch    text;
+    v_bad   text;
+BEGIN
+    WHILE v_i <= v_len LOOP
+        v_ch := substr(v_text, v_i, 1);
+        IF v_quote IS NOT NULL THEN
+            IF v_ch = v_quote THEN
+                IF substr(v_text, v_i + 1, 1) = v_quote THEN
+                    v_i := v_i + 1;
+                ELSE
+                    v_quote := NULL;
+                END IF;
+            END IF;
+        ELSIF v_ch IN ('''', '"') THEN
+            v_quote := v_ch;
+        ELSIF v_ch = '(' THEN
+            v_depth := v_depth + 1;
+        ELSIF v_ch = ')' THEN
+            v_depth := v_depth - 1;
+            IF v_depth < 0 THEN v_bad := 'an unbalanced ")"'; EXIT; END IF;
+        ELSIF v_ch IN (';', '$', '\') THEN
+            v_bad := format('the character %L outside a string', v_ch); EXIT;
+        ELSIF substr(v_text, v_i, 2) IN ('--', '/*') THEN
+            v_bad := 'a comment'; EXIT;
+        END IF;
+        v_i := v_i + 1;
+    END LOOP;
+    IF v_bad IS NULL AND v_quote IS NOT NULL THEN v_bad := 'an unterminated quote'; END IF;
+    IF v_bad IS NULL AND v_depth <> 0 THEN v_bad := 'an unbalanced "("'; END IF;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'admmgt: invalid % % in %: it contains %', p_what, quote_literal(p_value), p_row, v_bad
+            USING ERRCODE = 'syntax_error',
+                  HINT = 'A fragment must be one expression or one CALL, without ;, comments or dollar quotes.';
+    END IF;
+    RETURN v_text;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._call_stmt(p_value text, p_row text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: accept a script_procs call as one CALL of a schema-qualified procedure */
+DECLARE
+    v_call text := regexp_replace(btrim(coalesce(p_value, '')), ';\s*$', '');
+BEGIN
+    IF v_call !~* '^call\s+[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\s*\(.*\)$' THEN
+        RAISE EXCEPTION 'admmgt: invalid call % in %', coalesce(quote_literal(p_value), 'NULL'), p_row
+            USING ERRCODE = 'syntax_error',
+                  HINT = 'Write one CALL of a schema-qualified procedure, for example: call mgttest.testproc1()';
+    END IF;
+    RETURN admmgt._sql_fragment(v_call, 'call', p_row);
+END;
+$$;

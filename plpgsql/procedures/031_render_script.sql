@@ -1,0 +1,158 @@
+-- Render layer, part 2: a whole script, and the ledger statements that make it exactly-once.
+
+CREATE OR REPLACE FUNCTION admmgt.render_add_columns(p_scriptid int)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: ALTER TABLE ADD COLUMN for columns a script adds to a table created by an earlier script */
+DECLARE
+    v_col admmgt.script_table_columns;
+    v_t record;
+    v_where text;
+BEGIN
+    FOR v_col IN
+        SELECT c.* FROM admmgt.script_table_columns c
+          LEFT JOIN admmgt.script_tables t ON t.id = c.tableid
+         WHERE c.scriptid = p_scriptid AND t.scriptid IS DISTINCT FROM p_scriptid
+         ORDER BY c.id
+    LOOP
+        v_where := admmgt._row('script_table_columns', v_col.id);
+        SELECT * INTO v_t FROM admmgt._table_def(v_col.tableid);
+        IF v_t.scriptid > p_scriptid THEN
+            RAISE EXCEPTION 'admmgt: % adds a column to table id % of the later script %', v_where, v_col.tableid, v_t.scriptid
+                USING ERRCODE = 'invalid_table_definition',
+                      HINT = 'A script can only add columns to tables created by itself or an earlier script.';
+        END IF;
+        IF v_col.isprimarykey = 1 THEN
+            RAISE EXCEPTION 'admmgt: % adds a primary key column to an existing table', v_where
+                USING ERRCODE = 'invalid_table_definition',
+                      HINT = 'The primary key is set when the table is created; add the column with isprimarykey = 0.';
+        END IF;
+        RETURN NEXT format('ALTER TABLE %I.%I ADD COLUMN %s', v_t.schemaname, v_t.tablename, admmgt._column_def(v_col));
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._column_known(p_schema text, p_table text, p_column text, p_scriptid int)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: whether scripts up to p_scriptid define this column of this table */
+SELECT EXISTS (
+    SELECT 1 FROM admmgt.script_tables t
+      JOIN admmgt.script_table_columns c ON c.tableid = t.id
+     WHERE lower(t.schemaname) = p_schema AND lower(t.tablename) = p_table
+       AND lower(c.columnname) = p_column
+       AND t.scriptid <= p_scriptid AND c.scriptid <= p_scriptid);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.render_fkeys(p_scriptid int)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: ALTER TABLE ADD FOREIGN KEY, one per (schema, child, parent, constraint name); rows of one key are ordered by keyorder */
+DECLARE
+    v_fk record;
+    v_rule text;
+    v_name text;
+BEGIN
+    FOR v_fk IN
+        SELECT min(f.id) AS first_id,
+               admmgt._ident(min(f.schemaname), 'schema name', admmgt._row('script_table_fkeys', min(f.id))) AS schemaname,
+               admmgt._ident(min(f.childtablename), 'child table', admmgt._row('script_table_fkeys', min(f.id))) AS child,
+               admmgt._ident(min(f.parenttablename), 'parent table', admmgt._row('script_table_fkeys', min(f.id))) AS parent,
+               array_agg(admmgt._ident(f.childcolumnname, 'child column', admmgt._row('script_table_fkeys', f.id))
+                         ORDER BY f.keyorder, f.id) AS child_cols,
+               array_agg(admmgt._ident(f.parentcolumnname, 'parent column', admmgt._row('script_table_fkeys', f.id))
+                         ORDER BY f.keyorder, f.id) AS parent_cols,
+               array_agg(DISTINCT upper(btrim(coalesce(f.delrule, 'NO ACTION')))) AS rules,
+               bool_or(f.novalidate = 1) AS novalidate,
+               min(f.constraintname) AS constraintname
+          FROM admmgt.script_table_fkeys f
+         WHERE f.scriptid = p_scriptid
+         GROUP BY lower(f.schemaname), lower(f.childtablename), lower(f.parenttablename), lower(f.constraintname)
+         ORDER BY min(f.id)
+    LOOP
+        IF cardinality(v_fk.rules) <> 1 OR NOT v_fk.rules[1] IN ('CASCADE', 'RESTRICT', 'SET NULL', 'SET DEFAULT', 'NO ACTION') THEN
+            RAISE EXCEPTION 'admmgt: invalid delete rule % in %', array_to_string(v_fk.rules, ', '),
+                            admmgt._row('script_table_fkeys', v_fk.first_id)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use one of CASCADE, RESTRICT, SET NULL, SET DEFAULT, NO ACTION for every row of the key.';
+        END IF;
+        FOR i IN 1 .. cardinality(v_fk.child_cols) LOOP
+            IF NOT admmgt._column_known(v_fk.schemaname, v_fk.child, v_fk.child_cols[i], p_scriptid)
+               OR NOT admmgt._column_known(v_fk.schemaname, v_fk.parent, v_fk.parent_cols[i], p_scriptid) THEN
+                RAISE EXCEPTION 'admmgt: % references %.% (%) -> %.% (%), which scripts up to % do not define',
+                                admmgt._row('script_table_fkeys', v_fk.first_id), v_fk.schemaname, v_fk.child,
+                                v_fk.child_cols[i], v_fk.schemaname, v_fk.parent, v_fk.parent_cols[i], p_scriptid
+                    USING ERRCODE = 'undefined_column',
+                          HINT = 'Both tables and columns must be created by this script or an earlier one.';
+            END IF;
+        END LOOP;
+        v_name := admmgt._ident(coalesce(v_fk.constraintname, left(v_fk.child || '_' || v_fk.parent, 58) || '_fkey'),
+                                'constraint name', admmgt._row('script_table_fkeys', v_fk.first_id));
+        RETURN NEXT format('ALTER TABLE %I.%I ADD CONSTRAINT %I FOREIGN KEY (%s) REFERENCES %I.%I (%s) ON DELETE %s%s',
+                           v_fk.schemaname, v_fk.child, v_name,
+                           (SELECT string_agg(format('%I', c), ', ') FROM unnest(v_fk.child_cols) c),
+                           v_fk.schemaname, v_fk.parent,
+                           (SELECT string_agg(format('%I', c), ', ') FROM unnest(v_fk.parent_cols) c),
+                           v_fk.rules[1], CASE WHEN v_fk.novalidate THEN ' NOT VALID' ELSE '' END);
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.render_script(p_scriptid int, p_asof date DEFAULT current_date)
+RETURNS TABLE (seq int, stmt text)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: every statement of one script, in the order a target runs them: tables, added columns, foreign keys, calls */
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id = p_scriptid) THEN
+        RAISE EXCEPTION 'admmgt: script % does not exist', p_scriptid
+            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, status FROM admmgt.scripts.';
+    END IF;
+    RETURN QUERY
+    SELECT (row_number() OVER ())::int, s.stmt
+      FROM (
+        SELECT x.stmt FROM (
+            SELECT t.id, 1 AS part, r.n, r.stmt
+              FROM admmgt.script_tables t
+             CROSS JOIN LATERAL admmgt.render_create_table(t.id, p_asof) WITH ORDINALITY AS r(stmt, n)
+             WHERE t.scriptid = p_scriptid
+            UNION ALL
+            SELECT 0, 2, r.n, r.stmt FROM admmgt.render_add_columns(p_scriptid) WITH ORDINALITY AS r(stmt, n)
+            UNION ALL
+            SELECT 0, 3, r.n, r.stmt FROM admmgt.render_fkeys(p_scriptid) WITH ORDINALITY AS r(stmt, n)
+            UNION ALL
+            SELECT p.id, 4, 1, admmgt._call_stmt(p.proccallstmt, admmgt._row('script_procs', p.id))
+              FROM admmgt.script_procs p WHERE p.scriptid = p_scriptid
+        ) x ORDER BY x.part, x.id, x.n
+      ) s;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._ledger_insert(p_scriptid int)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the tenant-side ledger row of a script; its primary key refuses a second apply */
+SELECT format('INSERT INTO admmgt.applied_scripts (scriptid) VALUES (%s)', p_scriptid);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.script_batch(p_scriptid int, p_asof date DEFAULT current_date)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: what one target runs for one script, in one transaction: the ledger first, then the script */
+SELECT ARRAY[
+    'CREATE SCHEMA IF NOT EXISTS admmgt',
+    'CREATE TABLE IF NOT EXISTS admmgt.applied_scripts (scriptid integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+    admmgt._ledger_insert(p_scriptid)]
+    || coalesce((SELECT array_agg(r.stmt ORDER BY r.seq) FROM admmgt.render_script(p_scriptid, p_asof) r), '{}');
+$$;

@@ -1,0 +1,49 @@
+-- How the control plane reaches a database. Connection details live in the catalog: the dblink_fdw
+-- foreign server admmgt_local (host, port, ...) and the caller's user mapping on it (user, password).
+-- Without that server, it connects over the server's own Unix socket (trust or peer authentication).
+-- The assembled string exists only in a local variable: it is never logged, raised or stored.
+
+CREATE OR REPLACE FUNCTION admmgt._conninfo_quote(p_value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: quote one libpq conninfo value */
+SELECT '''' || replace(replace(p_value, '\', '\\'), '''', '\''') || '''';
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._connstr(p_dbname text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the libpq connection string for database p_dbname on the local cluster */
+DECLARE
+    v_opts text[];
+    v_pairs text[] := '{}';
+    v_opt text;
+BEGIN
+    SELECT coalesce(s.srvoptions, '{}') || coalesce(
+               (SELECT um.umoptions FROM pg_user_mappings um
+                 WHERE um.srvid = s.oid AND um.usename IN (current_user, 'public')
+                 ORDER BY um.usename = 'public' LIMIT 1), '{}')
+      INTO v_opts
+      FROM pg_foreign_server s
+     WHERE s.srvname = 'admmgt_local';
+    IF NOT FOUND THEN
+        v_opts := ARRAY['port=' || current_setting('port')];
+        v_opt := nullif(btrim(split_part(current_setting('unix_socket_directories'), ',', 1)), '');
+        IF v_opt IS NOT NULL THEN
+            v_opts := v_opts || ('host=' || v_opt);
+        END IF;
+    END IF;
+    FOREACH v_opt IN ARRAY v_opts LOOP
+        IF split_part(v_opt, '=', 1) <> 'dbname' THEN
+            v_pairs := v_pairs || (split_part(v_opt, '=', 1) || '='
+                                   || admmgt._conninfo_quote(substr(v_opt, position('=' IN v_opt) + 1)));
+        END IF;
+    END LOOP;
+    RETURN array_to_string(v_pairs || ('dbname=' || admmgt._conninfo_quote(p_dbname))
+                           || ('application_name=' || admmgt._conninfo_quote('admmgt')), ' ');
+END;
+$$;

@@ -1,0 +1,83 @@
+-- Record layer: what the admin side keeps of each finished work item. Runs in the caller's
+-- transaction, which the run loop commits after every target, so a killed run loses nothing
+-- that a target committed (and the tenant-side ledger covers the window in between).
+
+CREATE OR REPLACE FUNCTION admmgt._log(p_run_id bigint, p_op text, p_item admmgt.work_item, p_stmts text[],
+                                       p_outcome text, p_state admmgt.exec_result)
+RETURNS void
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: one script_log row per statement, all with the same outcome */
+INSERT INTO admmgt.script_log (scriptid, dbname, commstat, run_id, operation, outcome, sqlstate, message, elapsed_ms)
+SELECT CASE WHEN p_op = 'apply' THEN p_item.scriptid END, p_item.dbname, s, p_run_id, p_op, p_outcome,
+       CASE WHEN p_outcome = 'error' THEN p_state.sqlstate END,
+       CASE WHEN p_outcome = 'error' THEN p_state.message END,
+       round(extract(epoch FROM p_state.finished_at - p_state.started_at)::numeric * 1000, 3)
+  FROM unnest(p_stmts) AS s;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._record(p_op text, p_item admmgt.work_item, p_state admmgt.exec_result, p_run_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: book one finished work item; true when the target may go on with its next item */
+DECLARE
+    v_failed text := admmgt._failed_statement(p_item, p_state);
+    v_ok boolean := p_state.ok;
+    v_outcome text := 'ok';
+    v_stmts text[] := p_item.stmts;
+    v_is_template boolean;
+    v_sent int := cardinality(admmgt._batch_prefix(p_item.atomic));
+BEGIN
+    IF p_op = 'apply' AND NOT v_ok AND p_state.sqlstate = '23505' AND v_failed = admmgt._ledger_insert(p_item.scriptid) THEN
+        -- The tenant-side ledger already has this script: the admin side had lost track of it.
+        v_ok := true;
+        v_outcome := 'already applied';
+        v_stmts := ARRAY[v_failed];
+    ELSIF p_op = 'maintain' AND v_ok THEN
+        v_stmts := (SELECT array_agg('created partition ' || n) FROM regexp_split_to_table(nullif(p_state.outputs[v_sent + 1], ''), ' ') n);
+    ELSIF p_op = 'refresh' AND v_ok THEN
+        v_stmts := ARRAY[format('refreshed %s routines', cardinality(p_item.stmts))];
+    END IF;
+
+    IF v_ok THEN
+        PERFORM admmgt._log(p_run_id, p_op, p_item, v_stmts, v_outcome, p_state);
+        IF p_op = 'apply' THEN
+            UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, modifiedon = current_timestamp
+             WHERE id = p_item.target_id;
+        ELSIF p_op = 'create' THEN
+            UPDATE admmgt.vendor_db_settings SET status = 2, scriptversion = p_item.scriptid, modifiedon = current_timestamp
+             WHERE id = p_item.target_id;
+        END IF;
+    ELSE
+        PERFORM admmgt._log(p_run_id, p_op, p_item, ARRAY[coalesce(v_failed, 'connect')], 'error', p_state);
+        IF p_op = 'apply' THEN
+            SELECT istemplate INTO v_is_template FROM admmgt.vendor_db_settings WHERE id = p_item.target_id;
+            IF v_is_template THEN
+                UPDATE admmgt.scripts SET status = 3, last_error = format('%s (SQLSTATE %s) at: %s', p_state.message, p_state.sqlstate, v_failed)
+                 WHERE id = p_item.scriptid;
+            END IF;
+        END IF;
+    END IF;
+
+    INSERT INTO admmgt.target_results AS r (operation, scriptid, target_id, dbname, ok, sqlstate, message, detail, hint,
+                                            statement, run_id, finished_at, elapsed_ms)
+    VALUES (p_op, coalesce(CASE WHEN p_op = 'apply' THEN p_item.scriptid END, 0), p_item.target_id, p_item.dbname, v_ok,
+            CASE WHEN NOT v_ok THEN p_state.sqlstate END, CASE WHEN NOT v_ok THEN p_state.message END,
+            CASE WHEN NOT v_ok THEN p_state.detail END, CASE WHEN NOT v_ok THEN p_state.hint END,
+            CASE WHEN NOT v_ok THEN v_failed END, p_run_id, p_state.finished_at,
+            round(extract(epoch FROM p_state.finished_at - p_state.started_at)::numeric * 1000, 3))
+    ON CONFLICT (operation, scriptid, target_id) DO UPDATE
+       SET dbname = EXCLUDED.dbname, ok = EXCLUDED.ok, sqlstate = EXCLUDED.sqlstate, message = EXCLUDED.message,
+           detail = EXCLUDED.detail, hint = EXCLUDED.hint, statement = EXCLUDED.statement, run_id = EXCLUDED.run_id,
+           finished_at = EXCLUDED.finished_at, elapsed_ms = EXCLUDED.elapsed_ms;
+
+    IF NOT v_ok THEN
+        RAISE WARNING 'admmgt %: % failed: % (SQLSTATE %)', p_op, p_item.dbname, p_state.message, p_state.sqlstate
+            USING DETAIL = coalesce('statement: ' || v_failed, 'no statement ran');
+    END IF;
+    RETURN v_ok;
+END;
+$$;

@@ -1,0 +1,105 @@
+-- CALL admmgt.applyScripts();
+
+CREATE OR REPLACE FUNCTION admmgt._ready_scripts(p_version int)
+RETURNS int[]
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the ready scripts the template does not have yet, in id order, up to the first one that is not ready */
+DECLARE
+    v_ids int[] := '{}';
+    v_s admmgt.scripts;
+BEGIN
+    FOR v_s IN SELECT * FROM admmgt.scripts WHERE id > p_version ORDER BY id LOOP
+        IF v_s.status <> 1 THEN
+            IF EXISTS (SELECT 1 FROM admmgt.scripts WHERE id > v_s.id AND status = 1) THEN
+                RAISE NOTICE 'admmgt apply: script % has status % (%), so the ready scripts after it wait', v_s.id, v_s.status,
+                             CASE v_s.status WHEN 0 THEN 'designing' WHEN 3 THEN 'failed' ELSE 'applied' END;
+            END IF;
+            EXIT;
+        END IF;
+        v_ids := v_ids || v_s.id;
+    END LOOP;
+    RETURN v_ids;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._apply_items(p_targets text, p_upto int, p_asof date)
+RETURNS admmgt.work_item[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: for the template (p_targets = 'template') or the tenants with updateflag ('tenants'), every script up to p_upto that each lacks, in order; each script rendered once */
+WITH targets AS (
+    SELECT v.id, lower(v.dbname) AS dbname, coalesce(v.scriptversion, 0) AS version
+      FROM admmgt.vendor_db_settings v
+     WHERE v.status = 2 AND NOT coalesce(v.deleted, false) AND coalesce(v.scriptversion, 0) < p_upto
+       AND CASE p_targets WHEN 'template' THEN v.istemplate ELSE NOT v.istemplate AND v.updateflag END
+), batches AS MATERIALIZED (
+    SELECT s.id, admmgt.script_batch(s.id, p_asof) AS stmts
+      FROM admmgt.scripts s
+     WHERE s.id <= p_upto AND s.status IN (1, 2) AND s.id > (SELECT min(t.version) FROM targets t)
+)
+SELECT coalesce(array_agg(ROW(t.id, t.dbname, t.dbname, b.id, b.stmts, true)::admmgt.work_item ORDER BY t.id, b.id), '{}')
+  FROM targets t JOIN batches b ON b.id > t.version;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.plan_scripts(p_asof date DEFAULT current_date)
+RETURNS TABLE (dbname text, scriptid int, seq int, stmt text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: what applyScripts() would run now, per target and script, if the template takes every ready script */
+WITH t AS (SELECT * FROM admmgt._template()),
+     r AS (SELECT admmgt._ready_scripts(t.scriptversion) AS ready, t.scriptversion FROM t),
+     items AS (
+        SELECT i.*, 0 AS ord FROM r, unnest(admmgt._apply_items('template', coalesce(r.ready[cardinality(r.ready)], r.scriptversion), p_asof)) i
+        UNION ALL
+        SELECT i.*, 1 FROM r, unnest(admmgt._apply_items('tenants', coalesce(r.ready[cardinality(r.ready)], r.scriptversion), p_asof)) i)
+SELECT i.dbname, i.scriptid, s.n::int, s.stmt
+  FROM items i CROSS JOIN LATERAL unnest(i.stmts) WITH ORDINALITY AS s(stmt, n)
+ ORDER BY i.ord, i.target_id, i.scriptid, s.n;
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt.applyscripts(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
+LANGUAGE plpgsql
+AS $$
+/* purpose: apply ready scripts in id order: the template first, alone, as the canary; then every created tenant with updateflag that is below the template's version */
+DECLARE
+    v_template admmgt.vendor_db_settings;
+    v_ready int[];
+    v_run bigint;
+BEGIN
+    PERFORM admmgt._assert_autocommit('applyScripts');
+    v_template := admmgt._template();
+    v_ready := admmgt._ready_scripts(v_template.scriptversion);
+    -- Render every ready script before any target is touched: bad rows are refused here.
+    PERFORM count(*) FROM unnest(v_ready) AS s, LATERAL admmgt.render_script(s) AS r;
+    IF cardinality(v_ready) = 0 AND NOT EXISTS (
+        SELECT 1 FROM admmgt.vendor_db_settings v
+         WHERE v.status = 2 AND v.updateflag AND NOT v.istemplate AND NOT coalesce(v.deleted, false)
+           AND coalesce(v.scriptversion, 0) < v_template.scriptversion) THEN
+        RAISE NOTICE 'admmgt apply: nothing to do; the template and every tenant with updateflag are at version %', v_template.scriptversion;
+        RETURN;
+    END IF;
+
+    CALL admmgt._begin_call('apply', 'applyScripts', p_wait_seconds, v_run);
+    v_template := admmgt._template();
+    v_ready := admmgt._ready_scripts(v_template.scriptversion);
+    CALL admmgt._run('apply', admmgt._apply_items('template', coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date), 1, v_run);
+
+    v_template := admmgt._template();
+    CALL admmgt._run('apply', admmgt._apply_items('tenants', v_template.scriptversion, current_date), p_parallel, v_run);
+
+    UPDATE admmgt.scripts s SET status = 2, applied_at = now(), last_error = NULL
+     WHERE s.status = 1 AND s.id <= v_template.scriptversion
+       AND NOT EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
+                        WHERE v.status = 2 AND v.updateflag AND NOT v.istemplate AND NOT coalesce(v.deleted, false)
+                          AND coalesce(v.scriptversion, 0) < s.id);
+    UPDATE admmgt.script_tables SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
+    UPDATE admmgt.script_table_columns SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
+    UPDATE admmgt.script_table_fkeys SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
+    UPDATE admmgt.script_procs SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
+    CALL admmgt._end_call('apply', v_run);
+END;
+$$;

@@ -1,0 +1,46 @@
+-- CALL admmgt.applyMaintenance(t_numdays => 30);
+
+CREATE OR REPLACE FUNCTION admmgt._maintenance_items(p_from date, p_to date)
+RETURNS admmgt.work_item[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: one maintenance batch per created target (template first) that has RANGE-partitioned tables; targets at one version share one rendering */
+WITH targets AS (
+    SELECT v.id, lower(v.dbname) AS dbname, coalesce(v.scriptversion, 0) AS version, v.istemplate
+      FROM admmgt.vendor_db_settings v
+     WHERE v.status = 2 AND NOT coalesce(v.deleted, false)
+), batches AS MATERIALIZED (
+    SELECT x.version, admmgt.maintenance_batch(x.version, p_from, p_to) AS stmts
+      FROM (SELECT DISTINCT version FROM targets) x
+)
+SELECT coalesce(array_agg(ROW(t.id, t.dbname, t.dbname, NULL, b.stmts, true)::admmgt.work_item
+                          ORDER BY t.istemplate DESC, t.id), '{}')
+  FROM targets t JOIN batches b USING (version)
+ WHERE b.stmts IS NOT NULL;
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt.applymaintenance(t_numdays int DEFAULT 30, p_parallel int DEFAULT NULL,
+                                                    p_asof date DEFAULT current_date, p_wait_seconds int DEFAULT 0)
+LANGUAGE plpgsql
+AS $$
+/* purpose: in the template and every created tenant, create every RANGE partition needed for each day from p_asof through p_asof + t_numdays */
+DECLARE
+    v_items admmgt.work_item[];
+    v_run bigint;
+BEGIN
+    PERFORM admmgt._assert_autocommit('applyMaintenance');
+    IF t_numdays IS NULL OR t_numdays < 0 OR t_numdays > 3660 THEN
+        RAISE EXCEPTION 'admmgt: t_numdays must be between 0 and 3660, not %', coalesce(t_numdays::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the look-ahead in days, for example t_numdays => 30.';
+    END IF;
+    PERFORM admmgt._template();
+    CALL admmgt._begin_call('maintain', 'applyMaintenance', p_wait_seconds, v_run);
+    v_items := admmgt._maintenance_items(coalesce(p_asof, current_date), coalesce(p_asof, current_date) + t_numdays);
+    IF cardinality(v_items) = 0 THEN
+        RAISE NOTICE 'admmgt maintain: no applied script has a RANGE-partitioned table';
+    END IF;
+    CALL admmgt._run('maintain', v_items, p_parallel, v_run);
+    CALL admmgt._end_call('maintain', v_run);
+END;
+$$;

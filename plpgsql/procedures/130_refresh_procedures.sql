@@ -1,0 +1,60 @@
+-- CALL admmgt.refesh_stored_procedures();   (the spelling is part of the interface)
+
+CREATE OR REPLACE FUNCTION admmgt._template_routines(p_template text)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: CREATE SCHEMA IF NOT EXISTS for each app schema, then CREATE OR REPLACE of every non-trigger function and procedure in the template's app schemas (extension members excluded) */
+DECLARE
+    v_stmts text[];
+BEGIN
+    SELECT array_agg(r.stmt ORDER BY r.ord, r.n)
+      INTO v_stmts
+      FROM dblink(admmgt._connstr(p_template), $q$
+            WITH app AS (
+                SELECT p.oid, n.nspname
+                  FROM pg_catalog.pg_proc p
+                  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt')
+                   AND n.nspname NOT LIKE 'pg\_%'
+                   AND p.prokind IN ('f', 'p')
+                   AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                    WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
+            SELECT 0, row_number() OVER (ORDER BY nspname), format('CREATE SCHEMA IF NOT EXISTS %I', nspname)
+              FROM (SELECT DISTINCT nspname FROM app) s
+            UNION ALL
+            SELECT 1, row_number() OVER (ORDER BY nspname, oid), pg_catalog.pg_get_functiondef(oid)
+              FROM app
+           $q$) AS r(ord int, n bigint, stmt text);
+    RETURN coalesce(v_stmts, '{}');
+END;
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt.refesh_stored_procedures(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
+LANGUAGE plpgsql
+AS $$
+/* purpose: create or replace every non-trigger function and procedure of the template's app schemas in every created tenant with updateflag */
+DECLARE
+    v_template admmgt.vendor_db_settings;
+    v_stmts text[];
+    v_items admmgt.work_item[];
+    v_run bigint;
+BEGIN
+    PERFORM admmgt._assert_autocommit('refesh_stored_procedures');
+    v_template := admmgt._template();
+    CALL admmgt._begin_call('refresh', 'refesh_stored_procedures', p_wait_seconds, v_run);
+    v_stmts := admmgt._template_routines(v_template.dbname);
+    IF cardinality(v_stmts) = 0 THEN
+        RAISE NOTICE 'admmgt refresh: the template % has no functions or procedures in its app schemas', v_template.dbname;
+    ELSE
+        SELECT coalesce(array_agg(ROW(v.id, lower(v.dbname), lower(v.dbname), NULL, v_stmts, true)::admmgt.work_item ORDER BY v.id), '{}')
+          INTO v_items
+          FROM admmgt.vendor_db_settings v
+         WHERE v.status = 2 AND v.updateflag AND NOT v.istemplate AND NOT coalesce(v.deleted, false);
+        CALL admmgt._run('refresh', v_items, p_parallel, v_run);
+    END IF;
+    CALL admmgt._end_call('refresh', v_run);
+END;
+$$;

@@ -1,0 +1,50 @@
+// The one place that turns an error into what a person reads: a message with SQLSTATE, detail and
+// hint. It never prints a connection string: pg errors do not carry one, and our own errors are
+// built without it.
+
+export class AdmmgtError extends Error {
+  constructor(message: string, readonly hint?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'AdmmgtError';
+  }
+}
+
+interface PgLikeError {
+  code?: string;
+  detail?: string;
+  hint?: string;
+  where?: string;
+}
+
+function pgFields(e: unknown): PgLikeError | undefined {
+  if (e && typeof e === 'object' && 'code' in e && typeof (e as PgLikeError).code === 'string' && /^[0-9A-Z]{5}$/.test((e as PgLikeError).code ?? '')) {
+    return e as PgLikeError;
+  }
+  return undefined;
+}
+
+/** The database error behind e, if any (postgres-migrations wraps them in `cause`). */
+function databaseError(e: unknown): (Error & PgLikeError) | undefined {
+  for (let cur: unknown = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    if (pgFields(cur)) return cur as Error & PgLikeError;
+  }
+  return undefined;
+}
+
+export function describeError(e: unknown): string {
+  const db = databaseError(e);
+  const top = e instanceof Error ? e.message : String(e);
+  if (db) {
+    const lines = [`ERROR ${db.code}: ${db === e ? db.message : top}`];
+    if (db.detail) lines.push(`DETAIL: ${db.detail}`);
+    if (db.hint) lines.push(`HINT: ${db.hint}`);
+    return lines.join('\n');
+  }
+  const lines = [`ERROR: ${top}`];
+  if (e instanceof AdmmgtError && e.hint) lines.push(`HINT: ${e.hint}`);
+  return lines.join('\n');
+}
+
+export function sqlstateOf(e: unknown): string | undefined {
+  return databaseError(e)?.code;
+}
