@@ -131,7 +131,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   } else {
     meta = { port: opts.port ?? (await freePort()), binDir: opts.binDir ?? (await embeddedBinDir()) };
     await rm(dataDir, { recursive: true, force: true });
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    // Every folder above the data directory must stay reachable for the server's OS user.
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await mkdir(dataDir, { mode: 0o700 });
     await mkdir(socketDir, { recursive: true });
     await chownTree(runner, [dir, dataDir, socketDir]);
     await exec(runner, path.join(meta.binDir, 'initdb'), [

@@ -3,7 +3,7 @@
 // built without it.
 
 export class AdmmgtError extends Error {
-  constructor(message: string, readonly hint?: string, options?: ErrorOptions) {
+  constructor(message: string, readonly hint?: string, options?: ErrorOptions, readonly exitCode = 1) {
     super(message, options);
     this.name = 'AdmmgtError';
   }

@@ -111,6 +111,16 @@ export interface InstallReport {
 
 /** Install or upgrade admmgt in the database `client` is connected to. Running it twice changes nothing. */
 export async function installControlPlane(client: pg.Client, log: (line: string) => void = () => {}): Promise<InstallReport> {
+  // IF NOT EXISTS notices say nothing a DBA needs on a rerun.
+  await client.query('SET client_min_messages = warning');
+  try {
+    return await installSteps(client, log);
+  } finally {
+    await client.query('RESET client_min_messages').catch(() => {});
+  }
+}
+
+async function installSteps(client: pg.Client, log: (line: string) => void): Promise<InstallReport> {
   await client.query(PREAMBLE);
   const ledger = (await loadMigrations())[0];
   // Created first, in admmgt, so that postgres-migrations finds its ledger there (it looks a

@@ -47,3 +47,35 @@ BEGIN
                            || ('application_name=' || admmgt._conninfo_quote('admmgt')), ' ');
 END;
 $$;
+
+CREATE OR REPLACE FUNCTION admmgt.set_connection(p_host text, p_port int, p_user text, p_password text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: keep how the control plane reaches this cluster in the catalog: server admmgt_local (host, port) and the caller's user mapping (user, password) */
+DECLARE
+    v_opts text[];
+    v_key text;
+    v_val text;
+    v_alter text[] := '{}';
+BEGIN
+    SELECT srvoptions INTO v_opts FROM pg_foreign_server WHERE srvname = 'admmgt_local';
+    IF NOT FOUND THEN
+        EXECUTE format('CREATE SERVER admmgt_local FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host %L, port %L)', p_host, p_port::text);
+    ELSE
+        FOR v_key, v_val IN SELECT * FROM (VALUES ('host', p_host), ('port', p_port::text)) AS o(k, v) LOOP
+            v_alter := v_alter || format('%s %I %L',
+                CASE WHEN EXISTS (SELECT 1 FROM unnest(coalesce(v_opts, '{}')) o WHERE o LIKE v_key || '=%') THEN 'SET' ELSE 'ADD' END,
+                v_key, v_val);
+        END LOOP;
+        EXECUTE format('ALTER SERVER admmgt_local OPTIONS (%s)', array_to_string(v_alter, ', '));
+    END IF;
+    EXECUTE 'DROP USER MAPPING IF EXISTS FOR CURRENT_USER SERVER admmgt_local';
+    IF p_password IS NULL THEN
+        EXECUTE format('CREATE USER MAPPING FOR CURRENT_USER SERVER admmgt_local OPTIONS (user %L)', p_user);
+    ELSE
+        EXECUTE format('CREATE USER MAPPING FOR CURRENT_USER SERVER admmgt_local OPTIONS (user %L, password %L)', p_user, p_password);
+    END IF;
+END;
+$$;

@@ -77,8 +77,9 @@ BEGIN
                 RAISE NOTICE 'admmgt %: % %  (%/% done, % failed)', p_op, v_item.dbname,
                              CASE WHEN v_continue THEN 'done' ELSE 'FAILED' END, v_done, v_targets, v_failed;
                 v_slot_item[s] := 0;
+                UPDATE admmgt.runs SET targets = coalesce(targets, 0) + 1, failed = coalesce(failed, 0) + (NOT v_continue)::int
+                 WHERE run_id = p_run_id;
             END IF;
-            UPDATE admmgt.runs SET targets = v_done, failed = v_failed WHERE run_id = p_run_id;
             COMMIT;
         END LOOP;
         EXIT WHEN v_next > v_n AND NOT v_busy AND NOT EXISTS (SELECT 1 FROM unnest(v_slot_item) AS x WHERE x <> 0);

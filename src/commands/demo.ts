@@ -1,0 +1,151 @@
+// The original tool's demo, end to end, on the admin database: a template, a tenant, three
+// scripts, maintenance and a stored procedure copied to the tenant. Rerunnable: it starts clean
+// when it finds its own earlier objects, and refuses to touch anything else.
+import type pg from 'pg';
+import type { CommandModule } from 'yargs';
+import { applyMaintenance, applyScripts, checkRun, createDatabases, refreshProcedures } from '../calls.js';
+import { connect } from '../connection.js';
+import { withAdmin, withGlobalOptions, type GlobalArgs, type Out, type Session } from '../context.js';
+import { AdmmgtError } from '../errors.js';
+import { install } from './install.js';
+import { DEMO, registerTemplateSql, registerTenantSql, script1, script2, script3, testProc1Sql } from '../../templates/demo.js';
+import { markReadySql, scriptRowsSql, type ScriptSpec } from '../../templates/script.js';
+import { id, lit, sql } from '../../templates/sql.js';
+
+const DEMO_COMMENT = 'admmgt demo';
+const DEMO_DATABASES = [DEMO.template, DEMO.tenant.toLowerCase()];
+
+export interface InventoryRow {
+  kind: string;
+  name: string;
+  detail: string;
+}
+
+/** Drop what an earlier demo left; refuse if the registry or the names belong to someone else. */
+async function startClean(client: pg.Client, out: Out): Promise<void> {
+  const { rows: foreign } = await client.query<{ what: string }>(
+    `SELECT 'tenant ' || dbname AS what FROM admmgt.vendor_db_settings WHERE lower(dbname) <> ALL ($1)
+     UNION ALL SELECT 'script ' || id FROM admmgt.scripts WHERE id NOT IN (1, 2, 3)`,
+    [DEMO_DATABASES],
+  );
+  if (foreign.length) {
+    throw new AdmmgtError(
+      `this admin database holds more than the demo (${foreign.slice(0, 5).map((r) => r.what).join(', ')}); the demo only resets its own objects`,
+      'Run the demo on an empty server, or on the embedded one (unset DATABASE_URL and PG* variables).',
+    );
+  }
+  const { rows: dbs } = await client.query<{ datname: string; ours: boolean }>(
+    `SELECT d.datname,
+            shobj_description(d.oid, 'pg_database') = $2
+            OR EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v WHERE lower(v.dbname) = d.datname) AS ours
+       FROM pg_database d WHERE d.datname = ANY ($1)`,
+    [DEMO_DATABASES, DEMO_COMMENT],
+  );
+  const strangers = dbs.filter((d) => !d.ours).map((d) => d.datname);
+  if (strangers.length) {
+    throw new AdmmgtError(
+      `database(s) ${strangers.join(', ')} exist but were not made by the demo`,
+      'Drop them yourself if they are not needed, or run the demo on another server.',
+    );
+  }
+  const { rows: n } = await client.query<{ c: number }>('SELECT count(*)::int AS c FROM admmgt.vendor_db_settings');
+  if (dbs.length || (n[0]?.c ?? 0) > 0) out('an earlier demo run was found: dropping its databases and rows to start clean');
+  for (const d of dbs) await client.query(sql`DROP DATABASE IF EXISTS ${id(d.datname)} WITH (FORCE)`.text);
+  await client.query(`BEGIN;
+    DELETE FROM admmgt.script_table_partitions WHERE tableid IN (SELECT id FROM admmgt.script_tables WHERE scriptid IN (1, 2, 3));
+    DELETE FROM admmgt.script_table_columns WHERE scriptid IN (1, 2, 3);
+    DELETE FROM admmgt.script_tables WHERE scriptid IN (1, 2, 3);
+    DELETE FROM admmgt.script_table_fkeys WHERE scriptid IN (1, 2, 3);
+    DELETE FROM admmgt.script_procs WHERE scriptid IN (1, 2, 3);
+    DELETE FROM admmgt.scripts WHERE id IN (1, 2, 3);
+    DELETE FROM admmgt.vendor_db_settings;
+    COMMIT;`);
+}
+
+async function inTemplate(s: Session, text: string): Promise<void> {
+  const url = new URL(s.target.config.connectionString ?? 'postgresql:///');
+  const config: pg.ClientConfig = s.target.config.connectionString
+    ? { connectionString: ((url.pathname = '/' + DEMO.template), url.toString()) }
+    : { ...s.target.config, database: DEMO.template };
+  const c = await connect(config);
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}
+
+async function addScript(client: pg.Client, spec: ScriptSpec): Promise<void> {
+  await client.query(`BEGIN;\n${scriptRowsSql(spec).text}\n${markReadySql(spec.id).text}\nCOMMIT;`);
+}
+
+export async function runDemo(s: Session): Promise<InventoryRow[]> {
+  const { client, out } = s;
+  const step = (n: number, text: string) => out(`\n== ${n}. ${text}`);
+
+  step(1, 'install the control plane (schema admmgt)');
+  await install(client, s.target.url, out);
+  await startClean(client, out);
+
+  step(2, `create the template database ${DEMO.template} with schema ${DEMO.schema}; register it and tenant ${DEMO.tenant} (pending)`);
+  await client.query(sql`CREATE DATABASE ${id(DEMO.template)}`.text);
+  await client.query(sql`COMMENT ON DATABASE ${id(DEMO.template)} IS ${lit(DEMO_COMMENT)}`.text);
+  await inTemplate(s, sql`CREATE SCHEMA ${id(DEMO.schema)}`.text);
+  await client.query(registerTemplateSql(DEMO.template).text);
+  await client.query(registerTenantSql(DEMO.tenant).text);
+
+  step(3, 'script 1: test_table (LIST on status; X subpartitioned by quarter), parenttable, childtable with a foreign key');
+  await addScript(client, script1);
+
+  step(4, 'CALL admmgt.create_database()');
+  checkRun(await createDatabases(client), out);
+  await client.query(sql`COMMENT ON DATABASE ${id(DEMO.tenant.toLowerCase())} IS ${lit(DEMO_COMMENT)}`.text);
+
+  step(5, 'CALL admmgt.applyScripts()');
+  checkRun(await applyScripts(client), out);
+
+  step(6, `CALL admmgt.applyMaintenance(t_numdays => ${DEMO.lookaheadDays})`);
+  checkRun(await applyMaintenance(client, DEMO.lookaheadDays), out);
+
+  step(7, 'script 2: add newcolumn varchar(10) NOT NULL to parenttable; CALL admmgt.applyScripts()');
+  await addScript(client, script2);
+  checkRun(await applyScripts(client), out);
+
+  step(8, `create procedure ${DEMO.schema}.testproc1() in the template; CALL admmgt.refesh_stored_procedures()`);
+  await inTemplate(s, testProc1Sql().text);
+  checkRun(await refreshProcedures(client), out);
+
+  step(9, 'script 3: call mgttest.testproc1(); CALL admmgt.applyScripts()');
+  await addScript(client, script3);
+  checkRun(await applyScripts(client), out);
+
+  return (await client.query<InventoryRow>('SELECT kind, name, detail FROM admmgt.inventory($1)', [DEMO.tenant])).rows;
+}
+
+export function formatInventory(dbname: string, rows: InventoryRow[]): string {
+  const lines = [`\nWhat ${dbname} holds now:`];
+  for (const kind of ['table', 'partition', 'column', 'foreign key', 'procedure', 'function', 'rows']) {
+    const some = rows.filter((r) => r.kind === kind);
+    if (!some.length) continue;
+    lines.push(`  ${kind === 'rows' ? 'row counts' : kind + (some.length > 1 ? 's' : '')}:`);
+    for (const r of some) lines.push(`    ${r.name}${r.detail ? `  ${r.detail}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+export const command: CommandModule<object, GlobalArgs> = {
+  command: 'demo',
+  describe: 'Run the demo: a template, tenant BigClient, three scripts, maintenance and a stored procedure (starts clean when run again)',
+  builder: (y) => withGlobalOptions(y),
+  handler: (a) =>
+    withAdmin(a, async (s) => {
+      s.out(`admin database: ${s.target.describe}`);
+      const rows = await runDemo(s);
+      process.stdout.write(formatInventory(DEMO.tenant.toLowerCase(), rows) + '\n');
+      const psql = s.target.embedded?.psql;
+      process.stdout.write(
+        `\nDone. Look around with psql${psql ? `:\n  ${psql}` : ''}\n  SELECT * FROM admmgt.tenant_status;  SELECT * FROM admmgt.script_log ORDER BY id;\n` +
+          (s.target.embedded ? `The embedded PostgreSQL keeps running; stop it with: npx admmgt embedded stop\n` : ''),
+      );
+    }),
+};

@@ -1,0 +1,68 @@
+// What every command that talks to the admin database shares: where it is, one client, NOTICEs
+// shown as they arrive, and the summary of the run a CALL made.
+import type pg from 'pg';
+import type { Argv } from 'yargs';
+import { connect, resolveAdmin, type AdminTarget, type Notice } from './connection.js';
+
+export interface GlobalArgs {
+  url?: string;
+  quiet?: boolean;
+}
+
+export function withGlobalOptions<T>(y: Argv<T>): Argv<T & GlobalArgs> {
+  return y
+    .option('url', {
+      type: 'string',
+      describe: 'Admin database URL (default: DATABASE_URL, then PG* variables, then the embedded PostgreSQL)',
+    })
+    .option('quiet', { type: 'boolean', alias: 'q', describe: 'Print only errors and the result' }) as Argv<T & GlobalArgs>;
+}
+
+export type Out = (line: string) => void;
+
+export interface Session {
+  client: pg.Client;
+  target: AdminTarget;
+  out: Out;
+}
+
+export function noticePrinter(out: Out): (n: Notice) => void {
+  return (n) => {
+    const severity = n.severity && n.severity !== 'NOTICE' ? `${n.severity}: ` : '';
+    out(`${severity}${n.message ?? ''}${n.detail ? ` (${n.detail})` : ''}`);
+  };
+}
+
+/** Open the admin database, run fn, always close. */
+export async function withAdmin<T>(args: GlobalArgs, fn: (s: Session) => Promise<T>): Promise<T> {
+  const out: Out = args.quiet ? () => {} : (line) => process.stderr.write(line + '\n');
+  const target = await resolveAdmin({ url: args.url });
+  const client = await connect(target.config, noticePrinter(out));
+  try {
+    return await fn({ client, target, out });
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export interface RunSummary {
+  run_id: number;
+  operation: string;
+  targets: number;
+  failed: number;
+}
+
+/** The run the last CALL of this session made, if it made one. */
+export async function lastRun(client: pg.Client, since: number): Promise<RunSummary | undefined> {
+  const { rows } = await client.query<RunSummary>(
+    `SELECT run_id::int, operation, coalesce(targets, 0)::int AS targets, coalesce(failed, 0)::int AS failed
+       FROM admmgt.runs WHERE pid = pg_backend_pid() AND run_id > $1 ORDER BY run_id DESC LIMIT 1`,
+    [since],
+  );
+  return rows[0];
+}
+
+export async function maxRunId(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ m: number }>('SELECT coalesce(max(run_id), 0)::int AS m FROM admmgt.runs');
+  return rows[0]?.m ?? 0;
+}

@@ -1,0 +1,94 @@
+// The demo of the original tool as typed data: a template with schema mgttest, tenant BigClient,
+// and three scripts (tables with LIST/RANGE partitions and a foreign key; a new NOT NULL column;
+// a CALL of a procedure that inserts five rows).
+import dedent from 'dedent';
+import type { ScriptSpec } from './script.js';
+import { id, lit, sql, type Sql } from './sql.js';
+
+export const DEMO = {
+  template: 'unitemplate',
+  schema: 'mgttest',
+  tenant: 'BigClient',
+  lookaheadDays: 200,
+} as const;
+
+export const script1: ScriptSpec = {
+  id: 1,
+  description: 'test to create new stuff',
+  tables: [
+    {
+      schema: DEMO.schema,
+      name: 'test_table',
+      tablespace: 'pg_default',
+      lifecycle: { status: 'X', inactive_date: 'current_date-100' },
+      columns: [
+        { name: 'id', type: 'bigint', nullable: false, primaryKey: true, identity: true },
+        { name: 'description', type: 'varchar(256)' },
+        { name: 'code', type: 'varchar(8)' },
+        { name: 'status', type: 'varchar(1)', nullable: false },
+        { name: 'inactive_date', type: 'timestamp' },
+      ],
+      partitions: [
+        { column: 'status', type: 'list', value: 'A', tablespace: 'pg_default' },
+        {
+          column: 'status', type: 'list', value: 'X', tablespace: 'pg_default',
+          sub: { column: 'inactive_date', interval: 'quarter', tablespace: 'pg_default' },
+        },
+      ],
+    },
+    {
+      schema: DEMO.schema,
+      name: 'parenttable',
+      tablespace: 'pg_default',
+      columns: [{ name: 'id', type: 'bigint', nullable: false, primaryKey: true, identity: true }],
+    },
+    {
+      schema: DEMO.schema,
+      name: 'childtable',
+      tablespace: 'pg_default',
+      columns: [
+        { name: 'id', type: 'bigint', nullable: false, primaryKey: true, identity: true },
+        { name: 'parentid', type: 'bigint', nullable: false },
+      ],
+    },
+  ],
+  foreignKeys: [
+    { schema: DEMO.schema, child: 'childtable', parent: 'parenttable', columns: [['parentid', 'id']], onDelete: 'CASCADE' },
+  ],
+};
+
+export const script2: ScriptSpec = {
+  id: 2,
+  description: 'add column to existing table',
+  addColumns: [{ schema: DEMO.schema, table: 'parenttable', column: { name: 'newcolumn', type: 'varchar(10)', nullable: false } }],
+};
+
+export const script3: ScriptSpec = {
+  id: 3,
+  description: 'call stored proc',
+  calls: [`call ${DEMO.schema}.testproc1()`],
+};
+
+/** Run in the template database: the procedure that script 3 calls. */
+export function testProc1Sql(schema: string = DEMO.schema): Sql {
+  return sql`CREATE OR REPLACE PROCEDURE ${id(schema)}.testproc1()
+LANGUAGE plpgsql
+AS ${lit(dedent`
+  DECLARE
+      t_int int := 1;
+  BEGIN
+      WHILE t_int <= 5 LOOP
+          INSERT INTO ${id(schema).text}.parenttable (newcolumn) VALUES (t_int::varchar);
+          t_int := t_int + 1;
+      END LOOP;
+  END;
+`)}`;
+}
+
+export function registerTemplateSql(name: string): Sql {
+  return sql`INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES (${lit(name)}, true, 2)`;
+}
+
+export function registerTenantSql(name: string): Sql {
+  return sql`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES (${lit(name)}, 1)`;
+}

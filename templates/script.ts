@@ -1,0 +1,110 @@
+// A migration script as typed data, and the SQL that writes it into admmgt's script tables.
+// Table ids come from the rows just inserted (RETURNING), never from guesses, so the same script
+// can be registered on any install.
+import { id, join, lit, raw, sql, type Sql } from './sql.js';
+
+export interface ColumnSpec {
+  name: string;
+  type: string;
+  nullable?: boolean;
+  default?: string;
+  primaryKey?: boolean;
+  identity?: boolean;
+}
+
+export interface PartitionSpec {
+  column: string;
+  type: 'list' | 'range';
+  /** The list value, or the range interval (day, week, month, quarter, year). */
+  value: string;
+  tablespace?: string;
+  sub?: { column: string; interval: string; tablespace?: string };
+}
+
+export interface TableSpec {
+  schema: string;
+  name: string;
+  columns: ColumnSpec[];
+  partitions?: PartitionSpec[];
+  lifecycle?: Record<string, string>;
+  tablespace?: string;
+}
+
+export interface ForeignKeySpec {
+  schema: string;
+  child: string;
+  parent: string;
+  columns: [child: string, parent: string][];
+  onDelete?: 'CASCADE' | 'RESTRICT' | 'SET NULL' | 'SET DEFAULT' | 'NO ACTION';
+  notValid?: boolean;
+}
+
+export interface ScriptSpec {
+  id: number;
+  description: string;
+  tables?: TableSpec[];
+  /** Columns added to tables that earlier scripts created. */
+  addColumns?: { schema: string; table: string; column: ColumnSpec }[];
+  foreignKeys?: ForeignKeySpec[];
+  calls?: string[];
+}
+
+const flag = (b: boolean | undefined): Sql => lit(b ? 1 : 0);
+
+function columnValues(c: ColumnSpec): Sql {
+  return sql`${lit(c.name)}, ${lit(c.type)}, ${lit(c.nullable === false || c.primaryKey ? 0 : 1)}, ${lit(c.default ?? null)}, ${flag(c.primaryKey)}, ${flag(c.identity)}`;
+}
+
+function tableSql(scriptId: number, t: TableSpec): Sql {
+  const parts: Sql[] = [
+    sql`t AS (INSERT INTO admmgt.script_tables (schemaname, scriptid, tablename, haspart, lifecycle, tblspace)
+           VALUES (${lit(t.schema)}, ${lit(scriptId)}, ${lit(t.name)}, ${flag((t.partitions?.length ?? 0) > 0)},
+                   ${t.lifecycle ? sql`${lit(JSON.stringify(t.lifecycle))}::jsonb` : raw('NULL')}, ${lit(t.tablespace ?? null)})
+           RETURNING id)`,
+    sql`c AS (INSERT INTO admmgt.script_table_columns (tableid, scriptid, columnname, datatype, nullable, defaultval, isprimarykey, isidentity)
+           SELECT t.id, ${lit(scriptId)}, v.* FROM t, (VALUES ${join(t.columns.map((c) => sql`(${columnValues(c)})`))})
+             AS v(columnname, datatype, nullable, defaultval, isprimarykey, isidentity)
+           RETURNING 1)`,
+  ];
+  const partitions = (t.partitions ?? []).map(
+    (p) => sql`(${lit(p.column)}, ${lit(p.type)}, ${lit(p.value)}, ${lit(p.tablespace ?? null)}, ${lit(p.sub?.column ?? null)}, ${lit(p.sub ? 'range' : null)}, ${lit(p.sub?.interval ?? null)}, ${lit(p.sub?.tablespace ?? null)})`,
+  );
+  const last = partitions.length
+    ? sql`INSERT INTO admmgt.script_table_partitions (tableid, partcolumnname, parttype, partvalue, parttbs, subpartcolumnname, subparttype, subpartvalue, subparttbs)
+          SELECT t.id, v.* FROM t, (VALUES ${join(partitions)})
+            AS v(partcolumnname, parttype, partvalue, parttbs, subpartcolumnname, subparttype, subpartvalue, subparttbs)`
+    : raw('SELECT count(*) FROM c');
+  return sql`WITH ${join(parts, ',\n')}\n${last};`;
+}
+
+/** The rows of one script, left in status 0 (designing). */
+export function scriptRowsSql(s: ScriptSpec): Sql {
+  const out: Sql[] = [sql`INSERT INTO admmgt.scripts (id, description) VALUES (${lit(s.id)}, ${lit(s.description)});`];
+  for (const t of s.tables ?? []) out.push(tableSql(s.id, t));
+  for (const a of s.addColumns ?? []) {
+    out.push(sql`INSERT INTO admmgt.script_table_columns (tableid, scriptid, columnname, datatype, nullable, defaultval, isprimarykey, isidentity)
+      SELECT t.id, ${lit(s.id)}, ${columnValues(a.column)}
+        FROM admmgt.script_tables t
+       WHERE lower(t.schemaname) = lower(${lit(a.schema)}) AND lower(t.tablename) = lower(${lit(a.table)}) AND t.scriptid < ${lit(s.id)}
+       ORDER BY t.scriptid DESC LIMIT 1;`);
+  }
+  for (const f of s.foreignKeys ?? []) {
+    f.columns.forEach(([child, parent], i) =>
+      out.push(sql`INSERT INTO admmgt.script_table_fkeys (scriptid, schemaname, childtablename, childcolumnname, parenttablename, parentcolumnname, keyorder, delrule, novalidate)
+        VALUES (${lit(s.id)}, ${lit(f.schema)}, ${lit(f.child)}, ${lit(child)}, ${lit(f.parent)}, ${lit(parent)}, ${lit(i + 1)}, ${lit(f.onDelete ?? 'NO ACTION')}, ${flag(f.notValid)});`),
+    );
+  }
+  for (const c of s.calls ?? []) {
+    out.push(sql`INSERT INTO admmgt.script_procs (scriptid, proccallstmt) VALUES (${lit(s.id)}, ${lit(c)});`);
+  }
+  return join(out, '\n');
+}
+
+/** Mark a script and its rows ready (status 1), as a DBA does when the design is complete. */
+export function markReadySql(scriptId: number): Sql {
+  const tables = ['script_tables', 'script_table_columns', 'script_table_fkeys', 'script_procs'];
+  return join([
+    ...tables.map((t) => sql`UPDATE admmgt.${id(t)} SET status = 1 WHERE scriptid = ${lit(scriptId)};`),
+    sql`UPDATE admmgt.scripts SET status = 1 WHERE id = ${lit(scriptId)};`,
+  ], '\n');
+}
