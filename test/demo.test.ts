@@ -1,0 +1,97 @@
+// The demo end to end, twice, on its own admin database. It is the only file that uses the
+// demo's fixed names (unitemplate, bigclient).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { runDemo } from '../src/commands/demo.js';
+import type { Session } from '../src/context.js';
+import { createEnv, type TestEnv } from './support/env.js';
+
+let env: TestEnv;
+const lines: string[] = [];
+
+function session(): Session {
+  return {
+    client: env.admin,
+    target: { config: { connectionString: env.adminUrl }, describe: 'test', url: env.adminUrl },
+    out: (l) => lines.push(l),
+  };
+}
+
+beforeAll(async () => {
+  env = await createEnv('demo');
+});
+afterAll(async () => {
+  for (const db of ['bigclient', 'unitemplate']) await env.admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  await env.close();
+});
+
+async function catalog(db: string) {
+  const q = <T extends pg.QueryResultRow>(text: string) => env.queryIn<T>(db, text);
+  return {
+    tables: (await q<{ relname: string; relkind: string }>(
+      `SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'mgttest' AND c.relkind IN ('r', 'p') ORDER BY 1`)).map((r) => `${r.relname}:${r.relkind}`),
+    quarters: (await q<{ relname: string; bound: string }>(
+      `SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i
+         JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'mgttest.test_table_x'::regclass ORDER BY 1`)),
+    fk: (await q<{ def: string }>(
+      `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'mgttest.childtable'::regclass AND contype = 'f'`)).map((r) => r.def),
+    newcolumn: (await q<{ t: string; nn: boolean }>(
+      `SELECT format_type(atttypid, atttypmod) AS t, attnotnull AS nn FROM pg_attribute
+        WHERE attrelid = 'mgttest.parenttable'::regclass AND attname = 'newcolumn'`))[0],
+    procs: (await q<{ proname: string }>(
+      `SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'mgttest' AND p.prokind = 'p'`)).map((r) => r.proname),
+    rows: Number((await q<{ c: string }>('SELECT count(*) AS c FROM mgttest.parenttable'))[0]?.c),
+    ledger: (await q<{ scriptid: number }>('SELECT scriptid FROM admmgt.applied_scripts ORDER BY 1')).map((r) => r.scriptid),
+  };
+}
+
+/** Every quarter start from the current quarter through the quarter holding today + 200 days. */
+function expectedQuarters(): string[] {
+  const q = (d: Date) => new Date(Date.UTC(d.getUTCFullYear(), Math.floor(d.getUTCMonth() / 3) * 3, 1));
+  const today = new Date();
+  const end = q(new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() + 200)));
+  const out: string[] = [];
+  for (let d = q(today); d <= end; d = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 3, 1))) {
+    out.push(`test_table_x_p${d.toISOString().slice(0, 10).replace(/-/g, '')}`);
+  }
+  return out;
+}
+
+describe('admmgt demo', () => {
+  it('leaves the template and bigclient with every object of the three scripts', async () => {
+    const inventory = await runDemo(session());
+    expect(inventory.find((r) => r.kind === 'rows' && r.name === 'mgttest.parenttable')?.detail).toBe('5');
+
+    for (const db of ['unitemplate', 'bigclient']) {
+      const c = await catalog(db);
+      expect(c.tables).toEqual(['childtable:r', 'parenttable:r', 'test_table:p', 'test_table_a:r', 'test_table_x:p',
+        ...expectedQuarters().map((q) => `${q}:r`)].sort());
+      expect(c.quarters.map((r) => r.relname)).toEqual(expectedQuarters());
+      expect(c.fk).toEqual(['FOREIGN KEY (parentid) REFERENCES mgttest.parenttable(id) ON DELETE CASCADE']);
+      expect(c.newcolumn).toEqual({ t: 'character varying(10)', nn: true });
+      expect(c.procs).toEqual(['testproc1']);
+      expect(c.rows).toBe(5);
+      expect(c.ledger).toEqual([1, 2, 3]);
+    }
+    const { rows } = await env.admin.query('SELECT lower(dbname) AS db, status, scriptversion FROM admmgt.vendor_db_settings ORDER BY id');
+    expect(rows).toEqual([{ db: 'unitemplate', status: 2, scriptversion: 3 }, { db: 'bigclient', status: 2, scriptversion: 3 }]);
+    expect((await env.admin.query('SELECT id FROM admmgt.scripts WHERE status <> 2')).rows).toEqual([]);
+  });
+
+  it('runs again from a clean start and ends in the same state', async () => {
+    lines.length = 0;
+    await runDemo(session());
+    expect(lines.some((l) => l.includes('earlier demo run was found'))).toBe(true);
+    const c = await catalog('bigclient');
+    expect(c.rows).toBe(5);
+    expect(c.ledger).toEqual([1, 2, 3]);
+  });
+
+  it('refuses to reset an admin database that holds other tenants', async () => {
+    await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname) VALUES ('somebody_else')`);
+    await expect(runDemo(session())).rejects.toThrow(/more than the demo \(tenant somebody_else\)/);
+    await env.admin.query(`DELETE FROM admmgt.vendor_db_settings WHERE dbname = 'somebody_else'`);
+    expect(await env.queryIn('bigclient', 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+  });
+});
