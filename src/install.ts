@@ -46,11 +46,11 @@ async function loadMigration(file: string): Promise<Migration> {
 }
 
 /** postgres-migrations' own first migration (the ledger table), then ours, in id order. */
-export async function loadMigrations(): Promise<Migration[]> {
+export async function loadMigrations(dir: string = migrationsDir()): Promise<Migration[]> {
   const require = createRequire(import.meta.url);
   const builtin = path.join(path.dirname(require.resolve('postgres-migrations')), 'migrations', '0_create-migrations-table.sql');
-  const ours = (await readdir(migrationsDir())).filter((f) => f.endsWith('.sql')).sort();
-  const all = await Promise.all([builtin, ...ours.map((f) => path.join(migrationsDir(), f))].map(loadMigration));
+  const ours = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
+  const all = await Promise.all([builtin, ...ours.map((f) => path.join(dir, f))].map(loadMigration));
   return all.sort((a, b) => a.id - b.id);
 }
 
@@ -110,25 +110,29 @@ export interface InstallReport {
 }
 
 /** Install or upgrade admmgt in the database `client` is connected to. Running it twice changes nothing. */
-export async function installControlPlane(client: pg.Client, log: (line: string) => void = () => {}): Promise<InstallReport> {
+export async function installControlPlane(
+  client: pg.Client,
+  log: (line: string) => void = () => {},
+  dir: string = migrationsDir(),
+): Promise<InstallReport> {
   // IF NOT EXISTS notices say nothing a DBA needs on a rerun.
   await client.query('SET client_min_messages = warning');
   try {
-    return await installSteps(client, log);
+    return await installSteps(client, log, dir);
   } finally {
     await client.query('RESET client_min_messages').catch(() => {});
   }
 }
 
-async function installSteps(client: pg.Client, log: (line: string) => void): Promise<InstallReport> {
+async function installSteps(client: pg.Client, log: (line: string) => void, dir: string): Promise<InstallReport> {
   await client.query(PREAMBLE);
-  const ledger = (await loadMigrations())[0];
+  const ledger = (await loadMigrations(dir))[0];
   // Created first, in admmgt, so that postgres-migrations finds its ledger there (it looks a
   // table named "migrations" up in any schema, then reads it through the search_path).
   await client.query(`SET search_path = admmgt; ${ledger?.sql ?? ''}`);
   let applied: string[];
   try {
-    applied = (await migrate({ client }, migrationsDir())).map((m) => m.fileName);
+    applied = (await migrate({ client }, dir)).map((m) => m.fileName);
   } finally {
     await client.query('RESET search_path');
   }
