@@ -1,0 +1,268 @@
+// npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --url URL]
+//
+// Times the four procedures on N tenants at several degrees of parallelism and, in the same run on
+// the same server, the references they are judged against:
+//   create-loop  plain CREATE DATABASE ... TEMPLATE from Node, p at a time
+//   client-loop  Node opens one connection per tenant and runs the rendered script (Flyway-style)
+//   floor        pre-opened connections, one transaction per tenant, p at a time, no bookkeeping
+//   connect+q    one new connection plus one catalog query per tenant, p at a time
+// and a run with nothing to do on --idle-tenants tenants (connections and transactions per tenant
+// database counted in pg_stat_database). Prints ms per tenant, medians of --runs, every ratio, and
+// writes bench/results/latest.json. Never part of npm test.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { startCluster, type Cluster } from '../src/cluster.js';
+import { installControlPlane } from '../src/install.js';
+import { projectRoot } from '../src/paths.js';
+import { script1, testProc1Sql } from '../templates/demo.js';
+import { markReadySql, scriptRowsSql } from '../templates/script.js';
+import { id } from '../templates/sql.js';
+
+const { values: args } = parseArgs({
+  options: {
+    tenants: { type: 'string', default: '300' },
+    runs: { type: 'string', default: '3' },
+    parallel: { type: 'string', default: '1,2,4,8' },
+    'idle-tenants': { type: 'string', default: '1000' },
+    url: { type: 'string' },
+  },
+});
+const N = Number(args.tenants);
+const RUNS = Number(args.runs);
+const PARALLEL = (args.parallel ?? '1,2,4,8').split(',').map(Number);
+const IDLE = Number(args['idle-tenants']);
+
+const ADMIN = 'bench_admin';
+const TEMPLATE = 'bench_tpl';
+const tenant = (i: number) => `bench_t${String(i).padStart(5, '0')}`;
+const refdb = (i: number) => `bench_r${String(i).padStart(5, '0')}`;
+
+let baseUrl: string;
+const urlFor = (db: string) => {
+  const u = new URL(baseUrl);
+  u.pathname = '/' + db;
+  return u.toString();
+};
+
+async function client(db: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: urlFor(db) });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+/** Run fn over items, at most p at a time. */
+async function pool<T>(items: T[], p: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(p, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+async function dropPrefixed(server: pg.Client, prefixes: string[]): Promise<void> {
+  const { rows } = await server.query<{ datname: string }>(
+    `SELECT datname FROM pg_database WHERE datname LIKE ANY ($1) ORDER BY 1`, [prefixes.map((p) => p + '%')]);
+  await pool(rows, 4, async (r) => {
+    await server.query(`DROP DATABASE IF EXISTS ${id(r.datname).text} WITH (FORCE)`);
+  });
+}
+
+/** A fresh template at version 0 and N pending tenants; script 1 ready again. */
+async function resetFleet(server: pg.Client, admin: pg.Client, n: number): Promise<void> {
+  await dropPrefixed(server, ['bench_t', 'bench_r']);
+  await server.query(`DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`);
+  await server.query(`CREATE DATABASE ${TEMPLATE}`);
+  const t = await client(TEMPLATE);
+  await t.query('CREATE SCHEMA mgttest');
+  await t.end();
+  await admin.query(`BEGIN;
+    DELETE FROM admmgt.target_results;
+    DELETE FROM admmgt.vendor_db_settings;
+    INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status, scriptversion) VALUES ('${TEMPLATE}', true, 2, 0);
+    INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT 'bench_t' || lpad(i::text, 5, '0'), 1 FROM generate_series(1, ${n}) i;
+    UPDATE admmgt.scripts SET status = 1, applied_at = NULL;
+    COMMIT;`);
+}
+
+async function stmtsOfScript1(admin: pg.Client): Promise<string[]> {
+  const { rows } = await admin.query<{ stmts: string[] }>('SELECT admmgt.script_batch(1) AS stmts');
+  return rows[0]?.stmts ?? [];
+}
+
+async function call(admin: pg.Client, text: string): Promise<number> {
+  return timed(() => admin.query(text));
+}
+
+interface Sample {
+  [metric: string]: number;
+}
+
+async function cycle(server: pg.Client, admin: pg.Client, p: number): Promise<Sample> {
+  const s: Sample = {};
+  await resetFleet(server, admin, N);
+  s[`create_database p${p}`] = (await call(admin, `CALL admmgt.create_database(p_parallel => ${p})`)) / N;
+  s[`applyScripts p${p}`] = (await call(admin, `CALL admmgt.applyScripts(p_parallel => ${p})`)) / N;
+  const failed = await admin.query('SELECT count(*)::int AS n FROM admmgt.failures');
+  if (failed.rows[0].n) throw new Error(`bench: ${failed.rows[0].n} failures; see admmgt.failures`);
+  await call(admin, `CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => ${p})`);
+  s[`applyMaintenance(30) nothing to create p${p}`] = (await call(admin, `CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => ${p})`)) / N;
+  const t = await client(TEMPLATE);
+  await t.query(testProc1Sql().text);
+  await t.end();
+  s[`refesh_stored_procedures p${p}`] = (await call(admin, `CALL admmgt.refesh_stored_procedures(p_parallel => ${p})`)) / N;
+
+  // References on fresh databases from the same template state as before the apply.
+  await server.query(`DROP DATABASE IF EXISTS bench_reftpl WITH (FORCE)`);
+  await server.query(`CREATE DATABASE bench_reftpl`);
+  const rt = await client('bench_reftpl');
+  await rt.query('CREATE SCHEMA mgttest');
+  await rt.end();
+  const refs = Array.from({ length: N }, (_, i) => refdb(i + 1));
+  const creators = await Promise.all(Array.from({ length: p }, () => client('postgres')));
+  const idle = [...creators];
+  s[`create-loop p${p}`] = (await timed(() =>
+    pool(refs, p, async (db) => {
+      const c = idle.pop() as pg.Client;
+      await c.query(`CREATE DATABASE ${db} TEMPLATE bench_reftpl`);
+      idle.push(c);
+    }))) / N;
+  await Promise.all(creators.map((c) => c.end()));
+  // The remote batch without the executor's BEGIN/COMMIT wrapper, which the floor adds itself.
+  const stmts = await stmtsOfScript1(admin);
+  const half = refs.slice(0, Math.floor(N / 2));
+  const rest = refs.slice(Math.floor(N / 2));
+  s[`client-loop`] = (await timed(async () => {
+    for (const db of half) {
+      const c = await client(db);
+      await c.query(['BEGIN', ...stmts, 'COMMIT'].join(';\n'));
+      await c.end();
+    }
+  })) / half.length;
+  const conns = await Promise.all(rest.map((db) => client(db)));
+  s[`floor p${p}`] = (await timed(() =>
+    pool(conns, p, async (c) => {
+      await c.query(['BEGIN', ...stmts, 'COMMIT'].join(';\n'));
+    }))) / rest.length;
+  await Promise.all(conns.map((c) => c.end()));
+  s[`connect+query p${p}`] = (await timed(() =>
+    pool(refs, p, async (db) => {
+      const c = await client(db);
+      await c.query('SELECT count(*) FROM pg_catalog.pg_class');
+      await c.end();
+    }))) / N;
+  return s;
+}
+
+async function idleRun(server: pg.Client, admin: pg.Client): Promise<Record<string, number>> {
+  // IDLE tenants, all at the template's version: applyScripts must touch none of them.
+  await resetFleet(server, admin, IDLE);
+  await admin.query('CALL admmgt.create_database(p_parallel => 4)');
+  await admin.query('CALL admmgt.applyScripts(p_parallel => 4)');
+  await admin.query('SELECT pg_stat_clear_snapshot()');
+  const stats = `SELECT coalesce(sum(numbackends), 0)::int AS backends, coalesce(sum(xact_commit + xact_rollback), 0)::bigint AS xacts
+                   FROM pg_stat_database WHERE datname LIKE 'bench\\_t%'`;
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = (await admin.query(stats)).rows[0];
+  const ms: number[] = [];
+  for (let i = 0; i < 5; i++) ms.push(await call(admin, 'CALL admmgt.applyScripts()'));
+  await new Promise((r) => setTimeout(r, 1000));
+  await admin.query('SELECT pg_stat_clear_snapshot()');
+  const after = (await admin.query(stats)).rows[0];
+  return {
+    tenants: IDLE,
+    'median ms': median(ms),
+    'tenant transactions during the calls': Number(after.xacts) - Number(before.xacts),
+  };
+}
+
+async function main(): Promise<void> {
+  let cluster: Cluster | undefined;
+  let dir: string | undefined;
+  if (args.url) {
+    baseUrl = args.url;
+  } else {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'admmgt-bench-'));
+    cluster = await startCluster({ dir, settings: { max_connections: Math.max(N, 100) + 50 } });
+    baseUrl = cluster.url;
+  }
+  const server = await client('postgres');
+  try {
+    await server.query(`DROP DATABASE IF EXISTS ${ADMIN} WITH (FORCE)`);
+    await server.query(`CREATE DATABASE ${ADMIN}`);
+    const admin = await client(ADMIN);
+    await installControlPlane(admin);
+    await admin.query(`BEGIN;\n${scriptRowsSql(script1).text}\n${markReadySql(1).text}\nCOMMIT;`);
+    const version = (await server.query('SHOW server_version')).rows[0].server_version;
+    console.log(`admmgt bench: ${N} tenants, ${RUNS} run(s), parallel ${PARALLEL.join(',')}, PostgreSQL ${version}, ${os.cpus().length} cores`);
+
+    const samples: Record<string, number[]> = {};
+    for (let r = 1; r <= RUNS; r++) {
+      for (const p of PARALLEL) {
+        const s = await cycle(server, admin, p);
+        for (const [k, v] of Object.entries(s)) (samples[k] ??= []).push(v);
+        console.log(`  run ${r} parallel ${p}: ` + Object.entries(s).map(([k, v]) => `${k.replace(/ p\d+$/, '')} ${v.toFixed(2)}`).join(', '));
+      }
+    }
+    const med: Record<string, number> = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+    const at = (metric: string, p: number) => med[`${metric} p${p}`] ?? NaN;
+    const best = (metric: string) => PARALLEL.reduce((b, p) => (at(metric, p) < at(metric, b) ? p : b), PARALLEL[0] as number);
+
+    console.log(`\nms per tenant, median of ${RUNS}:`);
+    const metrics = ['create_database', 'create-loop', 'applyScripts', 'floor', 'applyMaintenance(30) nothing to create', 'refesh_stored_procedures', 'connect+query'];
+    console.log('  ' + 'metric'.padEnd(42) + PARALLEL.map((p) => `p${p}`.padStart(9)).join(''));
+    for (const m of metrics) console.log('  ' + m.padEnd(42) + PARALLEL.map((p) => at(m, p).toFixed(2).padStart(9)).join(''));
+    console.log('  ' + 'client-loop (sequential)'.padEnd(42) + (med['client-loop'] ?? NaN).toFixed(2).padStart(9));
+
+    const pa = best('applyScripts');
+    const ratios: Record<string, number> = {
+      [`applyScripts p${pa} / floor p${pa} (target <= 1.3)`]: at('applyScripts', pa) / at('floor', pa),
+      [`applyScripts p${pa} / client-loop (target < 1)`]: at('applyScripts', pa) / (med['client-loop'] ?? NaN),
+    };
+    for (const p of PARALLEL) ratios[`create_database / create-loop, p${p} (target <= 1.2)`] = at('create_database', p) / at('create-loop', p);
+    const pm = best('applyMaintenance(30) nothing to create');
+    ratios[`applyMaintenance p${pm} / connect+query p${pm} (target <= 2)`] = at('applyMaintenance(30) nothing to create', pm) / at('connect+query', pm);
+    const pr = best('refesh_stored_procedures');
+    ratios[`refesh_stored_procedures p${pr} / connect+query p${pr} (target <= 2)`] = at('refesh_stored_procedures', pr) / at('connect+query', pr);
+    console.log('\nratios (same run, same server):');
+    for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(64)} ${v.toFixed(2)}`);
+
+    let idle: Record<string, number> | undefined;
+    if (IDLE > 0) {
+      idle = await idleRun(server, admin);
+      console.log(`\nnothing to do, ${IDLE} tenants registered: applyScripts() median ${idle['median ms']?.toFixed(1)} ms; ` +
+        `transactions in tenant databases during 5 calls: ${idle['tenant transactions during the calls']}`);
+    }
+    await admin.end();
+    await dropPrefixed(server, ['bench_t', 'bench_r']);
+    const outDir = path.join(projectRoot(), 'bench', 'results');
+    await mkdir(outDir, { recursive: true });
+    await writeFile(path.join(outDir, 'latest.json'), JSON.stringify({
+      date: new Date().toISOString(), postgres: version, tenants: N, runs: RUNS, parallel: PARALLEL,
+      samples, medians: med, ratios, idle,
+    }, null, 2) + '\n');
+    console.log(`\nwrote bench/results/latest.json`);
+  } finally {
+    await server.end().catch(() => {});
+    if (cluster) await cluster.stop('fast');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
