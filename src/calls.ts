@@ -51,7 +51,8 @@ export const refreshProcedures = (c: pg.Client, o: CallOptions = {}) =>
   runCall(c, sql`CALL admmgt.refesh_stored_procedures(${callArgs(o)})`);
 
 /** Report a run; one with failed targets ends the command with an error (exit code 3). */
-export function checkRun(run: RunSummary | undefined, out: (l: string) => void): void {
+export function checkRun(run: RunSummary | undefined, out: (l: string) => void, json = false): void {
+  if (json) process.stdout.write(JSON.stringify(run ?? { run_id: null, targets: 0, failed: 0 }) + '\n');
   if (!run) return;
   out(`run ${run.run_id}: ${run.targets} target(s) done, ${run.failed} failed`);
   if (run.failed > 0) {
@@ -67,6 +68,7 @@ export function checkRun(run: RunSummary | undefined, out: (l: string) => void):
 export interface CallArgv extends GlobalArgs {
   parallel?: number;
   wait?: number;
+  json?: boolean;
 }
 
 export function callOptions<T>(y: Argv<T>): Argv<T & CallArgv> {
@@ -75,5 +77,6 @@ export function callOptions<T>(y: Argv<T>): Argv<T & CallArgv> {
     .option('wait', {
       type: 'number',
       describe: 'Seconds to wait for another run of the same operation (default 0: stop at once)',
-    }) as Argv<T & CallArgv>;
+    })
+    .option('json', { type: 'boolean', describe: 'Print a JSON summary of the run on stdout' }) as Argv<T & CallArgv>;
 }

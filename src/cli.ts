@@ -1,47 +1,5 @@
 #!/usr/bin/env node
-// admmgt: a thin CLI over the control plane's CALLs. Every error ends here, as one message with
-// SQLSTATE, detail and hint, and a non-zero exit code.
-import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { command as apply } from './commands/apply.js';
-import { command as createDatabases } from './commands/create-databases.js';
-import { command as demo } from './commands/demo.js';
-import { command as embedded } from './commands/embedded.js';
-import { command as install } from './commands/install.js';
-import { command as maintain } from './commands/maintain.js';
-import { command as refreshProcs } from './commands/refresh-procs.js';
-import { command as sqlCommand } from './commands/sql.js';
-import { command as status } from './commands/status.js';
-import { AdmmgtError, describeError } from './errors.js';
-
-export async function main(argv: string[]): Promise<number> {
-  try {
-    await yargs(argv)
-      .scriptName('admmgt')
-      .usage('$0 <command> [options]\n\nControl plane for database-per-tenant PostgreSQL. Connects to --url, DATABASE_URL, the PG* variables, or else an embedded PostgreSQL.')
-      .command(install)
-      .command(sqlCommand)
-      .command(createDatabases)
-      .command(apply)
-      .command(maintain)
-      .command(refreshProcs)
-      .command(status)
-      .command(demo)
-      .command(embedded)
-      .demandCommand(1, 'Name a command; see --help.')
-      .strict()
-      .help()
-      .alias('help', 'h')
-      .version()
-      .fail((msg, err) => {
-        throw err ?? new AdmmgtError(msg, 'See admmgt --help.', undefined, 2);
-      })
-      .parseAsync();
-    return 0;
-  } catch (e) {
-    process.stderr.write(describeError(e) + '\n');
-    return e instanceof AdmmgtError ? e.exitCode : 1;
-  }
-}
+import { main } from './main.js';
 
 process.exitCode = await main(hideBin(process.argv));

@@ -1,6 +1,7 @@
 // What every command that talks to the admin database shares: where it is, one client, NOTICEs
 // shown as they arrive, and the summary of the run a CALL made.
 import type pg from 'pg';
+import { AdmmgtError, sqlstateOf } from './errors.js';
 import type { Argv } from 'yargs';
 import { connect, resolveAdmin, type AdminTarget, type Notice } from './connection.js';
 
@@ -26,10 +27,32 @@ export interface Session {
   out: Out;
 }
 
-export function noticePrinter(out: Out): (n: Notice) => void {
+const PROGRESS = /^admmgt (\w+): (\S+) (done|FAILED) {2}\((\d+)\/(\d+) done, (\d+) failed\)$/;
+
+/**
+ * NOTICEs as they arrive. On a terminal the per-target progress NOTICEs become one progress bar
+ * (failures still get their own line); elsewhere every NOTICE is one line, for logs.
+ */
+export function noticePrinter(out: Out, tty: boolean = Boolean(process.stderr.isTTY)): (n: Notice) => void {
+  let barShown = false;
   return (n) => {
     const severity = n.severity && n.severity !== 'NOTICE' ? `${n.severity}: ` : '';
-    out(`${severity}${n.message ?? ''}${n.detail ? ` (${n.detail})` : ''}`);
+    const text = `${severity}${n.message ?? ''}${n.detail ? ` (${n.detail})` : ''}`;
+    const m = tty ? PROGRESS.exec(n.message ?? '') : null;
+    if (m) {
+      const [, op, db, , done, total, failed] = m;
+      const width = 30;
+      const filled = Math.round((Number(done) / Math.max(Number(total), 1)) * width);
+      process.stderr.write(`\r\x1b[K${op} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}, ${failed} failed  ${db}`);
+      barShown = Number(done) < Number(total);
+      if (!barShown) process.stderr.write('\n');
+      return;
+    }
+    if (barShown) {
+      process.stderr.write('\n');
+      barShown = false;
+    }
+    out(text);
   };
 }
 
@@ -37,7 +60,14 @@ export function noticePrinter(out: Out): (n: Notice) => void {
 export async function withAdmin<T>(args: GlobalArgs, fn: (s: Session) => Promise<T>): Promise<T> {
   const out: Out = args.quiet ? () => {} : (line) => process.stderr.write(line + '\n');
   const target = await resolveAdmin({ url: args.url });
-  const client = await connect(target.config, noticePrinter(out));
+  let client: pg.Client;
+  try {
+    client = await connect(target.config, noticePrinter(out));
+  } catch (e) {
+    if (sqlstateOf(e)) throw e;
+    throw new AdmmgtError(`cannot connect to ${target.describe}: ${e instanceof Error ? e.message : String(e)}`,
+      'Check --url, DATABASE_URL or the PG* variables; without any of them admmgt starts its embedded PostgreSQL.');
+  }
   try {
     return await fn({ client, target, out });
   } finally {

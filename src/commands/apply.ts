@@ -43,6 +43,6 @@ export const command: CommandModule<object, ApplyArgv> = {
         if (rows.length === 0) out('nothing to apply');
         return;
       }
-      checkRun(await applyScripts(client, { parallel: a.parallel, waitSeconds: a.wait }), out);
+      checkRun(await applyScripts(client, { parallel: a.parallel, waitSeconds: a.wait }), out, a.json);
     }),
 };

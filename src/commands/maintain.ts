@@ -18,5 +18,5 @@ export const command: CommandModule<object, MaintainArgv> = {
       .option('as-of', { type: 'string', describe: 'Reference date YYYY-MM-DD instead of today' }) as Argv<MaintainArgv>,
   handler: (a) =>
     withAdmin(a, async ({ client, out }) =>
-      checkRun(await applyMaintenance(client, a.days, { parallel: a.parallel, waitSeconds: a.wait, asOf: a.asOf }), out)),
+      checkRun(await applyMaintenance(client, a.days, { parallel: a.parallel, waitSeconds: a.wait, asOf: a.asOf }), out, a.json)),
 };

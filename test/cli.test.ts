@@ -1,0 +1,97 @@
+// The CLI as a user meets it: exit codes, one-line errors, JSON output, and the CALLs it makes.
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/main.js';
+import { scriptRowsSql, markReadySql } from '../templates/script.js';
+import { createEnv, type TestEnv } from './support/env.js';
+
+let env: TestEnv;
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((stdout += String(c)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((stderr += String(c)), true));
+  try {
+    const code = await main(args);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+beforeAll(async () => {
+  env = await createEnv('cli');
+  await env.makeTemplate('cli_tpl');
+  await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('cli_one', 1), ('cli_two', 1)`);
+});
+afterAll(async () => {
+  await env.close();
+});
+
+describe('admmgt CLI', () => {
+  it('refuses an unknown command with exit code 2', async () => {
+    const r = await cli('frobnicate');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/Unknown argument: frobnicate/);
+  });
+
+  it('names the server without its password when it cannot connect', async () => {
+    const r = await cli('status', '--url', 'postgresql://someone:hunter2secret@127.0.0.1:1/postgres');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot connect to postgresql:\/\/someone:\*\*\*\*@127\.0\.0\.1:1\/postgres/);
+    expect(r.stderr).not.toContain('hunter2secret');
+  });
+
+  it('creates databases, applies, maintains and refreshes with one CALL each, and reports a JSON summary', async () => {
+    let r = await cli('create-databases', '--url', env.adminUrl, '--parallel', '2', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ operation: 'create', targets: 2, failed: 0 });
+    expect(r.stderr).toMatch(/admmgt create: cli_one done/);
+    expect(await env.databases()).toEqual(expect.arrayContaining(['cli_one', 'cli_two']));
+
+    await env.admin.query(scriptRowsSql({
+      id: 1, description: 'cli',
+      tables: [{ schema: 'mgttest', name: 'events', columns: [{ name: 'id', type: 'bigint', primaryKey: true, identity: true },
+        { name: 'at', type: 'date', nullable: false }], partitions: [{ column: 'at', type: 'range', value: 'month' }] }],
+    }).text + markReadySql(1).text);
+    r = await cli('apply', '--url', env.adminUrl, '--plan');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/-- cli_tpl: script 1\n/);
+    expect(r.stdout).toMatch(/CREATE TABLE mgttest\.events/);
+    expect(await env.queryIn('cli_tpl', `SELECT to_regclass('mgttest.events') IS NULL AS absent`)).toEqual([{ absent: true }]);
+
+    r = await cli('apply', '--url', env.adminUrl);
+    expect(r.code).toBe(0);
+    expect(await env.queryIn('cli_two', `SELECT to_regclass('mgttest.events') IS NOT NULL AS present`)).toEqual([{ present: true }]);
+
+    r = await cli('maintain', '--url', env.adminUrl, '--days', '62', '--as-of', '2030-01-15');
+    expect(r.code).toBe(0);
+    const parts = await env.queryIn<{ relname: string }>('cli_one',
+      `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'mgttest.events'::regclass AND c.relname LIKE 'events_p2030%' ORDER BY 1`);
+    expect(parts.map((p) => p.relname)).toEqual(['events_p20300101', 'events_p20300201', 'events_p20300301']);
+
+    await env.queryIn('cli_tpl', `CREATE FUNCTION mgttest.answer() RETURNS int LANGUAGE sql AS 'SELECT 42'`);
+    r = await cli('refresh-procs', '--url', env.adminUrl);
+    expect(r.code).toBe(0);
+    expect(await env.queryIn('cli_two', 'SELECT mgttest.answer() AS a')).toEqual([{ a: 42 }]);
+  });
+
+  it('exits 3 with a one-line reason when a target fails, and status lists the failure', async () => {
+    await env.queryIn('cli_two', 'CREATE TABLE mgttest.blocker (id int)');
+    await env.admin.query(scriptRowsSql({
+      id: 2, description: 'clash', tables: [{ schema: 'mgttest', name: 'blocker', columns: [{ name: 'id', type: 'int' }] }],
+    }).text + markReadySql(2).text);
+    const r = await cli('apply', '--url', env.adminUrl);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/ERROR: 1 of 3 target\(s\) failed in run \d+/);
+    const s = await cli('status', '--url', env.adminUrl, '--json');
+    const status = JSON.parse(s.stdout);
+    expect(status.template).toEqual({ dbname: 'cli_tpl', scriptversion: 2 });
+    expect(status.failures).toEqual([expect.objectContaining({ dbname: 'cli_two', scriptid: 2, sqlstate: '42P07' })]);
+    expect(status.tenants.find((t: { dbname: string }) => t.dbname === 'cli_two').scriptversion).toBe(1);
+    const text = await cli('status', '--url', env.adminUrl);
+    expect(text.stdout).toMatch(/cli_two .* version 1 .*1 failure/);
+  });
+});
