@@ -39,7 +39,9 @@ BEGIN
     ELSIF p_op = 'maintain' AND v_ok THEN
         v_stmts := (SELECT array_agg('created partition ' || n) FROM regexp_split_to_table(nullif(p_state.outputs[v_sent + 1], ''), ' ') n);
     ELSIF p_op = 'refresh' AND v_ok THEN
-        v_stmts := ARRAY[format('refreshed %s routines', cardinality(p_item.stmts))];
+        -- The batch also holds a CREATE SCHEMA IF NOT EXISTS per app schema: those are not routines.
+        v_stmts := ARRAY[format('refreshed %s routines',
+                                (SELECT count(*) FROM unnest(p_item.stmts) AS s WHERE s NOT LIKE 'CREATE SCHEMA %'))];
     END IF;
 
     IF v_ok THEN

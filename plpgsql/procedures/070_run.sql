@@ -105,14 +105,17 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: who holds an operation lock, for the message a second caller gets */
-SELECT format('pid %s (run %s: %s since %s, user %s)', l.pid, r.run_id, r.operation,
-              to_char(r.started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), a.usename)
+/* purpose: who holds an operation lock, for the message a second caller gets; an idle holder is a call that failed (the lock outlives it) */
+SELECT format('pid %s (run %s: %s since %s, user %s)%s', l.pid, r.run_id, r.operation,
+              to_char(r.started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), a.usename,
+              CASE WHEN a.state LIKE 'idle%' THEN format(', now idle: a call of that session failed and it keeps the lock until its next admmgt call or until it disconnects (SELECT pg_terminate_backend(%s))', l.pid) ELSE '' END)
   FROM pg_locks l
   LEFT JOIN pg_stat_activity a ON a.pid = l.pid
   LEFT JOIN LATERAL (SELECT * FROM admmgt.runs r WHERE r.pid = l.pid AND r.finished_at IS NULL
                       ORDER BY r.run_id DESC LIMIT 1) r ON true
  WHERE l.locktype = 'advisory' AND l.classid = 426601 AND l.objid = p_key AND l.objsubid = 2 AND l.granted
+   -- Advisory locks belong to one database: another admin database on the cluster has its own.
+   AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
  LIMIT 1;
 $$;
 

@@ -66,7 +66,13 @@ BEGIN
     CALL admmgt._begin_call('create', 'create_database', p_wait_seconds, v_run);
     v_template := admmgt._template();
     v_items := admmgt._create_items(v_template);
-    PERFORM admmgt._assert_template_idle(v_template.dbname);
+    BEGIN
+        PERFORM admmgt._assert_template_idle(v_template.dbname);
+    EXCEPTION WHEN object_in_use THEN
+        -- An advisory lock outlives the error: release it, or other sessions stay locked out.
+        PERFORM pg_advisory_unlock(426601, admmgt._lock_key('create'));
+        RAISE;
+    END;
     CALL admmgt._run('create', v_items, p_parallel, v_run);
     CALL admmgt._end_call('create', v_run);
 END;

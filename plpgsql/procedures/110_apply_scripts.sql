@@ -5,11 +5,24 @@ RETURNS int[]
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the ready scripts the template does not have yet, in id order, up to the first one that is not ready */
+/* purpose: the ready scripts the template does not have yet, in id order, up to the first one that is not ready; refuses a ready script added below the template's version */
 DECLARE
     v_ids int[] := '{}';
     v_s admmgt.scripts;
+    v_late int;
 BEGIN
+    -- A ready script at or below the template's version that the template never ran was added out of
+    -- order: the template would never get it, and the status update of a run would mark it applied.
+    SELECT min(s.id) INTO v_late
+      FROM admmgt.scripts s
+     WHERE s.status = 1 AND s.id <= p_version
+       AND NOT EXISTS (SELECT 1 FROM admmgt.target_results r JOIN admmgt.vendor_db_settings v ON v.id = r.target_id
+                        WHERE r.operation = 'apply' AND r.scriptid = s.id AND r.ok AND v.istemplate);
+    IF v_late IS NOT NULL THEN
+        RAISE EXCEPTION 'admmgt: % is ready, but the template is already at version % and never ran it', admmgt._row('scripts', v_late), p_version
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Scripts run in id order: give it an id above %s, or set its status to 2 if the template already has it.', p_version);
+    END IF;
     FOR v_s IN SELECT * FROM admmgt.scripts WHERE id > p_version ORDER BY id LOOP
         IF v_s.status <> 1 THEN
             IF EXISTS (SELECT 1 FROM admmgt.scripts WHERE id > v_s.id AND status = 1) THEN

@@ -44,8 +44,9 @@ DECLARE
 BEGIN
     PERFORM admmgt._assert_autocommit('refesh_stored_procedures');
     v_template := admmgt._template();
-    CALL admmgt._begin_call('refresh', 'refesh_stored_procedures', p_wait_seconds, v_run);
+    -- Read the template before taking the lock: an error after it would leave the lock with this session.
     v_stmts := admmgt._template_routines(v_template.dbname);
+    CALL admmgt._begin_call('refresh', 'refesh_stored_procedures', p_wait_seconds, v_run);
     IF cardinality(v_stmts) = 0 THEN
         RAISE NOTICE 'admmgt refresh: the template % has no functions or procedures in its app schemas', v_template.dbname;
     ELSE

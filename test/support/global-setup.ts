@@ -47,7 +47,8 @@ export async function setup(project: TestProject): Promise<void> {
   });
   project.provide('pgUrl', cluster.url);
   project.provide('pgSocketDir', cluster.socketDir);
-  teardown = async () => {
+  // Not `teardown = ...`: vitest keeps the teardown it imported, so that would leak the cluster.
+  stop = async () => {
     await cluster.stop('immediate');
     await rm(dir, { recursive: true, force: true });
   };
