@@ -213,7 +213,8 @@ describe('a killed run', () => {
 
   it('takes its lock with it: a new call works and the rerun finishes the rest without applying twice', async () => {
     const { rows: locks } = await env.admin.query(
-      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 426601 AND objid = 1 AND objsubid = 2`);
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 426601 AND objid = 1 AND objsubid = 2
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
     expect(locks).toEqual([]);
 
     await env.admin.query('CALL admmgt.applyScripts()');

@@ -226,7 +226,7 @@ describe('create_database', () => {
     });
   });
 
-  it('fails only the tenant whose database already exists (42P04 in admmgt.failures) and creates the others', async () => {
+  it('fails only the tenant whose existing database holds objects of its own (42P04 in admmgt.failures) and creates the others', async () => {
     await env.admin.query('CREATE DATABASE createdb_exists');
     await env.queryIn('createdb_exists', `CREATE TABLE mine (v text); INSERT INTO mine VALUES ('not the template''s')`);
     await register('createdb_exists');
@@ -240,25 +240,45 @@ describe('create_database', () => {
     expect(await templateContent('createdb_new2')).toEqual(EXPECTED_CONTENT);
     expect(await tenant('createdb_exists')).toEqual({ status: 1, scriptversion: null });
     expect(await admin('SELECT operation, scriptid, dbname, sqlstate, message, statement FROM admmgt.failures')).toEqual([{
-      operation: 'create', scriptid: null, dbname: 'createdb_exists', sqlstate: '42P04',
-      message: 'database "createdb_exists" already exists',
-      statement: 'CREATE DATABASE createdb_exists TEMPLATE createdb_tpl',
+      operation: 'adopt', scriptid: null, dbname: 'createdb_exists', sqlstate: '42P04',
+      message: 'database createdb_exists already exists and holds 1 objects that did not come from the template',
+      statement: 'look into the existing database',
     }]);
-    expect(await admin(`SELECT targets, failed FROM admmgt.runs WHERE operation = 'create' ORDER BY run_id DESC LIMIT 1`))
-      .toEqual([{ targets: 3, failed: 1 }]);
-    expect(env.notices.join('\n')).toMatch(/WARNING: admmgt create: createdb_exists failed: database "createdb_exists" already exists \(SQLSTATE 42P04\)/);
+    expect(env.notices.join('\n')).toMatch(/WARNING: admmgt adopt: createdb_exists failed: database createdb_exists already exists and holds 1 objects/);
     // The existing database is left as it was: not replaced by a copy of the template.
     expect(await env.queryIn('createdb_exists', 'SELECT v FROM mine')).toEqual([{ v: "not the template's" }]);
     expect(await env.queryIn('createdb_exists', `SELECT to_regnamespace('mgttest') AS n`)).toEqual([{ n: null }]);
 
     // Once the obstacle is gone, the next call creates just that tenant and clears the failure.
     await env.admin.query('DROP DATABASE createdb_exists');
+    await env.admin.query(`DELETE FROM admmgt.target_results WHERE operation = 'adopt'`);
     await env.admin.query('CALL admmgt.create_database()');
     expect(await tenant('createdb_exists')).toEqual({ status: 2, scriptversion: 1 });
     expect(await templateContent('createdb_exists')).toEqual(EXPECTED_CONTENT);
     expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
     expect(await admin(`SELECT targets, failed FROM admmgt.runs WHERE operation = 'create' ORDER BY run_id DESC LIMIT 1`))
       .toEqual([{ targets: 1, failed: 0 }]);
+  });
+
+  it('adopts an existing database that is a template copy (at its ledger version) or empty (at version 0)', async () => {
+    // A copy made by a create whose bookkeeping was lost, and an empty database a DBA made beforehand.
+    await env.admin.query(`CREATE DATABASE createdb_copy TEMPLATE ${TPL}`);
+    await env.admin.query('CREATE DATABASE createdb_empty');
+    await register('createdb_copy');
+    await register('createdb_empty');
+    await env.admin.query('CALL admmgt.create_database()');
+    expect(await tenant('createdb_copy')).toEqual({ status: 2, scriptversion: 1 });
+    expect(await tenant('createdb_empty')).toEqual({ status: 2, scriptversion: 0 });
+    expect(await admin(`SELECT dbname, commstat FROM admmgt.script_log WHERE operation = 'adopt' AND outcome = 'ok' ORDER BY dbname`)).toEqual([
+      { dbname: 'createdb_copy', commstat: 'adopted the existing database at version 1' },
+      { dbname: 'createdb_empty', commstat: 'adopted the existing database at version 0' },
+    ]);
+    // The adopted empty database then receives every script, schema included.
+    await env.admin.query('CALL admmgt.applyScripts()');
+    expect(await tenant('createdb_empty')).toEqual({ status: 2, scriptversion: 1 });
+    expect(await env.queryIn('createdb_empty', 'SELECT scriptid FROM admmgt.applied_scripts')).toEqual([{ scriptid: 1 }]);
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    await admin(`UPDATE admmgt.vendor_db_settings SET deleted = true WHERE dbname IN ('createdb_copy', 'createdb_empty')`);
   });
 
   it('refuses a CALL inside a transaction block with SQLSTATE 25001 before creating anything', async () => {

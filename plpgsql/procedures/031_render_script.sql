@@ -109,7 +109,7 @@ RETURNS TABLE (seq int, stmt text)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: every statement of one script, in the order a target runs them: tables, added columns, foreign keys, calls */
+/* purpose: every statement of one script, in the order a target runs them: schemas, tables, added columns, foreign keys, calls */
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id = p_scriptid) THEN
         RAISE EXCEPTION 'admmgt: script % does not exist', p_scriptid
@@ -119,6 +119,11 @@ BEGIN
     SELECT (row_number() OVER ())::int, s.stmt
       FROM (
         SELECT x.stmt FROM (
+            -- A target made or adopted before the schema existed in the template still gets it.
+            SELECT 0 AS id, 0 AS part, 0::bigint AS n, format('CREATE SCHEMA IF NOT EXISTS %I', d.schemaname) AS stmt
+              FROM (SELECT DISTINCT (admmgt._table_def(t.id)).schemaname FROM admmgt.script_tables t
+                     WHERE t.scriptid = p_scriptid) d
+            UNION ALL
             SELECT t.id, 1 AS part, r.n, r.stmt
               FROM admmgt.script_tables t
              CROSS JOIN LATERAL admmgt.render_create_table(t.id, p_asof) WITH ORDINALITY AS r(stmt, n)

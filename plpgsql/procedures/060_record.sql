@@ -30,8 +30,24 @@ DECLARE
     v_stmts text[] := p_item.stmts;
     v_is_template boolean;
     v_sent int := cardinality(admmgt._batch_prefix(p_item.atomic));
+    v_adopted int;
 BEGIN
-    IF p_op = 'apply' AND NOT v_ok AND p_state.sqlstate = '23505' AND v_failed = admmgt._ledger_insert(p_item.scriptid) THEN
+    IF p_op = 'adopt' AND v_ok THEN
+        -- The database of a pending tenant exists: a template copy (it has the ledger) or an empty
+        -- database is taken over; one holding objects of its own is left alone.
+        v_adopted := CASE WHEN p_state.outputs[1] LIKE 'ledger:%' THEN split_part(p_state.outputs[1], ':', 2)::int
+                          WHEN p_state.outputs[1] = 'objects:0' THEN 0 END;
+        IF v_adopted IS NULL THEN
+            v_ok := false;
+            p_state.sqlstate := '42P04';
+            p_state.message := format('database %s already exists and holds %s objects that did not come from the template',
+                                      p_item.dbname, split_part(p_state.outputs[1], ':', 2));
+            p_state.hint := 'Drop or rename that database, or give the tenant another name, then call create_database() again.';
+            v_failed := 'look into the existing database';
+        ELSE
+            v_stmts := ARRAY[format('adopted the existing database at version %s', v_adopted)];
+        END IF;
+    ELSIF p_op = 'apply' AND NOT v_ok AND p_state.sqlstate = '23505' AND v_failed = admmgt._ledger_insert(p_item.scriptid) THEN
         -- The tenant-side ledger already has this script: the admin side had lost track of it.
         v_ok := true;
         v_outcome := 'already applied';
@@ -49,8 +65,9 @@ BEGIN
         IF p_op = 'apply' THEN
             UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, modifiedon = current_timestamp
              WHERE id = p_item.target_id;
-        ELSIF p_op = 'create' THEN
-            UPDATE admmgt.vendor_db_settings SET status = 2, scriptversion = p_item.scriptid, modifiedon = current_timestamp
+        ELSIF p_op IN ('create', 'adopt') THEN
+            UPDATE admmgt.vendor_db_settings SET status = 2, scriptversion = coalesce(v_adopted, p_item.scriptid),
+                                                 modifiedon = current_timestamp
              WHERE id = p_item.target_id;
         END IF;
     ELSE
