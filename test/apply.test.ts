@@ -503,6 +503,17 @@ describe('applyScripts: what a script leaves in the template and every tenant', 
     expect(await versions()).toEqual({ apply_tpl: 4, apply_t1: 4, apply_t2: 4 });
   });
 
+  it('touches no tenant when there is nothing to do, not even one whose database is gone', async () => {
+    // A registered, current tenant without a database: any connection to it would fail the call.
+    await admin(`INSERT INTO admmgt.vendor_db_settings (dbname, status, scriptversion) VALUES ('apply_ghost', 2, 4)`);
+    try {
+      await env.admin.query('CALL admmgt.applyScripts()');
+      expect(await admin(`SELECT count(*)::int AS n FROM admmgt.script_log WHERE dbname = 'apply_ghost'`)).toEqual([{ n: 0 }]);
+    } finally {
+      await admin(`DELETE FROM admmgt.vendor_db_settings WHERE dbname = 'apply_ghost'`);
+    }
+  });
+
   it('refuses a CALL inside a transaction block (SQLSTATE 25001) and touches nothing', async () => {
     await addScript({ id: 5, description: 'never in a block', tables: [{ schema: S, name: 'inblock', columns: [{ name: 'id', type: 'int' }] }] });
     const before = await runCount();

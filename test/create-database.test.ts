@@ -127,9 +127,17 @@ describe('create_database', () => {
     }
     expect(await admin(`SELECT operation, targets, failed, finished_at IS NOT NULL AS finished FROM admmgt.runs WHERE operation = 'create'`))
       .toEqual([{ operation: 'create', targets: 2, failed: 0, finished: true }]);
-    expect(await admin(`SELECT dbname, outcome, commstat FROM admmgt.script_log WHERE operation = 'create' ORDER BY dbname`)).toEqual([
+    expect(await admin(`SELECT dbname, outcome, commstat FROM admmgt.script_log WHERE operation = 'create' ORDER BY dbname, id`)).toEqual([
       { dbname: 'createdb_bigone', outcome: 'ok', commstat: 'CREATE DATABASE createdb_bigone TEMPLATE createdb_tpl' },
+      { dbname: 'createdb_bigone', outcome: 'ok', commstat: 'REVOKE CONNECT, TEMPORARY ON DATABASE createdb_bigone FROM PUBLIC' },
       { dbname: 'createdb_small', outcome: 'ok', commstat: 'CREATE DATABASE createdb_small TEMPLATE createdb_tpl' },
+      { dbname: 'createdb_small', outcome: 'ok', commstat: 'REVOKE CONNECT, TEMPORARY ON DATABASE createdb_small FROM PUBLIC' },
+    ]);
+    // Tenants do not reach each other's databases: PUBLIC may not connect to a new one.
+    expect(await admin(`SELECT datname, has_database_privilege('public', datname, 'CONNECT') AS public_connect FROM pg_database
+                         WHERE datname IN ('createdb_bigone', 'createdb_small') ORDER BY 1`)).toEqual([
+      { datname: 'createdb_bigone', public_connect: false },
+      { datname: 'createdb_small', public_connect: false },
     ]);
     expect(env.notices.join('\n')).toMatch(/admmgt create: createdb_\w+ done {2}\(2\/2 done, 0 failed\)/);
   });

@@ -48,12 +48,13 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt.set_connection(p_host text, p_port int, p_user text, p_password text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION admmgt.set_connection(p_host text, p_port int, p_user text, p_password text DEFAULT NULL,
+                                                 p_for_role name DEFAULT current_user)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: keep how the control plane reaches this cluster in the catalog: server admmgt_local (host, port) and the caller's user mapping (user, password) */
+/* purpose: keep how the control plane reaches this cluster in the catalog: server admmgt_local (host, port) and a user mapping (user, password) for the role that runs the CALLs */
 DECLARE
     v_opts text[];
     v_key text;
@@ -71,11 +72,12 @@ BEGIN
         END LOOP;
         EXECUTE format('ALTER SERVER admmgt_local OPTIONS (%s)', array_to_string(v_alter, ', '));
     END IF;
-    EXECUTE 'DROP USER MAPPING IF EXISTS FOR CURRENT_USER SERVER admmgt_local';
+    EXECUTE format('GRANT USAGE ON FOREIGN SERVER admmgt_local TO %I', p_for_role);
+    EXECUTE format('DROP USER MAPPING IF EXISTS FOR %I SERVER admmgt_local', p_for_role);
     IF p_password IS NULL THEN
-        EXECUTE format('CREATE USER MAPPING FOR CURRENT_USER SERVER admmgt_local OPTIONS (user %L)', p_user);
+        EXECUTE format('CREATE USER MAPPING FOR %I SERVER admmgt_local OPTIONS (user %L)', p_for_role, p_user);
     ELSE
-        EXECUTE format('CREATE USER MAPPING FOR CURRENT_USER SERVER admmgt_local OPTIONS (user %L, password %L)', p_user, p_password);
+        EXECUTE format('CREATE USER MAPPING FOR %I SERVER admmgt_local OPTIONS (user %L, password %L)', p_for_role, p_user, p_password);
     END IF;
 END;
 $$;

@@ -46,8 +46,13 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = v_name) THEN
             p_adopt := p_adopt || ROW(v_row.id, v_name, v_name, NULL, ARRAY[admmgt._adopt_check_sql()], false)::admmgt.work_item;
         ELSE
-            p_create := p_create || ROW(v_row.id, v_name, current_database(), p_template.scriptversion,
-                                        ARRAY[format('CREATE DATABASE %I TEMPLATE %I', v_name, p_template.dbname)], false)::admmgt.work_item;
+            -- Two items on one connection: the copy, then no CONNECT for PUBLIC (a new database
+            -- grants it, and tenants must not reach each other's databases).
+            p_create := p_create
+                || ROW(v_row.id, v_name, current_database(), p_template.scriptversion,
+                       ARRAY[format('CREATE DATABASE %I TEMPLATE %I', v_name, p_template.dbname)], false)::admmgt.work_item
+                || ROW(v_row.id, v_name, current_database(), p_template.scriptversion,
+                       ARRAY[format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', v_name)], false)::admmgt.work_item;
         END IF;
     END LOOP;
 END;
