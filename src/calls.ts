@@ -13,7 +13,7 @@ export interface CallOptions {
 
 function intOption(name: string, v: number | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < min) throw new AdmmgtError(`--${name} must be an integer >= ${min}, not ${v}`);
+  if (!Number.isInteger(v) || v < min) throw new AdmmgtError(`--${name} must be an integer >= ${min}, not ${v}`, 'See --help.', undefined, 2);
   return v;
 }
 
@@ -41,7 +41,7 @@ export const applyScripts = (c: pg.Client, o: CallOptions = {}) =>
 export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & { asOf?: string } = {}) => {
   const first = [sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`];
   if (o.asOf !== undefined) {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(o.asOf)) throw new AdmmgtError(`--as-of must be a date YYYY-MM-DD, not ${o.asOf}`);
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(o.asOf)) throw new AdmmgtError(`--as-of must be a date YYYY-MM-DD, not ${o.asOf}`, 'See --help.', undefined, 2);
     first.push(sql`p_asof => ${lit(o.asOf)}::date`);
   }
   return runCall(c, sql`CALL admmgt.applyMaintenance(${callArgs(o, first)})`);

@@ -2,7 +2,7 @@
 // in the catalogs of every target, what admmgt records, and how failures stay contained.
 // Every database of this file starts with apply_.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type pg from 'pg';
+import pg from 'pg';
 import { markReadySql, scriptRowsSql, type ColumnSpec, type PartitionSpec, type ScriptSpec, type TableSpec } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
@@ -19,19 +19,9 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-async function admin<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<T[]> {
-  return (await env.admin.query<T>(text, values)).rows;
-}
+const admin = <T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) => env.rows<T>(text, values);
 
-/** The error a statement on the admin connection raises (fails the test if it succeeds). */
-async function adminError(text: string): Promise<pg.DatabaseError> {
-  try {
-    await env.admin.query(text);
-  } catch (e) {
-    return e as pg.DatabaseError;
-  }
-  throw new Error(`expected an error from: ${text}`);
-}
+const adminError = (text: string) => env.errorOf(text);
 
 /** Write a script's rows (and mark it ready) in one transaction, as a DBA does. */
 async function addScript(spec: ScriptSpec, ready = true): Promise<void> {
@@ -517,14 +507,20 @@ describe('applyScripts: what a script leaves in the template and every tenant', 
   it('refuses a CALL inside a transaction block (SQLSTATE 25001) and touches nothing', async () => {
     await addScript({ id: 5, description: 'never in a block', tables: [{ schema: S, name: 'inblock', columns: [{ name: 'id', type: 'int' }] }] });
     const before = await runCount();
-    await env.admin.query('BEGIN');
+    // As in psql: BEGIN, then the CALL a moment later.
+    await env.admin.query('BEGIN; SELECT pg_sleep(1.1)');
     const err = await adminError('CALL admmgt.applyScripts()');
     await env.admin.query('ROLLBACK');
     expect(err.code).toBe('25001');
     expect(err.message).toMatch(/applyScripts cannot run inside a transaction block/);
     expect(await runCount()).toBe(before);
     expect(await hasTable(TPL, 'inblock')).toBe(false);
-    await deleteScript(5);
+  });
+
+  it('runs a CALL sent with the extended query protocol (bound parameters), which is no transaction block', async () => {
+    await env.admin.query('CALL admmgt.applyScripts(p_parallel => $1)', [2]);
+    expect(await hasTable(TPL, 'inblock')).toBe(true);
+    expect(await versions()).toEqual({ apply_tpl: 5, apply_t1: 5, apply_t2: 5 });
   });
 });
 
@@ -768,6 +764,57 @@ describe('applyScripts: a script added below the template\'s version', () => {
   });
 });
 
+describe('applyScripts: a tenant whose table is locked', () => {
+  it('gives up after admmgt.lock_timeout with 55P03, leaves the tenant as it was, and a rerun finishes it', async () => {
+    await fresh(['apply_l1', 'apply_l2']);
+    await addScript({ id: 1, description: 'l1', tables: [{ schema: S, name: 'busy', columns: [{ name: 'id', type: 'int' }] }] });
+    await env.admin.query('CALL admmgt.applyScripts()');
+    await addScript({ id: 2, description: 'l2', addColumns: [{ schema: S, table: 'busy', column: { name: 'v', type: 'text' } }] });
+    const holder = new pg.Client({ connectionString: env.urlFor('apply_l2') });
+    await holder.connect();
+    try {
+      await holder.query(`BEGIN; LOCK TABLE ${S}.busy IN ACCESS SHARE MODE`);
+      await env.admin.query(`SET admmgt.lock_timeout = '200ms'`);
+      await env.admin.query('CALL admmgt.applyScripts()');
+      expect(await versions()).toEqual({ [TPL]: 2, apply_l1: 2, apply_l2: 1 });
+      expect(await admin('SELECT dbname, sqlstate FROM admmgt.failures')).toEqual([{ dbname: 'apply_l2', sqlstate: '55P03' }]);
+      expect((await columns('apply_l2', 'busy')).map((c) => c.name)).toEqual(['id']);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      await holder.end();
+      await env.admin.query('RESET admmgt.lock_timeout');
+    }
+    await env.admin.query('CALL admmgt.applyScripts()');
+    expect(await versions()).toEqual({ [TPL]: 2, apply_l1: 2, apply_l2: 2 });
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+  });
+});
+
+describe('applyScripts: a script a lagging tenant needs is no longer ready', () => {
+  it('stops the tenant before that script, says so, and never skips it', async () => {
+    await fresh(['apply_g1']);
+    await env.admin.query(`UPDATE admmgt.vendor_db_settings SET updateflag = false WHERE dbname = 'apply_g1'`);
+    for (const id of [1, 2, 3]) {
+      await addScript({ id, description: `g${id}`, tables: [{ schema: S, name: `g${id}`, columns: [{ name: 'id', type: 'int' }] }] });
+    }
+    await env.admin.query('CALL admmgt.applyScripts()');
+    expect(await versions()).toEqual({ [TPL]: 3, apply_g1: 0 });
+    // Script 2 is taken back to be edited while apply_g1 still needs it.
+    await env.admin.query(`UPDATE admmgt.scripts SET status = 0 WHERE id = 2`);
+    await env.admin.query(`UPDATE admmgt.vendor_db_settings SET updateflag = true WHERE dbname = 'apply_g1'`);
+    env.notices.length = 0;
+    await env.admin.query('CALL admmgt.applyScripts()');
+    expect(await versions()).toEqual({ [TPL]: 3, apply_g1: 1 });
+    expect(await ledger('apply_g1')).toEqual([1]);
+    expect(env.notices.join('\n')).toMatch(/WARNING: admmgt apply: script 2 has status 0 but tenants below it still need it/);
+    // Ready again: the tenant takes 2, then 3.
+    await env.admin.query(`UPDATE admmgt.scripts SET status = 1 WHERE id = 2`);
+    await env.admin.query('CALL admmgt.applyScripts()');
+    expect(await versions()).toEqual({ [TPL]: 3, apply_g1: 3 });
+    expect(await ledger('apply_g1')).toEqual([1, 2, 3]);
+  });
+});
+
 describe('applyScripts: a tenant with updateflag = false', () => {
   beforeAll(async () => {
     await fresh(['apply_u1', 'apply_u2']);
@@ -871,6 +918,15 @@ describe('applyScripts: bad script rows are refused before any target is touched
       row: 'script_table_fkeys', code: '42703', message: /references mgttest\.bad_t \(c\) -> mgttest\.good \(nosuch\), which scripts up to 2 do not define/ },
     { what: 'a call with a second statement', spec: base({ calls: [`call ${S}.p(); drop table x`] }),
       row: 'script_procs', code: '42601', message: /invalid call/ },
+    // E'\'' is a whole string to PostgreSQL, so a scanner that knows only '' would let the ; through.
+    { what: "a call that hides a statement behind E'\\''", spec: base({ calls: [`call ${S}.p(E'\\''); drop table x; --')`] }),
+      row: 'script_procs', code: '42601', message: /it contains a backslash/ },
+    { what: "a default that hides a statement behind E'\\''", spec: base({ tables: [table([{ name: 'c', type: 'text', default: "E'\\'' ; drop table x ; --'" }])] }),
+      row: 'script_table_columns', code: '42601', message: /it contains a backslash/ },
+    { what: 'a data type that carries a constraint', spec: base({ tables: [table([{ name: 'c', type: 'int references mgttest.good' }])] }),
+      row: 'script_table_columns', code: '22023', message: /invalid data type 'int references mgttest.good'/ },
+    { what: 'a table in a system schema', spec: base({ tables: [{ schema: 'pg_catalog', name: 'bad_t', columns: [{ name: 'c', type: 'int' }] }] }),
+      row: 'script_tables', code: '42939', message: /names the reserved schema pg_catalog/ },
   ];
 
   it.each(cases)('refuses $what, naming the row, and changes nothing', async ({ spec, row, code, message }) => {

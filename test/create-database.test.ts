@@ -9,18 +9,9 @@ import { createEnv, type TestEnv } from './support/env.js';
 let env: TestEnv;
 const TPL = 'createdb_tpl';
 
-async function admin<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<T[]> {
-  return (await env.admin.query<T>(text, values)).rows;
-}
+const admin = <T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) => env.rows<T>(text, values);
 
-async function adminError(text: string): Promise<pg.DatabaseError> {
-  try {
-    await env.admin.query(text);
-  } catch (e) {
-    return e as pg.DatabaseError;
-  }
-  throw new Error(`expected an error from: ${text}`);
-}
+const adminError = (text: string) => env.errorOf(text);
 
 /** Every database of the cluster (not only this file's): a refused name must not appear anywhere. */
 async function allDatabases(): Promise<string[]> {
@@ -268,6 +259,18 @@ describe('create_database', () => {
       .toEqual([{ targets: 1, failed: 0 }]);
   });
 
+  it("never adopts the database of a deleted tenant: the call is refused, naming the row", async () => {
+    await register('createdb_gone');
+    await env.admin.query('CALL admmgt.create_database()');
+    await admin(`UPDATE admmgt.vendor_db_settings SET deleted = true WHERE dbname = 'createdb_gone'`);
+    const id = await register('createdb_gone');
+    const err = await adminError('CALL admmgt.create_database()');
+    expect(err.code).toBe('42P04');
+    expect(err.message).toBe(`admmgt: database createdb_gone of admmgt.vendor_db_settings id ${id} still holds a deleted tenant's data`);
+    expect(await admin(`SELECT status FROM admmgt.vendor_db_settings WHERE id = $1`, [id])).toEqual([{ status: 1 }]);
+    await admin(`DELETE FROM admmgt.vendor_db_settings WHERE id = $1`, [id]);
+  });
+
   it('adopts an existing database that is a template copy (at its ledger version) or empty (at version 0)', async () => {
     // A copy made by a create whose bookkeeping was lost, and an empty database a DBA made beforehand.
     await env.admin.query(`CREATE DATABASE createdb_copy TEMPLATE ${TPL}`);
@@ -277,10 +280,14 @@ describe('create_database', () => {
     await env.admin.query('CALL admmgt.create_database()');
     expect(await tenant('createdb_copy')).toEqual({ status: 2, scriptversion: 1 });
     expect(await tenant('createdb_empty')).toEqual({ status: 2, scriptversion: 0 });
-    expect(await admin(`SELECT dbname, commstat FROM admmgt.script_log WHERE operation = 'adopt' AND outcome = 'ok' ORDER BY dbname`)).toEqual([
+    expect(await admin(`SELECT dbname, commstat FROM admmgt.script_log WHERE operation = 'adopt' AND outcome = 'ok' ORDER BY dbname, id`)).toEqual([
       { dbname: 'createdb_copy', commstat: 'adopted the existing database at version 1' },
+      { dbname: 'createdb_copy', commstat: 'REVOKE CONNECT, TEMPORARY ON DATABASE createdb_copy FROM PUBLIC' },
       { dbname: 'createdb_empty', commstat: 'adopted the existing database at version 0' },
+      { dbname: 'createdb_empty', commstat: 'REVOKE CONNECT, TEMPORARY ON DATABASE createdb_empty FROM PUBLIC' },
     ]);
+    expect(await admin(`SELECT count(*)::int AS n FROM pg_database WHERE datname IN ('createdb_copy', 'createdb_empty')
+                          AND has_database_privilege('public', datname, 'CONNECT')`)).toEqual([{ n: 0 }]);
     // The adopted empty database then receives every script, schema included.
     await env.admin.query('CALL admmgt.applyScripts()');
     expect(await tenant('createdb_empty')).toEqual({ status: 2, scriptversion: 1 });
@@ -292,7 +299,8 @@ describe('create_database', () => {
   it('refuses a CALL inside a transaction block with SQLSTATE 25001 before creating anything', async () => {
     await register('createdb_inblock');
     const runsBefore = await runCount();
-    await env.admin.query('BEGIN');
+    // As in psql: BEGIN, then the CALL a moment later.
+    await env.admin.query('BEGIN; SELECT pg_sleep(1.1)');
     const err = await adminError('CALL admmgt.create_database()');
     await env.admin.query('ROLLBACK');
     expect(err.code).toBe('25001');

@@ -167,14 +167,7 @@ async function maintain(days: number, asof: string): Promise<string> {
   return (await lastRun()).run_id;
 }
 
-async function waitIdle(db: string) {
-  for (let i = 0; i < 100; i++) {
-    const { rows } = await env.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [db]);
-    if (rows[0].n === 0) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${db} still has sessions`);
-}
+const waitIdle = (db: string) => env.waitIdle(db);
 
 async function applyScript(spec: ScriptSpec) {
   await env.admin.query(scriptRowsSql(spec).text);

@@ -47,14 +47,7 @@ async function refresh(): Promise<string> {
   return rows[0].r;
 }
 
-async function waitIdle(db: string) {
-  for (let i = 0; i < 100; i++) {
-    const { rows } = await env.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [db]);
-    if (rows[0].n === 0) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${db} still has sessions`);
-}
+const waitIdle = (db: string) => env.waitIdle(db);
 
 beforeAll(async () => {
   env = await createEnv('refresh');
@@ -188,5 +181,30 @@ describe('refesh_stored_procedures', () => {
     await refresh();
     for (const db of UPDATED) expect(await routines(db)).toEqual(expected);
     expect((await env.admin.query('SELECT * FROM admmgt.failures')).rows).toEqual([]);
+  });
+
+  it("copies a routine's owner and EXECUTE grants, so a SECURITY DEFINER routine keeps its definer", async () => {
+    await env.admin.query(`DROP ROLE IF EXISTS refresh_owner; DROP ROLE IF EXISTS refresh_user;
+                           CREATE ROLE refresh_owner NOLOGIN; CREATE ROLE refresh_user NOLOGIN`);
+    try {
+      await env.queryIn(TEMPLATE, `GRANT CREATE, USAGE ON SCHEMA app TO refresh_owner;
+        CREATE FUNCTION app.f_definer() RETURNS text LANGUAGE sql SECURITY DEFINER AS 'SELECT current_user::text';
+        ALTER FUNCTION app.f_definer() OWNER TO refresh_owner;
+        REVOKE ALL ON FUNCTION app.f_definer() FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION app.f_definer() TO refresh_user`);
+      await refresh();
+      const acl = `SELECT pg_get_userbyid(proowner) AS owner, prosecdef,
+                          has_function_privilege('refresh_user', oid, 'EXECUTE') AS user_may,
+                          has_function_privilege('public', oid, 'EXECUTE') AS public_may
+                     FROM pg_proc WHERE oid = 'app.f_definer()'::regprocedure`;
+      const expected = [{ owner: 'refresh_owner', prosecdef: true, user_may: true, public_may: false }];
+      expect(await env.queryIn(TEMPLATE, acl)).toEqual(expected);
+      for (const db of UPDATED) expect(await env.queryIn(db, acl), db).toEqual(expected);
+    } finally {
+      for (const db of [TEMPLATE, ...UPDATED]) {
+        await env.queryIn(db, 'DROP FUNCTION IF EXISTS app.f_definer(); REVOKE ALL ON SCHEMA app FROM refresh_owner');
+      }
+      await env.admin.query('DROP ROLE IF EXISTS refresh_owner; DROP ROLE IF EXISTS refresh_user');
+    }
   });
 });

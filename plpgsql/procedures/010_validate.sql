@@ -24,6 +24,24 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._app_schema(p_value text, p_row text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a schema name from a script row: a plain identifier that is not a system schema or admmgt's own */
+DECLARE
+    v_name text := admmgt._ident(p_value, 'schema name', p_row);
+BEGIN
+    IF v_name IN ('admmgt', 'information_schema') OR v_name LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'admmgt: % names the reserved schema %', p_row, v_name
+            USING ERRCODE = 'reserved_name',
+                  HINT = 'Scripts create objects in app schemas only; admmgt, information_schema and pg_* are not.';
+    END IF;
+    RETURN v_name;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._tenant_name(p_value text, p_row text)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
@@ -51,12 +69,21 @@ AS $$
 DECLARE
     v_type text := btrim(p_value);
     v_word CONSTANT text := '[A-Za-z_][A-Za-z0-9_]*';
+    v_ok boolean;
 BEGIN
-    IF v_type IS NULL OR v_type !~ ('^' || v_word || '(\.' || v_word || ')?( ' || v_word || ')*'
-                                    || '( ?\( *[0-9]+ *(, *-?[0-9]+ *)?\))?( ' || v_word || ')*( ?\[[0-9]*\])*$') THEN
+    v_ok := v_type ~ ('^' || v_word || '(\.' || v_word || ')?( ' || v_word || ')*'
+                      || '( ?\( *[0-9]+ *(, *-?[0-9]+ *)?\))?( ' || v_word || ')*( ?\[[0-9]*\])*$');
+    -- Words after the type name may only be those of multi-word SQL types, so that no constraint
+    -- (PRIMARY KEY, REFERENCES, DEFAULT ...) rides along with the type.
+    v_ok := coalesce(v_ok, false) AND NOT EXISTS (
+        SELECT 1 FROM regexp_split_to_table(lower(regexp_replace(
+                   regexp_replace(v_type, '\([^)]*\)|\[[0-9]*\]', ' ', 'g'), '^\S+', '')), '\s+') AS w
+         WHERE w <> '' AND w NOT IN ('varying', 'precision', 'character', 'with', 'without', 'time', 'zone',
+                                     'year', 'month', 'day', 'hour', 'minute', 'second', 'to'));
+    IF NOT v_ok THEN
         RAISE EXCEPTION 'admmgt: invalid data type % in %', coalesce(quote_literal(p_value), 'NULL'), p_row
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Write a type name as in CREATE TABLE, for example varchar(10), numeric(12,2), timestamptz or text[].';
+                  HINT = 'Write a type name as in CREATE TABLE, for example varchar(10), numeric(12,2), timestamptz or text[]; constraints have their own columns.';
     END IF;
     RETURN v_type;
 END;
@@ -79,6 +106,10 @@ DECLARE
 BEGIN
     WHILE v_i <= v_len LOOP
         v_ch := substr(v_text, v_i, 1);
+        IF v_ch = '\' THEN
+            -- Inside E'...' a backslash escapes a quote, which would end the string early.
+            v_bad := 'a backslash'; EXIT;
+        END IF;
         IF v_quote IS NOT NULL THEN
             IF v_ch = v_quote THEN
                 IF substr(v_text, v_i + 1, 1) = v_quote THEN
@@ -94,7 +125,7 @@ BEGIN
         ELSIF v_ch = ')' THEN
             v_depth := v_depth - 1;
             IF v_depth < 0 THEN v_bad := 'an unbalanced ")"'; EXIT; END IF;
-        ELSIF v_ch IN (';', '$', '\') THEN
+        ELSIF v_ch IN (';', '$') THEN
             v_bad := format('the character %L outside a string', v_ch); EXIT;
         ELSIF substr(v_text, v_i, 2) IN ('--', '/*') THEN
             v_bad := 'a comment'; EXIT;
@@ -106,7 +137,7 @@ BEGIN
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'admmgt: invalid % % in %: it contains %', p_what, quote_literal(p_value), p_row, v_bad
             USING ERRCODE = 'syntax_error',
-                  HINT = 'A fragment must be one expression or one CALL, without ;, comments or dollar quotes.';
+                  HINT = 'A fragment must be one expression or one CALL, without ;, comments, backslashes or dollar quotes.';
     END IF;
     RETURN v_text;
 END;

@@ -26,7 +26,7 @@ BEGIN
             USING ERRCODE = 'foreign_key_violation',
                   HINT = 'Use the id that admmgt.script_tables generated for the table.';
     END IF;
-    schemaname := admmgt._ident(v_row.schemaname, 'schema name', v_where);
+    schemaname := admmgt._app_schema(v_row.schemaname, v_where);
     tablename := admmgt._ident(v_row.tablename, 'table name', v_where);
     tblspace := CASE WHEN v_row.tblspace IS NOT NULL
                      THEN admmgt._ident(v_row.tblspace, 'tablespace', v_where) END;

@@ -61,7 +61,7 @@ DECLARE
 BEGIN
     FOR v_fk IN
         SELECT min(f.id) AS first_id,
-               admmgt._ident(min(f.schemaname), 'schema name', admmgt._row('script_table_fkeys', min(f.id))) AS schemaname,
+               admmgt._app_schema(min(f.schemaname), admmgt._row('script_table_fkeys', min(f.id))) AS schemaname,
                admmgt._ident(min(f.childtablename), 'child table', admmgt._row('script_table_fkeys', min(f.id))) AS child,
                admmgt._ident(min(f.parenttablename), 'parent table', admmgt._row('script_table_fkeys', min(f.id))) AS parent,
                array_agg(admmgt._ident(f.childcolumnname, 'child column', admmgt._row('script_table_fkeys', f.id))

@@ -74,10 +74,16 @@ BEGIN
     END IF;
     EXECUTE format('GRANT USAGE ON FOREIGN SERVER admmgt_local TO %I', p_for_role);
     EXECUTE format('DROP USER MAPPING IF EXISTS FOR %I SERVER admmgt_local', p_for_role);
-    IF p_password IS NULL THEN
-        EXECUTE format('CREATE USER MAPPING FOR %I SERVER admmgt_local OPTIONS (user %L)', p_for_role, p_user);
-    ELSE
-        EXECUTE format('CREATE USER MAPPING FOR %I SERVER admmgt_local OPTIONS (user %L, password %L)', p_for_role, p_user, p_password);
-    END IF;
+    BEGIN
+        IF p_password IS NULL THEN
+            EXECUTE format('CREATE USER MAPPING FOR %I SERVER admmgt_local OPTIONS (user %L)', p_for_role, p_user);
+        ELSE
+            EXECUTE format('CREATE USER MAPPING FOR %I SERVER admmgt_local OPTIONS (user %L, password %L)', p_for_role, p_user, p_password);
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        -- The error's context would quote the statement, password included: raise it without.
+        RAISE EXCEPTION 'admmgt: could not store the user mapping of role %: %', p_for_role, SQLERRM
+            USING ERRCODE = SQLSTATE, HINT = 'Check that the role exists and that you may create user mappings on admmgt_local.';
+    END;
 END;
 $$;

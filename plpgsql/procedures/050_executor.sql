@@ -44,16 +44,19 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._batch_prefix(p_atomic boolean)
 RETURNS text[]
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: what the executor sends before a batch's own statements */
-SELECT CASE WHEN p_atomic THEN ARRAY['BEGIN', 'SET LOCAL client_min_messages = warning'] ELSE '{}'::text[] END;
+/* purpose: what the executor sends before a batch's own statements. DDL holds ACCESS EXCLUSIVE locks until the tenant's transaction ends, so a batch waits at most admmgt.lock_timeout (default 5s) for a lock instead of queueing the tenant's traffic behind it; that target fails and the next run retries it */
+SELECT CASE WHEN p_atomic
+            THEN ARRAY['BEGIN', 'SET LOCAL client_min_messages = warning',
+                       format('SET LOCAL lock_timeout = %L', coalesce(nullif(current_setting('admmgt.lock_timeout', true), ''), '5s'))]
+            ELSE '{}'::text[] END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._batch_text(p_item admmgt.work_item)
 RETURNS text
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the query string of one work item */
@@ -71,7 +74,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._failed_statement(p_item admmgt.work_item, p_state admmgt.exec_result)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the statement a failed batch stopped at (results arrive one per statement sent) */

@@ -31,6 +31,7 @@ DECLARE
     v_is_template boolean;
     v_sent int := cardinality(admmgt._batch_prefix(p_item.atomic));
     v_adopted int;
+    v_revoke text;
 BEGIN
     IF p_op = 'adopt' AND v_ok THEN
         -- The database of a pending tenant exists: a template copy (it has the ledger) or an empty
@@ -55,9 +56,24 @@ BEGIN
     ELSIF p_op = 'maintain' AND v_ok THEN
         v_stmts := (SELECT array_agg('created partition ' || n) FROM regexp_split_to_table(nullif(p_state.outputs[v_sent + 1], ''), ' ') n);
     ELSIF p_op = 'refresh' AND v_ok THEN
-        -- The batch also holds a CREATE SCHEMA IF NOT EXISTS per app schema: those are not routines.
+        -- The batch also holds schemas, owners and grants: count the definitions only.
         v_stmts := ARRAY[format('refreshed %s routines',
-                                (SELECT count(*) FROM unnest(p_item.stmts) AS s WHERE s NOT LIKE 'CREATE SCHEMA %'))];
+                                (SELECT count(*) FROM unnest(p_item.stmts) AS s WHERE s LIKE 'CREATE OR REPLACE %'))];
+    END IF;
+
+    IF v_ok AND p_op IN ('create', 'adopt') THEN
+        -- In the same transaction as the status: a tenant is never created with CONNECT for PUBLIC
+        -- (a new database grants it; tenants must not reach each other's databases).
+        v_revoke := format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', p_item.dbname);
+        BEGIN
+            EXECUTE v_revoke;
+            v_stmts := v_stmts || v_revoke;
+        EXCEPTION WHEN OTHERS THEN
+            v_ok := false;
+            v_failed := v_revoke;
+            GET STACKED DIAGNOSTICS p_state.sqlstate = RETURNED_SQLSTATE, p_state.message = MESSAGE_TEXT,
+                                    p_state.detail = PG_EXCEPTION_DETAIL, p_state.hint = PG_EXCEPTION_HINT;
+        END;
     END IF;
 
     IF v_ok THEN
@@ -74,7 +90,8 @@ BEGIN
         PERFORM admmgt._log(p_run_id, p_op, p_item, ARRAY[coalesce(v_failed, 'connect')], 'error', p_state);
         IF p_op = 'apply' THEN
             SELECT istemplate INTO v_is_template FROM admmgt.vendor_db_settings WHERE id = p_item.target_id;
-            IF v_is_template THEN
+            -- Only a statement of the script makes it fail; a lost connection is retried next run.
+            IF v_is_template AND p_state.failed_index > cardinality(admmgt._batch_prefix(p_item.atomic)) THEN
                 UPDATE admmgt.scripts SET status = 3, last_error = format('%s (SQLSTATE %s) at: %s', p_state.message, p_state.sqlstate, v_failed)
                  WHERE id = p_item.scriptid;
             END IF;

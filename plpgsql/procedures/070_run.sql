@@ -25,7 +25,8 @@ BEGIN
         RETURN;
     END IF;
     SELECT count(DISTINCT i.target_id) INTO v_targets FROM unnest(p_items) AS i;
-    v_p := greatest(1, least(coalesce(p_parallel, 4), v_targets));
+    -- Never more connections at once than a quarter of the server's max_connections.
+    v_p := greatest(1, least(coalesce(p_parallel, 4), v_targets, current_setting('max_connections')::int / 4));
     v_slot_item := array_fill(0, ARRAY[v_p]);
     v_slot_db := array_fill(NULL::text, ARRAY[v_p]);
     v_slot_state := array_fill(NULL::admmgt.exec_result, ARRAY[v_p]);
@@ -136,14 +137,23 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._assert_autocommit(p_label text)
+CREATE OR REPLACE FUNCTION admmgt._check_call(p_label text, p_parallel int)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: refuse a CALL inside a transaction block before anything is touched */
+/* purpose: refuse, with a hint, a CALL typed inside a transaction block or a bad p_parallel, before anything is touched */
 BEGIN
-    IF transaction_timestamp() <> statement_timestamp() THEN
+    IF p_parallel IS NOT NULL AND (p_parallel < 1 OR p_parallel > 64) THEN
+        RAISE EXCEPTION 'admmgt.%: p_parallel must be between 1 and 64, not %', p_label, p_parallel
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Each target at once holds one connection; leave p_parallel out for the default of 4.';
+    END IF;
+    -- PL/pgSQL cannot ask whether it runs in a transaction block. A transaction that began well
+    -- before this statement is one (BEGIN typed in psql); the extended query protocol starts the
+    -- transaction a fraction of a millisecond before the CALL, so only a clear gap counts. Blocks
+    -- the gap misses are refused all the same by the COMMIT in _begin_call (SQLSTATE 2D000).
+    IF statement_timestamp() - transaction_timestamp() > interval '1 second' THEN
         RAISE EXCEPTION 'admmgt.% cannot run inside a transaction block', p_label
             USING ERRCODE = 'active_sql_transaction',
                   HINT = format('Run CALL admmgt.%s(...) on its own in autocommit mode: it commits once per target so that a failure or a kill keeps every finished tenant.', p_label);
@@ -158,7 +168,7 @@ AS $$
 DECLARE
     v_deadline timestamptz := clock_timestamp() + make_interval(secs => greatest(coalesce(p_wait_seconds, 0), 0));
 BEGIN
-    PERFORM admmgt._assert_autocommit(p_label);
+    PERFORM admmgt._check_call(p_label, NULL);
     -- Fails with "invalid transaction termination" in the cases the test above cannot see.
     COMMIT;
     WHILE NOT admmgt._try_lock(p_op) LOOP

@@ -43,27 +43,29 @@ BEGIN
                 USING ERRCODE = 'reserved_name',
                       HINT = 'A tenant cannot be postgres, template0, template1, the admin database or the template.';
         END IF;
+        IF EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = v_name)
+           AND EXISTS (SELECT 1 FROM admmgt.vendor_db_settings o
+                        WHERE o.deleted AND lower(btrim(o.dbname)) = v_name AND o.id <> v_row.id) THEN
+            RAISE EXCEPTION 'admmgt: database % of % still holds a deleted tenant''s data', v_name, admmgt._row('vendor_db_settings', v_row.id)
+                USING ERRCODE = 'duplicate_database',
+                      HINT = 'admmgt never adopts the database of a deleted tenant: drop or rename it, or give the new tenant another name.';
+        END IF;
         IF EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = v_name) THEN
             p_adopt := p_adopt || ROW(v_row.id, v_name, v_name, NULL, ARRAY[admmgt._adopt_check_sql()], false)::admmgt.work_item;
         ELSE
-            -- Two items on one connection: the copy, then no CONNECT for PUBLIC (a new database
-            -- grants it, and tenants must not reach each other's databases).
-            p_create := p_create
-                || ROW(v_row.id, v_name, current_database(), p_template.scriptversion,
-                       ARRAY[format('CREATE DATABASE %I TEMPLATE %I', v_name, p_template.dbname)], false)::admmgt.work_item
-                || ROW(v_row.id, v_name, current_database(), p_template.scriptversion,
-                       ARRAY[format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', v_name)], false)::admmgt.work_item;
+            p_create := p_create || ROW(v_row.id, v_name, current_database(), p_template.scriptversion,
+                                        ARRAY[format('CREATE DATABASE %I TEMPLATE %I', v_name, p_template.dbname)], false)::admmgt.work_item;
         END IF;
     END LOOP;
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._assert_template_idle(p_template text)
-RETURNS void
+CREATE OR REPLACE FUNCTION admmgt._template_sessions(p_template text)
+RETURNS text
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: CREATE DATABASE ... TEMPLATE needs the template to itself; give closing sessions two seconds, then name those that hold it */
+/* purpose: CREATE DATABASE ... TEMPLATE needs the template to itself: give closing sessions two seconds, then name those still in it (NULL when none) */
 DECLARE
     v_who text;
     v_deadline timestamptz := clock_timestamp() + interval '2 seconds';
@@ -74,14 +76,10 @@ BEGIN
           INTO v_who
           FROM pg_stat_activity a
          WHERE a.datname = p_template AND a.pid <> pg_backend_pid();
-        EXIT WHEN v_who IS NULL;
-        IF clock_timestamp() >= v_deadline THEN
-            RAISE EXCEPTION 'admmgt: template database % has open connections: %', p_template, v_who
-                USING ERRCODE = 'object_in_use',
-                      HINT = format('Close them (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %L) and call again.', p_template);
-        END IF;
+        EXIT WHEN v_who IS NULL OR clock_timestamp() >= v_deadline;
         PERFORM pg_sleep(0.1);
     END LOOP;
+    RETURN v_who;
 END;
 $$;
 
@@ -93,20 +91,27 @@ DECLARE
     v_template admmgt.vendor_db_settings;
     v_items record;
     v_run bigint;
+    v_busy text;
 BEGIN
-    PERFORM admmgt._assert_autocommit('create_database');
+    PERFORM admmgt._check_call('create_database', p_parallel);
     v_template := admmgt._template();
     v_items := admmgt._pending_items(v_template);
     IF cardinality(v_items.p_create) + cardinality(v_items.p_adopt) = 0 THEN
         RAISE NOTICE 'admmgt create: no tenant is pending (status 1)';
         RETURN;
     END IF;
-    IF cardinality(v_items.p_create) > 0 THEN
-        PERFORM admmgt._assert_template_idle(v_template.dbname);
-    END IF;
     CALL admmgt._begin_call('create', 'create_database', p_wait_seconds, v_run);
     v_template := admmgt._template();
     v_items := admmgt._pending_items(v_template);
+    -- Checked under the lock, so that a running applyScripts() (which uses the template) is
+    -- waited for with p_wait_seconds instead of being taken for a stranger in the template.
+    v_busy := CASE WHEN cardinality(v_items.p_create) > 0 THEN admmgt._template_sessions(v_template.dbname) END;
+    IF v_busy IS NOT NULL THEN
+        CALL admmgt._end_call('create', v_run);
+        RAISE EXCEPTION 'admmgt: template database % has open connections: %', v_template.dbname, v_busy
+            USING ERRCODE = 'object_in_use',
+                  HINT = format('Close them (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %L) and call again.', v_template.dbname);
+    END IF;
     CALL admmgt._run('adopt', v_items.p_adopt, p_parallel, v_run);
     CALL admmgt._run('create', v_items.p_create, p_parallel, v_run);
     CALL admmgt._end_call('create', v_run);

@@ -44,17 +44,42 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: for the template (p_targets = 'template') or the tenants with updateflag ('tenants'), every script up to p_upto that each lacks, in order; each script rendered once */
 WITH targets AS (
-    SELECT v.id, lower(v.dbname) AS dbname, coalesce(v.scriptversion, 0) AS version
-      FROM admmgt.vendor_db_settings v
-     WHERE v.status = 2 AND NOT coalesce(v.deleted, false) AND coalesce(v.scriptversion, 0) < p_upto
-       AND CASE p_targets WHEN 'template' THEN v.istemplate ELSE NOT v.istemplate AND v.updateflag END
+    SELECT t.id, t.dbname, t.version FROM admmgt.targets t WHERE p_targets = 'template' AND t.istemplate AND t.version < p_upto
+    UNION ALL
+    SELECT u.id, u.dbname, u.version FROM admmgt.update_targets u WHERE p_targets = 'tenants' AND u.version < p_upto
+), blocked AS (
+    -- A script a lagging target still needs that is no longer ready (set back to 0 to be edited,
+    -- or failed) stops that target there: no script is ever skipped.
+    SELECT min(x.id) AS id FROM admmgt.scripts x
+     WHERE x.id <= p_upto AND x.status NOT IN (1, 2) AND x.id > (SELECT min(t.version) FROM targets t)
 ), batches AS MATERIALIZED (
     SELECT s.id, admmgt.script_batch(s.id, p_asof) AS stmts
       FROM admmgt.scripts s
      WHERE s.id <= p_upto AND s.status IN (1, 2) AND s.id > (SELECT min(t.version) FROM targets t)
+       AND s.id < coalesce((SELECT b.id FROM blocked b), p_upto + 1)
 )
 SELECT coalesce(array_agg(ROW(t.id, t.dbname, t.dbname, b.id, b.stmts, true)::admmgt.work_item ORDER BY t.id, b.id), '{}')
   FROM targets t JOIN batches b ON b.id > t.version;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._notice_blocked(p_version int)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: say which script holds lagging tenants back when one they need is not ready any more */
+DECLARE
+    v_s admmgt.scripts;
+BEGIN
+    SELECT * INTO v_s FROM admmgt.scripts x
+     WHERE x.id <= p_version AND x.status NOT IN (1, 2)
+       AND EXISTS (SELECT 1 FROM admmgt.update_targets u WHERE u.version < x.id)
+     ORDER BY x.id LIMIT 1;
+    IF FOUND THEN
+        RAISE WARNING 'admmgt apply: script % has status % but tenants below it still need it: they stop before it', v_s.id, v_s.status
+            USING HINT = 'Set it ready again (status 1) once its rows are right.';
+    END IF;
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt.plan_scripts(p_asof date DEFAULT current_date)
@@ -83,15 +108,12 @@ DECLARE
     v_ready int[];
     v_run bigint;
 BEGIN
-    PERFORM admmgt._assert_autocommit('applyScripts');
+    PERFORM admmgt._check_call('applyScripts', p_parallel);
     v_template := admmgt._template();
     v_ready := admmgt._ready_scripts(v_template.scriptversion);
     -- Render every ready script before any target is touched: bad rows are refused here.
     PERFORM count(*) FROM unnest(v_ready) AS s, LATERAL admmgt.render_script(s) AS r;
-    IF cardinality(v_ready) = 0 AND NOT EXISTS (
-        SELECT 1 FROM admmgt.vendor_db_settings v
-         WHERE v.status = 2 AND v.updateflag AND NOT v.istemplate AND NOT coalesce(v.deleted, false)
-           AND coalesce(v.scriptversion, 0) < v_template.scriptversion) THEN
+    IF cardinality(v_ready) = 0 AND NOT EXISTS (SELECT 1 FROM admmgt.update_targets u WHERE u.version < v_template.scriptversion) THEN
         RAISE NOTICE 'admmgt apply: nothing to do; the template and every tenant with updateflag are at version %', v_template.scriptversion;
         RETURN;
     END IF;
@@ -102,13 +124,12 @@ BEGIN
     CALL admmgt._run('apply', admmgt._apply_items('template', coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date), 1, v_run);
 
     v_template := admmgt._template();
+    PERFORM admmgt._notice_blocked(v_template.scriptversion);
     CALL admmgt._run('apply', admmgt._apply_items('tenants', v_template.scriptversion, current_date), p_parallel, v_run);
 
     UPDATE admmgt.scripts s SET status = 2, applied_at = now(), last_error = NULL
      WHERE s.status = 1 AND s.id <= v_template.scriptversion
-       AND NOT EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
-                        WHERE v.status = 2 AND v.updateflag AND NOT v.istemplate AND NOT coalesce(v.deleted, false)
-                          AND coalesce(v.scriptversion, 0) < s.id);
+       AND NOT EXISTS (SELECT 1 FROM admmgt.update_targets u WHERE u.version < s.id);
     UPDATE admmgt.script_tables SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
     UPDATE admmgt.script_table_columns SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
     UPDATE admmgt.script_table_fkeys SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);

@@ -7,9 +7,7 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: one maintenance batch per created target (template first) that has RANGE-partitioned tables; targets at one version share one rendering */
 WITH targets AS (
-    SELECT v.id, lower(v.dbname) AS dbname, coalesce(v.scriptversion, 0) AS version, v.istemplate
-      FROM admmgt.vendor_db_settings v
-     WHERE v.status = 2 AND NOT coalesce(v.deleted, false)
+    SELECT t.id, t.dbname, t.version, t.istemplate FROM admmgt.targets t
 ), batches AS MATERIALIZED (
     SELECT x.version, admmgt.maintenance_batch(x.version, p_from, p_to) AS stmts
       FROM (SELECT DISTINCT version FROM targets) x
@@ -29,7 +27,7 @@ DECLARE
     v_items admmgt.work_item[];
     v_run bigint;
 BEGIN
-    PERFORM admmgt._assert_autocommit('applyMaintenance');
+    PERFORM admmgt._check_call('applyMaintenance', p_parallel);
     IF t_numdays IS NULL OR t_numdays < 0 OR t_numdays > 3660 THEN
         RAISE EXCEPTION 'admmgt: t_numdays must be between 0 and 3660, not %', coalesce(t_numdays::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the look-ahead in days, for example t_numdays => 30.';

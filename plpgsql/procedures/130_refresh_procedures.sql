@@ -5,7 +5,7 @@ RETURNS text[]
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: CREATE SCHEMA IF NOT EXISTS for each app schema, then CREATE OR REPLACE of every non-trigger function and procedure in the template's app schemas (extension members excluded) */
+/* purpose: CREATE SCHEMA IF NOT EXISTS for each app schema, then CREATE OR REPLACE of every non-trigger function and procedure in the template's app schemas (extension members excluded), with its owner and EXECUTE privileges */
 DECLARE
     v_stmts text[];
 BEGIN
@@ -13,7 +13,8 @@ BEGIN
       INTO v_stmts
       FROM dblink(admmgt._connstr(p_template), $q$
             WITH app AS (
-                SELECT p.oid, n.nspname
+                SELECT p.oid, n.nspname, p.proowner, p.proacl,
+                       format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) AS sig
                   FROM pg_catalog.pg_proc p
                   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
                  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt')
@@ -27,6 +28,21 @@ BEGIN
             UNION ALL
             SELECT 1, row_number() OVER (ORDER BY nspname, oid), pg_catalog.pg_get_functiondef(oid)
               FROM app
+            -- A definition carries neither owner nor privileges: copy both, so that a SECURITY
+            -- DEFINER routine runs as the template's owner, not as whoever ran the refresh.
+            UNION ALL
+            SELECT 2, row_number() OVER (ORDER BY nspname, oid),
+                   format('ALTER ROUTINE %s OWNER TO %I', sig, pg_catalog.pg_get_userbyid(proowner))
+              FROM app
+            UNION ALL
+            SELECT 3, row_number() OVER (ORDER BY nspname, oid), format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', sig)
+              FROM app WHERE proacl IS NOT NULL
+            UNION ALL
+            SELECT 4, row_number() OVER (ORDER BY a.nspname, a.oid, x.grantee),
+                   format('GRANT EXECUTE ON ROUTINE %s TO %s', a.sig,
+                          CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END)
+              FROM app a CROSS JOIN LATERAL pg_catalog.aclexplode(a.proacl) x
+             WHERE a.proacl IS NOT NULL AND x.privilege_type = 'EXECUTE' AND x.grantee <> a.proowner
            $q$) AS r(ord int, n bigint, stmt text);
     RETURN coalesce(v_stmts, '{}');
 END;
@@ -42,7 +58,7 @@ DECLARE
     v_items admmgt.work_item[];
     v_run bigint;
 BEGIN
-    PERFORM admmgt._assert_autocommit('refesh_stored_procedures');
+    PERFORM admmgt._check_call('refesh_stored_procedures', p_parallel);
     v_template := admmgt._template();
     -- Read the template before taking the lock: an error after it would leave the lock with this session.
     v_stmts := admmgt._template_routines(v_template.dbname);
@@ -50,10 +66,9 @@ BEGIN
     IF cardinality(v_stmts) = 0 THEN
         RAISE NOTICE 'admmgt refresh: the template % has no functions or procedures in its app schemas', v_template.dbname;
     ELSE
-        SELECT coalesce(array_agg(ROW(v.id, lower(v.dbname), lower(v.dbname), NULL, v_stmts, true)::admmgt.work_item ORDER BY v.id), '{}')
+        SELECT coalesce(array_agg(ROW(u.id, u.dbname, u.dbname, NULL, v_stmts, true)::admmgt.work_item ORDER BY u.id), '{}')
           INTO v_items
-          FROM admmgt.vendor_db_settings v
-         WHERE v.status = 2 AND v.updateflag AND NOT v.istemplate AND NOT coalesce(v.deleted, false);
+          FROM admmgt.update_targets u;
         CALL admmgt._run('refresh', v_items, p_parallel, v_run);
     END IF;
     CALL admmgt._end_call('refresh', v_run);

@@ -6,7 +6,7 @@ import { installControlPlane, type InstallReport } from '../install.js';
 /**
  * Install or upgrade admmgt in the admin database. When the URL carries a password, the control
  * plane needs it for its own dblink connections: it goes into a user mapping (the catalog), sent
- * as a bound parameter so that statement logging does not record it.
+ * as a bound parameter in a transaction whose statement logging is off.
  */
 export async function install(client: pg.Client, url: string | undefined, out: Out): Promise<InstallReport> {
   const report = await installControlPlane(client, out);
@@ -14,12 +14,24 @@ export async function install(client: pg.Client, url: string | undefined, out: O
     const u = new URL(url);
     const host = u.searchParams.get('host') ?? decodeURIComponent(u.hostname);
     if (u.password) {
-      await client.query('SELECT admmgt.set_connection($1, $2, $3, $4)', [
-        host,
-        Number(u.port || u.searchParams.get('port') || 5432),
-        decodeURIComponent(u.username) || 'postgres',
-        decodeURIComponent(u.password),
-      ]);
+      await client.query('BEGIN');
+      try {
+        // Statement logging records bound parameters too: off for this transaction, where allowed.
+        for (const setting of ["log_statement = 'none'", 'log_min_duration_statement = -1', 'log_parameter_max_length = 0']) {
+          await client.query('SAVEPOINT admmgt_quiet');
+          await client.query(`SET LOCAL ${setting}`).catch(() => client.query('ROLLBACK TO SAVEPOINT admmgt_quiet'));
+        }
+        await client.query('SELECT admmgt.set_connection($1, $2, $3, $4)', [
+          host,
+          Number(u.port || u.searchParams.get('port') || 5432),
+          decodeURIComponent(u.username) || 'postgres',
+          decodeURIComponent(u.password),
+        ]);
+        await client.query('COMMIT');
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw e;
+      }
       out('stored the connection for dblink in server admmgt_local and a user mapping');
     }
   }

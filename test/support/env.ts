@@ -17,6 +17,12 @@ export interface TestEnv {
   /** Create the template database with the given schemas and register it. */
   makeTemplate(name: string, schemas?: string[]): Promise<void>;
   databases(): Promise<string[]>;
+  /** Rows of a query on the admin connection. */
+  rows<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<T[]>;
+  /** The error a statement on the admin connection raises (fails the test if it succeeds). */
+  errorOf(text: string): Promise<pg.DatabaseError>;
+  /** Wait until no session is connected to a database (a closed one may still be shutting down). */
+  waitIdle(database: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,6 +80,25 @@ export async function createEnv(prefix: string): Promise<TestEnv> {
       const { rows } = await server.query<{ datname: string }>(
         `SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname`, [prefix + '_']);
       return rows.map((r) => r.datname);
+    },
+    async rows<T extends pg.QueryResultRow>(text: string, values?: unknown[]) {
+      return (await admin.query<T>(text, values)).rows;
+    },
+    async errorOf(text) {
+      try {
+        await admin.query(text);
+      } catch (e) {
+        return e as pg.DatabaseError;
+      }
+      throw new Error(`expected an error from: ${text}`);
+    },
+    async waitIdle(database) {
+      for (let i = 0; i < 100; i++) {
+        const { rows } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [database]);
+        if (rows[0]?.n === 0) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`${database} still has sessions`);
     },
     async close() {
       await admin.end().catch(() => {});
