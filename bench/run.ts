@@ -81,9 +81,7 @@ const median = (xs: number[]) => {
 async function dropPrefixed(server: pg.Client, prefixes: string[]): Promise<void> {
   const { rows } = await server.query<{ datname: string }>(
     `SELECT datname FROM pg_database WHERE datname LIKE ANY ($1) ORDER BY 1`, [prefixes.map((p) => p + '%')]);
-  await pool(rows, 4, async (r) => {
-    await server.query(`DROP DATABASE IF EXISTS ${id(r.datname).text} WITH (FORCE)`);
-  });
+  for (const r of rows) await server.query(`DROP DATABASE IF EXISTS ${id(r.datname).text} WITH (FORCE)`);
 }
 
 /** A fresh template at version 0 and N pending tenants; script 1 ready again. */
