@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { assembleInstallSql, installControlPlane } from '../src/install.js';
+import { assembleInstallSql, installControlPlane, loadMigrations } from '../src/install.js';
 import { migrationsDir } from '../src/paths.js';
 import { createEnv, urlFor, type TestEnv } from './support/env.js';
 
@@ -86,10 +86,10 @@ describe('install', () => {
       await client.query(`INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES ('inst_tpl', true, 2)`);
       await client.query(`INSERT INTO admmgt.scripts (id, description) VALUES (7, 'kept across the upgrade')`);
       // The newer version: one more migration.
-      await writeFile(path.join(olderDir, '2_test_upgrade.sql'),
-        'ALTER TABLE admmgt.scripts ADD COLUMN upgraded_note text DEFAULT \'new\';\n');
+      const next = `${(await loadMigrations(olderDir)).length}_test_upgrade.sql`;
+      await writeFile(path.join(olderDir, next), 'ALTER TABLE admmgt.scripts ADD COLUMN upgraded_note text DEFAULT \'new\';\n');
       const report = await installControlPlane(client, () => {}, olderDir);
-      expect(report.applied).toEqual(['2_test_upgrade.sql']);
+      expect(report.applied).toEqual([next]);
       const { rows } = await client.query('SELECT id, description, upgraded_note FROM admmgt.scripts');
       expect(rows).toEqual([{ id: 7, description: 'kept across the upgrade', upgraded_note: 'new' }]);
       expect((await client.query('SELECT dbname FROM admmgt.vendor_db_settings')).rows).toEqual([{ dbname: 'inst_tpl' }]);

@@ -45,6 +45,7 @@ afterAll(async () => {
   const server = new pg.Client({ connectionString: inject('pgUrl') });
   await server.connect();
   await server.query('DROP OWNED BY sec_op; DROP ROLE IF EXISTS sec_op; DROP ROLE IF EXISTS sec_plain').catch(() => {});
+  await server.query('DROP ROLE IF EXISTS sec_role_a; DROP ROLE IF EXISTS sec_role_b').catch(() => {});
   await server.end();
 });
 
@@ -141,3 +142,41 @@ describe('PUBLIC', () => {
     await expect(c.connect()).rejects.toMatchObject({ code: '42501' });
   });
 });
+
+describe('tenant login roles', () => {
+  it('may connect to their own tenant database and to no other', async () => {
+    await env.admin.query('DROP ROLE IF EXISTS sec_role_a; DROP ROLE IF EXISTS sec_role_b');
+    await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status, loginrole) VALUES ('sec_ra', 1, 'sec_role_a'), ('sec_rb', 1, 'sec_role_b')`);
+    try {
+      await env.admin.query('CALL admmgt.create_database()');
+      const { rows } = await env.admin.query(
+        `SELECT rolname, rolcanlogin, rolsuper, rolcreatedb FROM pg_roles WHERE rolname IN ('sec_role_a', 'sec_role_b') ORDER BY 1`);
+      expect(rows).toEqual([
+        { rolname: 'sec_role_a', rolcanlogin: true, rolsuper: false, rolcreatedb: false },
+        { rolname: 'sec_role_b', rolcanlogin: true, rolsuper: false, rolcreatedb: false },
+      ]);
+      // The DBA gives the role its password; admmgt never handles one.
+      const pw = `Ta-${randomBytes(6).toString('hex')}`;
+      await env.admin.query(`ALTER ROLE sec_role_a PASSWORD '${pw}'`);
+      const own = new pg.Client({ connectionString: tcpUrl('sec_role_a', pw, 'sec_ra') });
+      await own.connect();
+      expect((await own.query('SELECT current_database() AS db')).rows).toEqual([{ db: 'sec_ra' }]);
+      await own.end();
+      const other = new pg.Client({ connectionString: tcpUrl('sec_role_a', pw, 'sec_rb') });
+      await expect(other.connect()).rejects.toMatchObject({ code: '42501' });
+    } finally {
+      await env.admin.query(`UPDATE admmgt.vendor_db_settings SET deleted = true WHERE dbname IN ('sec_ra', 'sec_rb')`);
+    }
+  });
+
+  it('refuses a privileged role as a login role before anything is created', async () => {
+    await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status, loginrole) VALUES ('sec_rc', 1, 'postgres')`);
+    try {
+      await expect(env.admin.query('CALL admmgt.create_database()')).rejects.toMatchObject({ code: '42939' });
+      expect(await env.databases()).not.toContain('sec_rc');
+    } finally {
+      await env.admin.query(`DELETE FROM admmgt.vendor_db_settings WHERE dbname = 'sec_rc'`);
+    }
+  });
+});
+

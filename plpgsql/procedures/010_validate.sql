@@ -42,6 +42,26 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._login_role(p_value text, p_row text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a tenant's login role: a plain identifier, not a reserved or privileged role */
+DECLARE
+    v_name text := admmgt._ident(p_value, 'login role', p_row);
+BEGIN
+    IF v_name IN ('postgres', 'public', 'admmgt_operator') OR v_name LIKE 'pg\_%'
+       OR EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_name
+                   AND (r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls)) THEN
+        RAISE EXCEPTION 'admmgt: % names the reserved or privileged role %', p_row, v_name
+            USING ERRCODE = 'reserved_name',
+                  HINT = 'A tenant login role must be an ordinary role of its own: no superuser, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS.';
+    END IF;
+    RETURN v_name;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._tenant_name(p_value text, p_row text)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE

@@ -1,6 +1,7 @@
 -- How the control plane reaches a database. Connection details live in the catalog: the dblink_fdw
 -- foreign server admmgt_local (host, port, ...) and the caller's user mapping on it (user, password).
--- Without that server, it connects over the server's own Unix socket (trust or peer authentication).
+-- Without that server, or without a mapping for the caller, it connects over the server's own Unix
+-- socket (trust or peer authentication).
 -- The assembled string exists only in a local variable: it is never logged, raised or stored.
 
 CREATE OR REPLACE FUNCTION admmgt._conninfo_quote(p_value text)
@@ -23,12 +24,14 @@ DECLARE
     v_pairs text[] := '{}';
     v_opt text;
 BEGIN
-    SELECT coalesce(s.srvoptions, '{}') || coalesce(
-               (SELECT um.umoptions FROM pg_user_mappings um
-                 WHERE um.srvid = s.oid AND um.usename IN (current_user, 'public')
-                 ORDER BY um.usename = 'public' LIMIT 1), '{}')
+    -- The server's options count only with a user mapping for the caller (or PUBLIC): a role
+    -- without one, a superuser say, connects over the socket instead.
+    SELECT coalesce(s.srvoptions, '{}') || coalesce(um.umoptions, '{}')
       INTO v_opts
       FROM pg_foreign_server s
+      JOIN LATERAL (SELECT m.umoptions FROM pg_user_mappings m
+                     WHERE m.srvid = s.oid AND m.usename IN (current_user, 'public')
+                     ORDER BY m.usename = 'public' LIMIT 1) um ON true
      WHERE s.srvname = 'admmgt_local';
     IF NOT FOUND THEN
         v_opts := ARRAY['port=' || current_setting('port')];

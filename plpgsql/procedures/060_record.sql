@@ -17,6 +17,20 @@ SELECT CASE WHEN p_op = 'apply' THEN p_item.scriptid END, p_item.dbname, s, p_ru
   FROM unnest(p_stmts) AS s;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._access_stmts(p_target_id bigint, p_dbname text)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: who may connect to a new tenant database: not PUBLIC; its login role (made when missing) */
+SELECT ARRAY[format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', p_dbname)]
+    || CASE WHEN r.role IS NULL THEN '{}'::text[]
+            ELSE CASE WHEN EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = r.role) THEN '{}'::text[]
+                      ELSE ARRAY[format('CREATE ROLE %I LOGIN', r.role)] END
+                 || format('GRANT CONNECT ON DATABASE %I TO %I', p_dbname, r.role) END
+  FROM (SELECT lower(btrim(v.loginrole)) AS role FROM admmgt.vendor_db_settings v WHERE v.id = p_target_id) r;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._record(p_op text, p_item admmgt.work_item, p_state admmgt.exec_result, p_run_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -31,7 +45,7 @@ DECLARE
     v_is_template boolean;
     v_sent int := cardinality(admmgt._batch_prefix(p_item.atomic));
     v_adopted int;
-    v_revoke text;
+    v_access text;
 BEGIN
     IF p_op = 'adopt' AND v_ok THEN
         -- The database of a pending tenant exists: a template copy (it has the ledger) or an empty
@@ -63,14 +77,16 @@ BEGIN
 
     IF v_ok AND p_op IN ('create', 'adopt') THEN
         -- In the same transaction as the status: a tenant is never created with CONNECT for PUBLIC
-        -- (a new database grants it; tenants must not reach each other's databases).
-        v_revoke := format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', p_item.dbname);
+        -- (a new database grants it; tenants must not reach each other's databases), and its own
+        -- login role, if it has one, may connect.
         BEGIN
-            EXECUTE v_revoke;
-            v_stmts := v_stmts || v_revoke;
+            FOREACH v_access IN ARRAY admmgt._access_stmts(p_item.target_id, p_item.dbname) LOOP
+                EXECUTE v_access;
+                v_stmts := v_stmts || v_access;
+            END LOOP;
         EXCEPTION WHEN OTHERS THEN
             v_ok := false;
-            v_failed := v_revoke;
+            v_failed := v_access;
             GET STACKED DIAGNOSTICS p_state.sqlstate = RETURNED_SQLSTATE, p_state.message = MESSAGE_TEXT,
                                     p_state.detail = PG_EXCEPTION_DETAIL, p_state.hint = PG_EXCEPTION_HINT;
         END;

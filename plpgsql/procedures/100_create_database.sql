@@ -38,6 +38,9 @@ BEGIN
     FOR v_row IN SELECT * FROM admmgt.vendor_db_settings
                   WHERE status = 1 AND NOT coalesce(deleted, false) ORDER BY id LOOP
         v_name := admmgt._tenant_name(v_row.dbname, admmgt._row('vendor_db_settings', v_row.id));
+        IF v_row.loginrole IS NOT NULL THEN
+            PERFORM admmgt._login_role(v_row.loginrole, admmgt._row('vendor_db_settings', v_row.id));
+        END IF;
         IF v_row.istemplate OR v_name IN ('postgres', 'template0', 'template1', p_template.dbname, current_database()) THEN
             RAISE EXCEPTION 'admmgt: % names the reserved database %', admmgt._row('vendor_db_settings', v_row.id), v_name
                 USING ERRCODE = 'reserved_name',
