@@ -28,6 +28,8 @@ export interface TableSpec {
   partitions?: PartitionSpec[];
   lifecycle?: Record<string, string>;
   tablespace?: string;
+  /** A DEFAULT partition keeps rows outside the partitions (script_tables.defaultpart). */
+  defaultPartition?: boolean;
 }
 
 export interface ForeignKeySpec {
@@ -57,9 +59,10 @@ function columnValues(c: ColumnSpec): Sql {
 
 function tableSql(scriptId: number, t: TableSpec): Sql {
   const parts: Sql[] = [
-    sql`t AS (INSERT INTO admmgt.script_tables (schemaname, scriptid, tablename, haspart, lifecycle, tblspace)
+    sql`t AS (INSERT INTO admmgt.script_tables (schemaname, scriptid, tablename, haspart, lifecycle, tblspace, defaultpart)
            VALUES (${lit(t.schema)}, ${lit(scriptId)}, ${lit(t.name)}, ${flag((t.partitions?.length ?? 0) > 0)},
-                   ${t.lifecycle ? sql`${lit(JSON.stringify(t.lifecycle))}::jsonb` : raw('NULL')}, ${lit(t.tablespace ?? null)})
+                   ${t.lifecycle ? sql`${lit(JSON.stringify(t.lifecycle))}::jsonb` : raw('NULL')}, ${lit(t.tablespace ?? null)},
+                   ${flag(t.defaultPartition)})
            RETURNING id)`,
     sql`c AS (INSERT INTO admmgt.script_table_columns (tableid, scriptid, columnname, datatype, nullable, defaultval, isprimarykey, isidentity)
            SELECT t.id, ${lit(scriptId)}, v.* FROM t, (VALUES ${join(t.columns.map((c) => sql`(${columnValues(c)})`))})

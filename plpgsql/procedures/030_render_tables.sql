@@ -11,7 +11,7 @@ SELECT format('admmgt.%s id %s', p_table, p_id);
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._table_def(p_tableid bigint)
-RETURNS TABLE (schemaname text, tablename text, tblspace text, scriptid int)
+RETURNS TABLE (schemaname text, tablename text, tblspace text, scriptid int, hasdefault boolean)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
@@ -31,6 +31,7 @@ BEGIN
     tblspace := CASE WHEN v_row.tblspace IS NOT NULL
                      THEN admmgt._ident(v_row.tblspace, 'tablespace', v_where) END;
     scriptid := v_row.scriptid;
+    hasdefault := coalesce(v_row.defaultpart, 0) = 1;
     RETURN NEXT;
 END;
 $$;
@@ -130,7 +131,7 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._range_parents(p_tableid bigint)
-RETURNS TABLE (schemaname text, tablename text, parent text, list_value text, unit text, tbs text)
+RETURNS TABLE (schemaname text, tablename text, parent text, list_value text, unit text, tbs text, keycol text, hasdefault boolean)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
@@ -140,10 +141,27 @@ SELECT t.schemaname, t.tablename,
             ELSE admmgt._partition_name(t.tablename, s.partvalue, NULL, admmgt._row('script_table_partitions', s.row_id)) END,
        CASE WHEN s.parttype = 'list' THEN s.partvalue END,
        coalesce(s.subunit, s.partvalue),
-       CASE WHEN s.parttype = 'range' THEN s.parttbs ELSE s.subtbs END
+       CASE WHEN s.parttype = 'range' THEN s.parttbs ELSE s.subtbs END,
+       coalesce(s.subcol, s.partcol),
+       t.hasdefault
   FROM admmgt._table_def(p_tableid) AS t
  CROSS JOIN admmgt._partition_spec(p_tableid) AS s
  WHERE s.parttype = 'range' OR s.subunit IS NOT NULL;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._default_partition(p_parent text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the name of the DEFAULT partition of a partitioned table */
+BEGIN
+    IF octet_length(p_parent || '_default') > 63 THEN
+        RAISE EXCEPTION 'admmgt: default partition name %_default is longer than 63 bytes', p_parent
+            USING ERRCODE = 'name_too_long', HINT = 'Shorten the table name or the list value.';
+    END IF;
+    RETURN p_parent || '_default';
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._period_partition(p_schema text, p_table text, p_parent text, p_list_value text,
@@ -230,9 +248,17 @@ BEGIN
                                 THEN format(' TABLESPACE %I', v_spec.parttbs) ELSE '' END);
     END LOOP;
 
+    IF v_t.hasdefault AND v_by LIKE ' PARTITION BY LIST%' THEN
+        RETURN NEXT format('CREATE TABLE %I.%I PARTITION OF %I.%I DEFAULT', v_t.schemaname,
+                           admmgt._default_partition(v_t.tablename), v_t.schemaname, v_t.tablename);
+    END IF;
     FOR v_range IN SELECT * FROM admmgt._range_parents(p_tableid) LOOP
         RETURN NEXT admmgt._period_partition(v_range.schemaname, v_range.tablename, v_range.parent, v_range.list_value,
                                              v_range.unit, p_asof, v_range.tbs, false);
+        IF v_range.hasdefault THEN
+            RETURN NEXT format('CREATE TABLE %I.%I PARTITION OF %I.%I DEFAULT', v_range.schemaname,
+                               admmgt._default_partition(v_range.parent), v_range.schemaname, v_range.parent);
+        END IF;
     END LOOP;
 END;
 $$;

@@ -1,14 +1,47 @@
 -- Render layer, part 3: the RANGE periods a target at a given script version must have.
 
-CREATE OR REPLACE FUNCTION admmgt.render_maintenance(p_version int, p_from date, p_to date)
-RETURNS TABLE (seq int, stmt text, partition_name text)
+CREATE OR REPLACE FUNCTION admmgt._period_partition_from_default(p_schema text, p_table text, p_parent text, p_list_value text,
+                                                                 p_keycol text, p_start date, p_end date, p_tbs text)
+RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: CREATE TABLE IF NOT EXISTS for every period holding a day from p_from through p_to, for every RANGE-partitioned table of the scripts up to p_version */
+/* purpose: a DO block that creates one missing period partition of a parent with a DEFAULT partition: the default's rows of that period move into it in the same transaction, none lost or doubled, and the count goes to admmgt_moved */
+SELECT format('DO %L', format($b$
+DECLARE
+    v_n bigint;
+BEGIN
+    IF pg_catalog.to_regclass(%1$L) IS NULL THEN
+        CREATE TEMP TABLE admmgt_move ON COMMIT DROP AS SELECT * FROM %2$I.%3$I LIMIT 0;
+        WITH m AS (DELETE FROM %2$I.%3$I WHERE %4$I >= %5$L AND %4$I < %6$L RETURNING *)
+        INSERT INTO admmgt_move SELECT * FROM m;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        CREATE TABLE %2$I.%7$I PARTITION OF %2$I.%8$I FOR VALUES FROM (%5$L) TO (%6$L)%9$s;
+        INSERT INTO %2$I.%7$I SELECT * FROM admmgt_move;
+        DROP TABLE admmgt_move;
+        IF v_n > 0 THEN
+            INSERT INTO admmgt_moved VALUES (%1$L, v_n);
+        END IF;
+    END IF;
+END
+$b$, format('%I.%I', p_schema, n.part), p_schema, admmgt._default_partition(p_parent), p_keycol, p_start, p_end,
+     n.part, p_parent, CASE WHEN p_tbs IS NOT NULL THEN format(' TABLESPACE %I', p_tbs) ELSE '' END))
+  FROM (SELECT admmgt._partition_name(p_table, p_list_value, p_start, format('%I.%I', p_schema, p_table)) AS part) n;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.render_maintenance(p_version int, p_from date, p_to date)
+RETURNS TABLE (seq int, stmt text, partition_name text, from_default boolean)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: CREATE TABLE IF NOT EXISTS for every period holding a day from p_from through p_to, for every RANGE-partitioned table of the scripts up to p_version (moving rows out of a DEFAULT partition where the table has one) */
 SELECT (row_number() OVER (ORDER BY t.id, r.parent, p.period_start))::int,
-       admmgt._period_partition(r.schemaname, r.tablename, r.parent, r.list_value, r.unit, p.period_start, r.tbs, true),
-       format('%I.%I', r.schemaname, admmgt._partition_name(r.tablename, r.list_value, p.period_start, ''))
+       CASE WHEN r.hasdefault
+            THEN admmgt._period_partition_from_default(r.schemaname, r.tablename, r.parent, r.list_value, r.keycol,
+                                                       p.period_start, p.period_end, r.tbs)
+            ELSE admmgt._period_partition(r.schemaname, r.tablename, r.parent, r.list_value, r.unit, p.period_start, r.tbs, true) END,
+       format('%I.%I', r.schemaname, admmgt._partition_name(r.tablename, r.list_value, p.period_start, '')),
+       r.hasdefault
   FROM admmgt.script_tables t
   JOIN admmgt.scripts s ON s.id = t.scriptid
  CROSS JOIN LATERAL admmgt._range_parents(t.id) AS r
@@ -17,15 +50,27 @@ SELECT (row_number() OVER (ORDER BY t.id, r.parent, p.period_start))::int,
  ORDER BY 1;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._moves_report_sql()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the last statement of a maintenance batch that moved rows out of DEFAULT partitions: '<partition> <rows>' pairs */
+SELECT 'SELECT coalesce(string_agg(part || '' '' || n, '' ''), '''') FROM admmgt_moved';
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt.maintenance_batch(p_version int, p_from date, p_to date)
 RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one target's maintenance transaction: first a query naming the partitions still missing (the log records them), then the creates */
+/* purpose: one target's maintenance transaction: first a query naming the partitions still missing (the log records them), then the creates, then what moved out of DEFAULT partitions */
 SELECT CASE WHEN count(*) = 0 THEN NULL ELSE
        ARRAY[format('SELECT coalesce(string_agg(n, %L), %L) FROM unnest(%L::text[]) AS n WHERE to_regclass(n) IS NULL',
                     ' ', '', array_agg(m.partition_name ORDER BY m.seq))]
-       || array_agg(m.stmt ORDER BY m.seq) END
+       || CASE WHEN bool_or(m.from_default)
+               THEN ARRAY['CREATE TEMP TABLE IF NOT EXISTS admmgt_moved (part text, n bigint) ON COMMIT DROP'] ELSE '{}'::text[] END
+       || array_agg(m.stmt ORDER BY m.seq)
+       || CASE WHEN bool_or(m.from_default) THEN ARRAY[admmgt._moves_report_sql()] ELSE '{}'::text[] END END
   FROM admmgt.render_maintenance(p_version, p_from, p_to) m;
 $$;

@@ -69,6 +69,10 @@ BEGIN
         v_stmts := ARRAY[v_failed];
     ELSIF p_op = 'maintain' AND v_ok THEN
         v_stmts := (SELECT array_agg('created partition ' || n) FROM regexp_split_to_table(nullif(p_state.outputs[v_sent + 1], ''), ' ') n);
+        IF p_item.stmts[cardinality(p_item.stmts)] = admmgt._moves_report_sql() THEN
+            v_stmts := v_stmts || (SELECT array_agg(format('moved %s rows from the default partition into %s', m[2], m[1]))
+                                     FROM regexp_matches(p_state.outputs[v_sent + cardinality(p_item.stmts)], '(\S+) (\d+)', 'g') AS m);
+        END IF;
     ELSIF p_op = 'refresh' AND v_ok THEN
         -- The batch also holds schemas, owners and grants: count the definitions only.
         v_stmts := ARRAY[format('refreshed %s routines',
