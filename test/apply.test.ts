@@ -764,6 +764,38 @@ describe('applyScripts: a script added below the template\'s version', () => {
   });
 });
 
+describe('applyScripts: one connection per target per run', () => {
+  it('opens one connection into a tenant for all the scripts it takes in a run', async () => {
+    await fresh(['apply_c1']);
+    for (const id of [1, 2, 3]) {
+      await addScript({ id, description: `c${id}`, tables: [{ schema: S, name: `c${id}`, columns: [{ name: 'id', type: 'int' }] }] });
+    }
+    const sessions = async (): Promise<number> => {
+      await env.admin.query('SELECT pg_stat_clear_snapshot()');
+      const [row] = await admin<{ n: string }>(`SELECT sessions::text AS n FROM pg_stat_database WHERE datname = 'apply_c1'`);
+      return Number(row?.n ?? 0);
+    };
+    const settled = async (): Promise<number> => {
+      // A session is counted when it ends: wait until the count stops moving.
+      let last = await sessions();
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const now = await sessions();
+        if (now === last) return now;
+        last = now;
+      }
+      return last;
+    };
+    const before = await settled();
+    await env.admin.query('CALL admmgt.applyScripts()');
+    // The run's connection has been closed; its backend reports the session as it exits.
+    for (let i = 0; i < 80 && (await sessions()) === before; i++) await new Promise((r) => setTimeout(r, 50));
+    const after = await settled();
+    expect(after - before).toBe(1);
+    expect(await ledger('apply_c1')).toEqual([1, 2, 3]);
+  });
+});
+
 describe('applyScripts: a tenant whose table is locked', () => {
   it('gives up after admmgt.lock_timeout with 55P03, leaves the tenant as it was, and a rerun finishes it', async () => {
     await fresh(['apply_l1', 'apply_l2']);
