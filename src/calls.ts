@@ -26,6 +26,11 @@ function callArgs(o: CallOptions, first: Sql[] = []): Sql {
   return join(args);
 }
 
+function asOfDate(value: string): Sql {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) throw new AdmmgtError(`--as-of must be a date YYYY-MM-DD, not ${value}`, 'See --help.', undefined, 2);
+  return sql`${lit(value)}::date`;
+}
+
 async function runCall(client: pg.Client, call: Sql): Promise<RunSummary | undefined> {
   const before = await maxRunId(client);
   await client.query(call.text);
@@ -40,11 +45,15 @@ export const applyScripts = (c: pg.Client, o: CallOptions = {}) =>
 
 export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & { asOf?: string } = {}) => {
   const first = [sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`];
-  if (o.asOf !== undefined) {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(o.asOf)) throw new AdmmgtError(`--as-of must be a date YYYY-MM-DD, not ${o.asOf}`, 'See --help.', undefined, 2);
-    first.push(sql`p_asof => ${lit(o.asOf)}::date`);
-  }
+  if (o.asOf !== undefined) first.push(sql`p_asof => ${asOfDate(o.asOf)}`);
   return runCall(c, sql`CALL admmgt.applyMaintenance(${callArgs(o, first)})`);
+};
+
+export const applyLifecycle = (c: pg.Client, o: CallOptions & { asOf?: string; plan?: boolean } = {}) => {
+  const first: Sql[] = [];
+  if (o.asOf !== undefined) first.push(sql`p_asof => ${asOfDate(o.asOf)}`);
+  if (o.plan) first.push(sql`p_plan => true`);
+  return runCall(c, sql`CALL admmgt.applyLifecycle(${callArgs(o, first)})`);
 };
 
 export const refreshProcedures = (c: pg.Client, o: CallOptions = {}) =>

@@ -6,6 +6,7 @@ import { command as createDatabases } from './commands/create-databases.js';
 import { command as demo } from './commands/demo.js';
 import { command as embedded } from './commands/embedded.js';
 import { command as install } from './commands/install.js';
+import { command as lifecycle } from './commands/lifecycle.js';
 import { command as maintain } from './commands/maintain.js';
 import { command as refreshProcs } from './commands/refresh-procs.js';
 import { command as sqlCommand } from './commands/sql.js';
@@ -22,6 +23,7 @@ export async function main(argv: string[]): Promise<number> {
       .command(createDatabases)
       .command(apply)
       .command(maintain)
+      .command(lifecycle)
       .command(refreshProcs)
       .command(status)
       .command(demo)

@@ -78,6 +78,15 @@ describe('admmgt CLI', () => {
     expect(await env.queryIn('cli_two', 'SELECT mgttest.answer() AS a')).toEqual([{ a: 42 }]);
   });
 
+  it('runs the lifecycle command, in plan mode too', async () => {
+    const r = await cli('lifecycle', '--url', env.adminUrl, '--plan', '--as-of', '2031-01-01');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/no applied script has a table with a lifecycle/);
+    const bad = await cli('lifecycle', '--url', env.adminUrl, '--as-of', 'tomorrow');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--as-of must be a date YYYY-MM-DD, not tomorrow/);
+  });
+
   it('exits 3 with a one-line reason when a target fails, and status lists the failure', async () => {
     await env.queryIn('cli_two', 'CREATE TABLE mgttest.blocker (id int)');
     await env.admin.query(scriptRowsSql({

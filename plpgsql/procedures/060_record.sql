@@ -73,6 +73,12 @@ BEGIN
             v_stmts := v_stmts || (SELECT array_agg(format('moved %s rows from the default partition into %s', m[2], m[1]))
                                      FROM regexp_matches(p_state.outputs[v_sent + cardinality(p_item.stmts)], '(\S+) (\d+)', 'g') AS m);
         END IF;
+    ELSIF p_op = 'lifecycle' AND v_ok THEN
+        -- The block itself logs nothing; its read-back says what it dropped, detached or deleted.
+        v_stmts := CASE WHEN p_item.stmts[1] = admmgt._lifecycle_report_sql() THEN
+                        (SELECT array_agg(format('%s %s: %s rows', split_part(l, '|', 2), split_part(l, '|', 1), split_part(l, '|', 3)))
+                           FROM regexp_split_to_table(nullif(p_state.outputs[1], ''), E'\n') AS l)
+                        ELSE '{}'::text[] END;
     ELSIF p_op = 'refresh' AND v_ok THEN
         -- The batch also holds schemas, owners and grants: count the definitions only.
         v_stmts := ARRAY[format('refreshed %s routines',

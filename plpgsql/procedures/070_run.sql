@@ -97,8 +97,8 @@ RETURNS int
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the advisory lock of an operation; creating tenants and applying scripts share one, since both need the template to themselves */
-SELECT CASE p_op WHEN 'maintain' THEN 2 WHEN 'refresh' THEN 3 ELSE 1 END;
+/* purpose: the advisory lock of an operation; creating tenants and applying scripts share one, since both need the template to themselves, and so do the two kinds of partition upkeep */
+SELECT CASE p_op WHEN 'maintain' THEN 2 WHEN 'lifecycle' THEN 2 WHEN 'refresh' THEN 3 ELSE 1 END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._lock_holder(p_key int)

@@ -1,0 +1,40 @@
+-- CALL admmgt.applyLifecycle();   (retention from script_tables.lifecycle)
+
+CREATE OR REPLACE FUNCTION admmgt._lifecycle_items(p_asof date, p_plan boolean)
+RETURNS admmgt.work_item[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: per created target with retention policies: the lifecycle block (it commits as it goes, so it runs outside a transaction block), then the read-back of what it did, on the same connection */
+WITH batches AS MATERIALIZED (
+    SELECT x.version, admmgt.render_lifecycle(x.version, p_asof, p_plan) AS stmt
+      FROM (SELECT DISTINCT t.version FROM admmgt.targets t) x
+)
+SELECT coalesce(array_agg(i.item ORDER BY t.istemplate DESC, t.id, i.n), '{}')
+  FROM admmgt.targets t
+  JOIN batches b ON b.version = t.version AND b.stmt IS NOT NULL
+ CROSS JOIN LATERAL (VALUES (1, ROW(t.id, t.dbname, t.dbname, NULL, ARRAY[b.stmt], false)::admmgt.work_item),
+                            (2, ROW(t.id, t.dbname, t.dbname, NULL, ARRAY[admmgt._lifecycle_report_sql()], false)::admmgt.work_item)) AS i(n, item);
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt.applylifecycle(p_asof date DEFAULT current_date, p_plan boolean DEFAULT false,
+                                                  p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
+LANGUAGE plpgsql
+AS $$
+/* purpose: apply every table's retention policy in the template and every created tenant: drop or detach expired RANGE partitions, or delete expired rows in batches; with p_plan, only log what it would do */
+DECLARE
+    v_items admmgt.work_item[];
+    v_run bigint;
+BEGIN
+    PERFORM admmgt._check_call('applyLifecycle', p_parallel);
+    PERFORM admmgt._template();
+    v_items := admmgt._lifecycle_items(coalesce(p_asof, current_date), coalesce(p_plan, false));
+    IF cardinality(v_items) = 0 THEN
+        RAISE NOTICE 'admmgt lifecycle: no applied script has a table with a lifecycle';
+        RETURN;
+    END IF;
+    CALL admmgt._begin_call('lifecycle', 'applyLifecycle', p_wait_seconds, v_run);
+    CALL admmgt._run('lifecycle', v_items, p_parallel, v_run);
+    CALL admmgt._end_call('lifecycle', v_run);
+END;
+$$;
