@@ -1,4 +1,4 @@
-// npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --url URL]
+// npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --maint-tenants 100 --url URL]
 //
 // Times the four procedures on N tenants at several degrees of parallelism and, in the same run on
 // the same server, the references they are judged against. applyScripts is timed twice: on half
@@ -29,6 +29,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '3' },
     parallel: { type: 'string', default: '1,2,4,8' },
     'idle-tenants': { type: 'string', default: '1000' },
+    'maint-tenants': { type: 'string', default: '100' },
     url: { type: 'string' },
   },
 });
@@ -36,6 +37,7 @@ const N = Number(args.tenants);
 const RUNS = Number(args.runs);
 const PARALLEL = (args.parallel ?? '1,2,4,8').split(',').map(Number);
 const IDLE = Number(args['idle-tenants']);
+const MAINT = Number(args['maint-tenants']);
 
 const ADMIN = 'bench_admin';
 const TEMPLATE = 'bench_tpl';
@@ -200,6 +202,42 @@ async function idleRun(server: pg.Client, admin: pg.Client): Promise<Record<stri
   };
 }
 
+/**
+ * Partition upkeep: MAINT tenants with the demo's quarterly-subpartitioned table and a monthly
+ * table, applyMaintenance(t_numdays => 90) once with partitions to create and once with none.
+ */
+async function maintenancePhase(server: pg.Client, admin: pg.Client): Promise<Record<string, number>> {
+  await resetFleet(server, admin, MAINT);
+  await admin.query(`BEGIN; ${scriptRowsSql({
+    id: 2, description: 'bench: a monthly table',
+    tables: [{ schema: 'mgttest', name: 'bench_events', columns: [{ name: 'id', type: 'bigint', primaryKey: true, identity: true },
+      { name: 'at', type: 'timestamptz', nullable: false }], partitions: [{ column: 'at', type: 'range', value: 'month' }] }],
+  }).text} ${markReadySql(2).text} COMMIT;`);
+  try {
+    await admin.query('CALL admmgt.create_database(p_parallel => 4)');
+    await admin.query('CALL admmgt.applyScripts(p_parallel => 4)');
+    const out: Record<string, number> = { tenants: MAINT };
+    for (const p of [1, 4]) {
+      // An as-of day a year ahead, so that every run of the bench has the same partitions to create.
+      const asof = `${new Date().getUTCFullYear() + 1 + p}-01-15`;
+      const first = await call(admin, `CALL admmgt.applyMaintenance(t_numdays => 90, p_parallel => ${p}, p_asof => '${asof}')`);
+      const created = await admin.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM admmgt.script_log WHERE operation = 'maintain' AND dbname = $1 AND run_id = (SELECT max(run_id) FROM admmgt.runs)`,
+        [tenant(1)]);
+      const again = await call(admin, `CALL admmgt.applyMaintenance(t_numdays => 90, p_parallel => ${p}, p_asof => '${asof}')`);
+      out[`p${p} first run ms/tenant`] = (first) / (MAINT + 1);
+      out[`p${p} partitions created per tenant`] = created.rows[0]?.n ?? 0;
+      out[`p${p} rerun ms/tenant`] = again / (MAINT + 1);
+    }
+    return out;
+  } finally {
+    await admin.query(`BEGIN;
+      DELETE FROM admmgt.script_table_partitions WHERE tableid IN (SELECT id FROM admmgt.script_tables WHERE scriptid = 2);
+      DELETE FROM admmgt.script_table_columns WHERE scriptid = 2; DELETE FROM admmgt.script_tables WHERE scriptid = 2;
+      DELETE FROM admmgt.scripts WHERE id = 2; COMMIT;`);
+  }
+}
+
 async function main(): Promise<void> {
   let cluster: Cluster | undefined;
   let dir: string | undefined;
@@ -258,13 +296,19 @@ async function main(): Promise<void> {
       console.log(`\nnothing to do, ${IDLE} tenants registered: applyScripts() median ${idle['median ms']?.toFixed(1)} ms; ` +
         `connections to tenant databases during 5 calls: ${idle['connections to tenant databases during the calls']}`);
     }
+    let maintenance: Record<string, number> | undefined;
+    if (MAINT > 0) {
+      maintenance = await maintenancePhase(server, admin);
+      console.log(`\npartition upkeep, ${MAINT} tenants + template, a monthly and a quarterly-subpartitioned table, 90 days ahead:`);
+      for (const [k, v] of Object.entries(maintenance)) if (k !== 'tenants') console.log(`  ${k.padEnd(40)} ${v.toFixed(2)}`);
+    }
     await admin.end();
     await dropPrefixed(server, ['bench_t', 'bench_r']);
     const outDir = path.join(projectRoot(), 'bench', 'results');
     await mkdir(outDir, { recursive: true });
     await writeFile(path.join(outDir, 'latest.json'), JSON.stringify({
       date: new Date().toISOString(), postgres: version, tenants: N, runs: RUNS, parallel: PARALLEL,
-      samples, medians: med, ratios, idle,
+      samples, medians: med, ratios, idle, maintenance,
     }, null, 2) + '\n');
     console.log(`\nwrote bench/results/latest.json`);
   } finally {
