@@ -10,6 +10,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { migrate } from 'postgres-migrations';
 import { migrationsDir, proceduresDir, projectRoot } from './paths.js';
+import { lit, sql } from '../templates/sql.js';
 
 interface Migration {
   id: number;
@@ -66,8 +67,7 @@ export async function packageVersion(): Promise<string> {
 }
 
 function ledgerInsert(m: Migration): string {
-  const q = (s: string) => `'${s.replace(/'/g, "''")}'`;
-  return `INSERT INTO admmgt.migrations (id, name, hash) VALUES (${m.id}, ${q(m.name)}, ${q(m.hash)});`;
+  return sql`INSERT INTO admmgt.migrations (id, name, hash) VALUES (${lit(m.id)}, ${lit(m.name)}, ${lit(m.hash)});`.text;
 }
 
 /** The whole install as one file for `psql -v ON_ERROR_STOP=1 -f`. Safe to run again. */

@@ -62,12 +62,16 @@ async function startClean(client: pg.Client, out: Out): Promise<void> {
     COMMIT;`);
 }
 
+/** The admin connection's settings, pointed at another database of the same server. */
+function otherDatabase(config: pg.ClientConfig, database: string): pg.ClientConfig {
+  if (!config.connectionString) return { ...config, database };
+  const url = new URL(config.connectionString);
+  url.pathname = '/' + encodeURIComponent(database);
+  return { ...config, connectionString: url.toString() };
+}
+
 async function inTemplate(s: Session, text: string): Promise<void> {
-  const url = new URL(s.target.config.connectionString ?? 'postgresql:///');
-  const config: pg.ClientConfig = s.target.config.connectionString
-    ? { connectionString: ((url.pathname = '/' + DEMO.template), url.toString()) }
-    : { ...s.target.config, database: DEMO.template };
-  const c = await connect(config);
+  const c = await connect(otherDatabase(s.target.config, DEMO.template));
   try {
     await c.query(text);
   } finally {
