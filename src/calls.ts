@@ -11,15 +11,17 @@ export interface CallOptions {
   waitSeconds?: number;
 }
 
-function intOption(name: string, v: number | undefined, min: number): number | undefined {
+function intOption(name: string, v: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < min) throw new AdmmgtError(`--${name} must be an integer >= ${min}, not ${v}`, 'See --help.', undefined, 2);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new AdmmgtError(`--${name} must be an integer from ${min} to ${max}, not ${v}`, 'See --help.', undefined, 2);
+  }
   return v;
 }
 
 function callArgs(o: CallOptions, first: Sql[] = []): Sql {
   const args = [...first];
-  const parallel = intOption('parallel', o.parallel, 1);
+  const parallel = intOption('parallel', o.parallel, 1, 64);
   const wait = intOption('wait', o.waitSeconds, 0);
   if (parallel !== undefined) args.push(sql`p_parallel => ${lit(parallel)}`);
   if (wait !== undefined) args.push(sql`p_wait_seconds => ${lit(wait)}`);
@@ -82,7 +84,7 @@ export interface CallArgv extends GlobalArgs {
 
 export function callOptions<T>(y: Argv<T>): Argv<T & CallArgv> {
   return withGlobalOptions(y)
-    .option('parallel', { type: 'number', describe: 'Targets worked on at once (default 4)' })
+    .option('parallel', { type: 'number', describe: 'Targets worked on at once, 1 to 64 (default 4)' })
     .option('wait', {
       type: 'number',
       describe: 'Seconds to wait for another run of the same operation (default 0: stop at once)',

@@ -36,6 +36,12 @@ describe('admmgt CLI', () => {
     expect(r.stderr).toMatch(/Unknown argument: frobnicate/);
   });
 
+  it('refuses an out-of-range --parallel with exit code 2 before calling anything', async () => {
+    const r = await cli('apply', '--url', env.adminUrl, '--parallel', '100');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--parallel must be an integer from 1 to 64, not 100/);
+  });
+
   it('names the server without its password when it cannot connect', async () => {
     const r = await cli('status', '--url', 'postgresql://someone:hunter2secret@127.0.0.1:1/postgres');
     expect(r.code).toBe(1);

@@ -15,18 +15,12 @@ async function counts(db: string, table: string): Promise<Record<string, number>
   return Object.fromEntries(rows.map((r) => [r.part, r.n]));
 }
 
-async function partitions(db: string, parent: string): Promise<Record<string, string>> {
-  const rows = await env.queryIn<{ name: string; bound: string }>(db,
-    `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i
-       JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass ORDER BY 1`, [parent]);
-  return Object.fromEntries(rows.map((r) => [r.name, r.bound]));
-}
+const partitions = (db: string, parent: string) => env.partitionBounds(db, parent);
 
 beforeAll(async () => {
   env = await createEnv('dflt');
   await env.makeTemplate(TPL, ['app']);
-  await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('${T1}', 1), ('${T2}', 1)`);
-  await env.admin.query('CALL admmgt.create_database()');
+  await env.makeTenants([T1, T2]);
   await env.admin.query(scriptRowsSql({
     id: 1, description: 'tables with default partitions',
     tables: [

@@ -10,11 +10,7 @@ const T2 = 'life_t2';
 const ASOF = '2031-01-10';
 let env: TestEnv;
 
-async function children(db: string, parent: string): Promise<string[]> {
-  return (await env.queryIn<{ name: string }>(db,
-    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass ORDER BY 1`,
-    [parent])).map((r) => r.name);
-}
+const children = async (db: string, parent: string) => Object.keys(await env.partitionBounds(db, parent));
 
 async function lifecycleLog(): Promise<string[]> {
   return (await env.rows<{ line: string }>(
@@ -24,8 +20,7 @@ async function lifecycleLog(): Promise<string[]> {
 beforeAll(async () => {
   env = await createEnv('life');
   await env.makeTemplate(TPL, ['app']);
-  await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('${T1}', 1), ('${T2}', 1)`);
-  await env.admin.query('CALL admmgt.create_database()');
+  await env.makeTenants([T1, T2]);
   await env.admin.query(scriptRowsSql({
     id: 1, description: 'tables with retention',
     tables: [

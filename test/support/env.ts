@@ -17,6 +17,10 @@ export interface TestEnv {
   /** Create the template database with the given schemas and register it. */
   makeTemplate(name: string, schemas?: string[]): Promise<void>;
   databases(): Promise<string[]>;
+  /** Register tenants as pending and create them with CALL admmgt.create_database(). */
+  makeTenants(names: string[]): Promise<void>;
+  /** The partitions of a partitioned table in a database: name -> bound (FOR VALUES ... or DEFAULT). */
+  partitionBounds(database: string, parent: string): Promise<Record<string, string>>;
   /** Rows of a query on the admin connection. */
   rows<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<T[]>;
   /** The error a statement on the admin connection raises (fails the test if it succeeds). */
@@ -80,6 +84,16 @@ export async function createEnv(prefix: string): Promise<TestEnv> {
       const { rows } = await server.query<{ datname: string }>(
         `SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname`, [prefix + '_']);
       return rows.map((r) => r.datname);
+    },
+    async makeTenants(names) {
+      await admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT unnest($1::text[]), 1`, [names]);
+      await admin.query('CALL admmgt.create_database()');
+    },
+    async partitionBounds(database, parent) {
+      const rows = await queryIn<{ name: string; bound: string }>(database,
+        `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i
+           JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass ORDER BY 1`, [parent]);
+      return Object.fromEntries(rows.map((r) => [r.name, r.bound]));
     },
     async rows<T extends pg.QueryResultRow>(text: string, values?: unknown[]) {
       return (await admin.query<T>(text, values)).rows;
