@@ -1,7 +1,8 @@
--- How the control plane reaches a database. Connection details live in the catalog: the dblink_fdw
--- foreign server admmgt_local (host, port, ...) and the caller's user mapping on it (user, password).
--- Without that server, or without a mapping for the caller, it connects over the server's own Unix
--- socket (trust or peer authentication).
+-- How the control plane reaches a database. Connection details live in the catalog: every
+-- registered server (admmgt.servers) names a dblink_fdw foreign server (host, port, ...) and the
+-- caller's user mapping on it holds user and password. Server local, the admin database's own
+-- cluster, uses the foreign server admmgt_local when it exists with a mapping for the caller, and
+-- its own Unix socket (trust or peer authentication) otherwise.
 -- The assembled string exists only in a local variable: it is never logged, raised or stored.
 
 CREATE OR REPLACE FUNCTION admmgt._conninfo_quote(p_value text)
@@ -13,32 +14,94 @@ AS $$
 SELECT '''' || replace(replace(p_value, '\', '\\'), '''', '\''') || '''';
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._connstr(p_dbname text)
+CREATE OR REPLACE FUNCTION admmgt._server_name(p_value text, p_row text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: fold a server name to lower case and refuse anything but a plain name of at most 48 bytes */
+DECLARE
+    v_name text := lower(btrim(p_value));
+BEGIN
+    IF v_name IS NULL OR v_name !~ '^[a-z][a-z0-9_]*$' OR octet_length(v_name) > 48 THEN
+        RAISE EXCEPTION 'admmgt: invalid server name % in %', coalesce(quote_literal(p_value), 'NULL'), p_row
+            USING ERRCODE = 'invalid_name',
+                  HINT = 'A server name is a letter, then letters, digits or _, at most 48 bytes.';
+    END IF;
+    RETURN v_name;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._server(p_server text)
+RETURNS admmgt.servers
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the registry row of a server; NULL means local */
+DECLARE
+    v admmgt.servers;
+BEGIN
+    SELECT * INTO v FROM admmgt.servers s WHERE s.name = coalesce(p_server, 'local');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'admmgt: server % is not registered', p_server
+            USING ERRCODE = 'undefined_object', HINT = 'admmgt cluster list shows the registered servers; admmgt cluster add registers one.';
+    END IF;
+    RETURN v;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._maint_db(p_server text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the database admmgt connects to on a server to create databases and grant access to them */
+SELECT coalesce(s.maintdb, CASE WHEN s.name = 'local' THEN current_database() ELSE 'postgres' END)
+  FROM admmgt._server(p_server) s;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._connstr(p_server text, p_dbname text)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the libpq connection string for database p_dbname on the local cluster */
+/* purpose: the libpq connection string for database p_dbname on a registered server */
 DECLARE
+    v_srv admmgt.servers := admmgt._server(p_server);
+    v_fdw name := coalesce(v_srv.fdwserver, 'admmgt_local');
     v_opts text[];
     v_pairs text[] := '{}';
     v_opt text;
 BEGIN
-    -- The server's options count only with a user mapping for the caller (or PUBLIC): a role
-    -- without one, a superuser say, connects over the socket instead.
+    -- The server's options count only with a user mapping for the caller (or PUBLIC): on local, a
+    -- role without one, a superuser say, connects over the socket instead.
     SELECT coalesce(s.srvoptions, '{}') || coalesce(um.umoptions, '{}')
       INTO v_opts
       FROM pg_foreign_server s
       JOIN LATERAL (SELECT m.umoptions FROM pg_user_mappings m
                      WHERE m.srvid = s.oid AND m.usename IN (current_user, 'public')
                      ORDER BY m.usename = 'public' LIMIT 1) um ON true
-     WHERE s.srvname = 'admmgt_local';
-    IF NOT FOUND THEN
+     WHERE s.srvname = v_fdw;
+    IF NOT FOUND AND v_srv.name <> 'local' THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_foreign_server s WHERE s.srvname = v_fdw) THEN
+            RAISE EXCEPTION 'admmgt: server %: foreign server % does not exist', v_srv.name, v_fdw
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'Register the server again: admmgt cluster add NAME --url ..., or SELECT admmgt.add_server(...).';
+        END IF;
+        RAISE EXCEPTION 'admmgt: server %: role % has no user mapping on foreign server %', v_srv.name, current_user, v_fdw
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Run admmgt cluster add %s --url ... as this role, or CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user ..., password ...).',
+                                v_srv.name, current_user, v_fdw);
+    ELSIF NOT FOUND THEN
         v_opts := ARRAY['port=' || current_setting('port')];
         v_opt := nullif(btrim(split_part(current_setting('unix_socket_directories'), ',', 1)), '');
         IF v_opt IS NOT NULL THEN
             v_opts := v_opts || ('host=' || v_opt);
         END IF;
+    END IF;
+    -- A server that does not answer must not hold a run for minutes: 10 s unless the foreign server says otherwise.
+    IF NOT EXISTS (SELECT 1 FROM unnest(v_opts) o WHERE o LIKE 'connect\_timeout=%') THEN
+        v_opts := v_opts || 'connect_timeout=10'::text;
     END IF;
     FOREACH v_opt IN ARRAY v_opts LOOP
         IF split_part(v_opt, '=', 1) <> 'dbname' THEN
@@ -51,42 +114,117 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt.set_connection(p_host text, p_port int, p_user text, p_password text DEFAULT NULL,
-                                                 p_for_role name DEFAULT current_user)
+CREATE OR REPLACE FUNCTION admmgt._server_databases(p_server text)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the databases that exist on a server; NULL when it cannot be reached (its work items then fail on their own connection, naming the server) */
+BEGIN
+    IF coalesce(p_server, 'local') = 'local' THEN
+        RETURN ARRAY(SELECT d.datname::text FROM pg_database d);
+    END IF;
+    RETURN ARRAY(SELECT r.datname FROM dblink(admmgt._connstr(p_server, admmgt._maint_db(p_server)),
+                                              'SELECT datname::text FROM pg_catalog.pg_database') AS r(datname text));
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._store_connection(p_fdw name, p_host text, p_port int, p_user text, p_password text, p_for_role name)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: keep how the control plane reaches this cluster in the catalog: server admmgt_local (host, port) and a user mapping (user, password) for the role that runs the CALLs */
+/* purpose: create or update a dblink_fdw foreign server (host, port) and the user mapping (user, password) of the role that runs the CALLs */
 DECLARE
     v_opts text[];
     v_key text;
     v_val text;
     v_alter text[] := '{}';
 BEGIN
-    SELECT srvoptions INTO v_opts FROM pg_foreign_server WHERE srvname = 'admmgt_local';
+    SELECT srvoptions INTO v_opts FROM pg_foreign_server WHERE srvname = p_fdw;
     IF NOT FOUND THEN
-        EXECUTE format('CREATE SERVER admmgt_local FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host %L, port %L)', p_host, p_port::text);
+        EXECUTE format('CREATE SERVER %I FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host %L, port %L)', p_fdw, p_host, p_port::text);
     ELSE
         FOR v_key, v_val IN SELECT * FROM (VALUES ('host', p_host), ('port', p_port::text)) AS o(k, v) LOOP
             v_alter := v_alter || format('%s %I %L',
                 CASE WHEN EXISTS (SELECT 1 FROM unnest(coalesce(v_opts, '{}')) o WHERE o LIKE v_key || '=%') THEN 'SET' ELSE 'ADD' END,
                 v_key, v_val);
         END LOOP;
-        EXECUTE format('ALTER SERVER admmgt_local OPTIONS (%s)', array_to_string(v_alter, ', '));
+        EXECUTE format('ALTER SERVER %I OPTIONS (%s)', p_fdw, array_to_string(v_alter, ', '));
     END IF;
-    EXECUTE format('GRANT USAGE ON FOREIGN SERVER admmgt_local TO %I', p_for_role);
-    EXECUTE format('DROP USER MAPPING IF EXISTS FOR %I SERVER admmgt_local', p_for_role);
+    EXECUTE format('GRANT USAGE ON FOREIGN SERVER %I TO %I', p_fdw, p_for_role);
+    IF EXISTS (SELECT 1 FROM pg_user_mappings m WHERE m.srvname = p_fdw AND m.usename = p_for_role) THEN
+        EXECUTE format('DROP USER MAPPING FOR %I SERVER %I', p_for_role, p_fdw);
+    END IF;
     BEGIN
         IF p_password IS NULL THEN
-            EXECUTE format('CREATE USER MAPPING FOR %I SERVER admmgt_local OPTIONS (user %L)', p_for_role, p_user);
+            EXECUTE format('CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user %L)', p_for_role, p_fdw, p_user);
         ELSE
-            EXECUTE format('CREATE USER MAPPING FOR %I SERVER admmgt_local OPTIONS (user %L, password %L)', p_for_role, p_user, p_password);
+            EXECUTE format('CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user %L, password %L)', p_for_role, p_fdw, p_user, p_password);
         END IF;
     EXCEPTION WHEN OTHERS THEN
         -- The error's context would quote the statement, password included: raise it without.
-        RAISE EXCEPTION 'admmgt: could not store the user mapping of role %: %', p_for_role, SQLERRM
-            USING ERRCODE = SQLSTATE, HINT = 'Check that the role exists and that you may create user mappings on admmgt_local.';
+        RAISE EXCEPTION 'admmgt: could not store the user mapping of role % on %: %', p_for_role, p_fdw, SQLERRM
+            USING ERRCODE = SQLSTATE, HINT = format('Check that the role exists and that you may create user mappings on %s.', p_fdw);
     END;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.set_connection(p_host text, p_port int, p_user text, p_password text DEFAULT NULL,
+                                                 p_for_role name DEFAULT current_user)
+RETURNS void
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: keep how the control plane reaches its own cluster (server local) in the catalog: foreign server admmgt_local (host, port) and a user mapping (user, password) for the role that runs the CALLs */
+SELECT admmgt._store_connection('admmgt_local', p_host, p_port, p_user, p_password, p_for_role);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.add_server(p_name text, p_host text, p_port int, p_user text, p_password text DEFAULT NULL,
+                                             p_maintdb text DEFAULT 'postgres', p_accepts_tenants boolean DEFAULT true,
+                                             p_for_role name DEFAULT current_user, p_check boolean DEFAULT true)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: register a server, or change how it is reached: foreign server admmgt_srv_<name>, the caller's user mapping on it, and its registry row; connects once to prove it works and returns the server's version */
+DECLARE
+    v_name text := admmgt._server_name(p_name, 'the argument p_name of admmgt.add_server');
+    v_fdw name := 'admmgt_srv_' || v_name;
+    v_version text;
+    v_state text;
+    v_msg text;
+    v_detail text;
+BEGIN
+    IF v_name = 'local' THEN
+        RAISE EXCEPTION 'admmgt: server local is the admin database''s own cluster and is always registered'
+            USING ERRCODE = 'reserved_name',
+                  HINT = 'To reach it over TCP with a password, use SELECT admmgt.set_connection(host, port, user, password).';
+    END IF;
+    IF p_host IS NULL OR p_port IS NULL OR p_user IS NULL OR p_port NOT BETWEEN 1 AND 65535 THEN
+        RAISE EXCEPTION 'admmgt: server % needs a host, a port between 1 and 65535 and a user', v_name
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass all three: admmgt cluster add NAME --url postgres://USER:PASSWORD@HOST:PORT/postgres.';
+    END IF;
+    PERFORM admmgt._store_connection(v_fdw, p_host, p_port, p_user, p_password, p_for_role);
+    INSERT INTO admmgt.servers AS s (name, fdwserver, maintdb, accepts_tenants)
+    VALUES (v_name, v_fdw, coalesce(p_maintdb, 'postgres'), coalesce(p_accepts_tenants, true))
+    ON CONFLICT (name) DO UPDATE
+       SET fdwserver = EXCLUDED.fdwserver, maintdb = EXCLUDED.maintdb, accepts_tenants = EXCLUDED.accepts_tenants;
+    IF coalesce(p_check, true) THEN
+        BEGIN
+            SELECT r.v INTO v_version
+              FROM dblink(admmgt._connstr(v_name, admmgt._maint_db(v_name)), 'SELECT pg_catalog.version()') AS r(v text);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+            RAISE EXCEPTION 'admmgt: server % (host %, port %) cannot be reached as user %: %', v_name, p_host, p_port, p_user,
+                            concat_ws(': ', v_msg, nullif(btrim(v_detail), ''))
+                USING ERRCODE = v_state,
+                      DETAIL = 'Nothing was registered.',
+                      HINT = 'Check host, port, user, password and pg_hba.conf of that server, or pass p_check => false to register it while it is down.';
+        END;
+    END IF;
+    RETURN coalesce(v_version, 'not checked');
 END;
 $$;

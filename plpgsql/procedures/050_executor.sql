@@ -12,6 +12,15 @@ AS $$
 SELECT 'admmgt_' || p_slot;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._conn_key(p_item admmgt.work_item)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: which connection a work item needs: a slot already connected there is reused */
+SELECT format('%s/%s', coalesce(p_item.server, 'local'), p_item.conn_db);
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._exec_disconnect(p_slot int)
 RETURNS void
 LANGUAGE plpgsql
@@ -95,7 +104,7 @@ BEGIN
     BEGIN
         IF p_connect THEN
             PERFORM admmgt._exec_disconnect(p_slot);
-            PERFORM dblink_connect(v_name, admmgt._connstr(p_item.conn_db));
+            PERFORM dblink_connect(v_name, admmgt._connstr(p_item.server, p_item.conn_db));
         END IF;
         IF dblink_send_query(v_name, admmgt._batch_text(p_item)) <> 1 THEN
             RAISE EXCEPTION '%', coalesce(nullif(dblink_error_message(v_name), 'OK'), 'could not send the batch')
@@ -104,7 +113,6 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v.sqlstate = RETURNED_SQLSTATE, v.message = MESSAGE_TEXT,
                                 v.detail = PG_EXCEPTION_DETAIL, v.hint = PG_EXCEPTION_HINT;
-        v.message := format('database %s: %s', p_item.dbname, v.message);
         v.done := true; v.ok := false; v.broken := true; v.failed_index := 0;
         v.finished_at := clock_timestamp();
     END;

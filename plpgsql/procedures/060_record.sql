@@ -17,17 +17,34 @@ SELECT CASE WHEN p_op = 'apply' THEN p_item.scriptid END, p_item.dbname, s, p_ru
   FROM unnest(p_stmts) AS s;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._login_role_sql(p_role text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a block run on a tenant's server that makes its login role there when missing, and refuses a role of that name that is privileged on that server */
+SELECT format('DO %L', format($b$BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = %1$L
+                  AND (r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls)) THEN
+        RAISE EXCEPTION 'admmgt: login role %% is privileged on this server', %1$L
+            USING ERRCODE = 'reserved_name',
+                  HINT = 'A tenant login role must be an ordinary role of its own: no superuser, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = %1$L) THEN
+        CREATE ROLE %2$I LOGIN;
+    END IF;
+END$b$, p_role, p_role));
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._access_stmts(p_target_id bigint, p_dbname text)
 RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: who may connect to a new tenant database: not PUBLIC; its login role (made when missing) */
+/* purpose: who may connect to a new database, run on its own server before it counts as created: not PUBLIC (tenants must not reach each other's databases); its login role, if it has one */
 SELECT ARRAY[format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', p_dbname)]
     || CASE WHEN r.role IS NULL THEN '{}'::text[]
-            ELSE CASE WHEN EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = r.role) THEN '{}'::text[]
-                      ELSE ARRAY[format('CREATE ROLE %I LOGIN', r.role)] END
-                 || format('GRANT CONNECT ON DATABASE %I TO %I', p_dbname, r.role) END
+            ELSE ARRAY[admmgt._login_role_sql(r.role), format('GRANT CONNECT ON DATABASE %I TO %I', p_dbname, r.role)] END
   FROM (SELECT lower(btrim(v.loginrole)) AS role FROM admmgt.vendor_db_settings v WHERE v.id = p_target_id) r;
 $$;
 
@@ -45,9 +62,13 @@ DECLARE
     v_is_template boolean;
     v_sent int := cardinality(admmgt._batch_prefix(p_item.atomic));
     v_adopted int;
-    v_access text;
 BEGIN
-    IF p_op = 'adopt' AND v_ok THEN
+    IF p_state.broken THEN
+        -- The connection failed or was lost: say where, with libpq's reason, which dblink keeps in the detail.
+        p_state.message := format('server %s, database %s: %s', coalesce(p_item.server, 'local'), p_item.conn_db,
+                                  concat_ws(': ', p_state.message, nullif(btrim(p_state.detail), '')));
+    END IF;
+    IF p_op = 'adopt' AND p_item.step = 'adopt' AND v_ok THEN
         -- The database of a pending tenant exists: a template copy (it has the ledger) or an empty
         -- database is taken over; one holding objects of its own is left alone.
         v_adopted := CASE WHEN p_state.outputs[1] LIKE 'ledger:%' THEN split_part(p_state.outputs[1], ':', 2)::int
@@ -85,31 +106,17 @@ BEGIN
                                 (SELECT count(*) FROM unnest(p_item.stmts) AS s WHERE s LIKE 'CREATE OR REPLACE %'))];
     END IF;
 
-    IF v_ok AND p_op IN ('create', 'adopt') THEN
-        -- In the same transaction as the status: a tenant is never created with CONNECT for PUBLIC
-        -- (a new database grants it; tenants must not reach each other's databases), and its own
-        -- login role, if it has one, may connect.
-        BEGIN
-            FOREACH v_access IN ARRAY admmgt._access_stmts(p_item.target_id, p_item.dbname) LOOP
-                EXECUTE v_access;
-                v_stmts := v_stmts || v_access;
-            END LOOP;
-        EXCEPTION WHEN OTHERS THEN
-            v_ok := false;
-            v_failed := v_access;
-            GET STACKED DIAGNOSTICS p_state.sqlstate = RETURNED_SQLSTATE, p_state.message = MESSAGE_TEXT,
-                                    p_state.detail = PG_EXCEPTION_DETAIL, p_state.hint = PG_EXCEPTION_HINT;
-        END;
-    END IF;
-
     IF v_ok THEN
         PERFORM admmgt._log(p_run_id, p_op, p_item, v_stmts, v_outcome, p_state);
         IF p_op = 'apply' THEN
             UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, modifiedon = current_timestamp
              WHERE id = p_item.target_id;
+        ELSIF p_op IN ('create', 'adopt') AND p_item.step = 'grant' THEN
+            -- Only now, with PUBLIC's CONNECT revoked on its server, does the database count as created.
+            UPDATE admmgt.vendor_db_settings SET status = 2, modifiedon = current_timestamp WHERE id = p_item.target_id;
         ELSIF p_op IN ('create', 'adopt') THEN
-            UPDATE admmgt.vendor_db_settings SET status = 2, scriptversion = coalesce(v_adopted, p_item.scriptid),
-                                                 modifiedon = current_timestamp
+            -- The version its copy (or the ledger found in it) has; it stays pending until the grant step.
+            UPDATE admmgt.vendor_db_settings SET scriptversion = coalesce(v_adopted, p_item.scriptid), modifiedon = current_timestamp
              WHERE id = p_item.target_id;
         END IF;
     ELSE

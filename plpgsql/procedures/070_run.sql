@@ -42,8 +42,8 @@ BEGIN
                 WHILE v_next <= v_n AND (p_items[v_next]).target_id = v_item.target_id LOOP
                     v_next := v_next + 1;
                 END LOOP;
-                v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM v_item.conn_db);
-                v_slot_db[s] := v_item.conn_db;
+                v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item));
+                v_slot_db[s] := admmgt._conn_key(v_item);
                 v_progress := true;
             END IF;
             CONTINUE WHEN v_slot_item[s] = 0;
@@ -67,8 +67,9 @@ BEGIN
             END IF;
             IF v_continue AND v_slot_item[s] < v_n AND (p_items[v_slot_item[s] + 1]).target_id = v_item.target_id THEN
                 v_slot_item[s] := v_slot_item[s] + 1;
-                v_slot_state[s] := admmgt._exec_start(s, p_items[v_slot_item[s]], v_slot_db[s] IS NULL);
-                v_slot_db[s] := (p_items[v_slot_item[s]]).conn_db;
+                v_item := p_items[v_slot_item[s]];
+                v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item));
+                v_slot_db[s] := admmgt._conn_key(v_item);
                 v_busy := true;
             ELSE
                 v_done := v_done + 1;

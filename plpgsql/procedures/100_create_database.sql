@@ -23,20 +23,21 @@ SELECT $q$SELECT CASE
     END$q$;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._pending_items(p_template admmgt.vendor_db_settings,
-                                                 OUT p_create admmgt.work_item[], OUT p_adopt admmgt.work_item[])
-LANGUAGE plpgsql STABLE
+CREATE OR REPLACE FUNCTION admmgt._check_pending(p_template admmgt.vendor_db_settings)
+RETURNS int
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for every pending tenant, a CREATE DATABASE, or a look into its database when that already exists; refuses the whole call, naming the row, if any name is bad */
+/* purpose: check every pending tenant before anything is touched, refusing the whole call with the row named: its name, login role and server; returns how many are pending */
 DECLARE
     v_row admmgt.vendor_db_settings;
     v_name text;
+    v_n int := 0;
+    v_gone text;
 BEGIN
-    p_create := '{}';
-    p_adopt := '{}';
     FOR v_row IN SELECT * FROM admmgt.vendor_db_settings
-                  WHERE status = 1 AND NOT coalesce(deleted, false) ORDER BY id LOOP
+                  WHERE status = 1 AND NOT coalesce(deleted, false) AND NOT servertemplate ORDER BY id LOOP
+        v_n := v_n + 1;
         v_name := admmgt._tenant_name(v_row.dbname, admmgt._row('vendor_db_settings', v_row.id));
         IF v_row.loginrole IS NOT NULL THEN
             PERFORM admmgt._login_role(v_row.loginrole, admmgt._row('vendor_db_settings', v_row.id));
@@ -46,18 +47,113 @@ BEGIN
                 USING ERRCODE = 'reserved_name',
                       HINT = 'A tenant cannot be postgres, template0, template1, the admin database or the template.';
         END IF;
-        IF EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = v_name)
-           AND EXISTS (SELECT 1 FROM admmgt.vendor_db_settings o
-                        WHERE o.deleted AND lower(btrim(o.dbname)) = v_name AND o.id <> v_row.id) THEN
+        -- A deleted tenant of that name whose database is still there: never taken over.
+        SELECT o.server INTO v_gone FROM admmgt.vendor_db_settings o
+         WHERE o.deleted AND NOT o.servertemplate AND lower(btrim(o.dbname)) = v_name AND o.id <> v_row.id
+           AND v_name = ANY (admmgt._server_databases(coalesce(o.server, 'local')))
+         LIMIT 1;
+        IF FOUND THEN
             RAISE EXCEPTION 'admmgt: database % of % still holds a deleted tenant''s data', v_name, admmgt._row('vendor_db_settings', v_row.id)
                 USING ERRCODE = 'duplicate_database',
-                      HINT = 'admmgt never adopts the database of a deleted tenant: drop or rename it, or give the new tenant another name.';
+                      HINT = format('admmgt never adopts the database of a deleted tenant: drop or rename it on server %s, or give the new tenant another name.',
+                                    coalesce(v_gone, 'local'));
         END IF;
-        IF EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = v_name) THEN
-            p_adopt := p_adopt || ROW(v_row.id, v_name, v_name, NULL, ARRAY[admmgt._adopt_check_sql()], false)::admmgt.work_item;
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
+                WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate AND v.server IS NULL)
+       AND NOT EXISTS (SELECT 1 FROM admmgt.servers s WHERE s.accepts_tenants) THEN
+        RAISE EXCEPTION 'admmgt: pending tenants name no server, and no server accepts new tenants'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Set vendor_db_settings.server on those rows, or UPDATE admmgt.servers SET accepts_tenants = true WHERE name = ...';
+    END IF;
+    RETURN v_n;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._place_tenants()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: give every pending tenant that names no server the accepting server with the fewest tenants (created or pending; ties to the name that sorts first), one at a time, and write it into the row */
+DECLARE
+    v_id bigint;
+    v_server text;
+BEGIN
+    FOR v_id IN SELECT v.id FROM admmgt.vendor_db_settings v
+                 WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate AND v.server IS NULL
+                 ORDER BY v.id LOOP
+        SELECT s.name INTO v_server
+          FROM admmgt.servers s
+         WHERE s.accepts_tenants
+         ORDER BY (SELECT count(*) FROM admmgt.vendor_db_settings v
+                    WHERE coalesce(v.server, 'local') = s.name AND v.status IN (1, 2) AND NOT coalesce(v.deleted, false)
+                      AND NOT v.istemplate AND NOT v.servertemplate), s.name
+         LIMIT 1;
+        UPDATE admmgt.vendor_db_settings SET server = v_server, modifiedon = current_timestamp WHERE id = v_id;
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._ensure_copies(p_template admmgt.vendor_db_settings)
+RETURNS void
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: register a copy of the template (pending) on every server other than local that has pending tenants and no copy yet */
+INSERT INTO admmgt.vendor_db_settings (dbname, server, servertemplate, status, scriptversion, updateflag)
+SELECT p_template.dbname, x.server, true, 1, 0, true
+  FROM (SELECT DISTINCT v.server FROM admmgt.vendor_db_settings v
+         WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate AND v.server <> 'local') x
+ WHERE NOT EXISTS (SELECT 1 FROM admmgt.vendor_db_settings c
+                    WHERE c.servertemplate AND c.server = x.server AND NOT coalesce(c.deleted, false));
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._pending_items(p_template admmgt.vendor_db_settings, p_copies boolean,
+                                                 OUT p_create admmgt.work_item[], OUT p_adopt admmgt.work_item[])
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: for every pending copy of the template (p_copies) or pending tenant, on its server: CREATE DATABASE and the grant step, or, when its database already exists there, a look into it and the grant step. A tenant is made from its server's copy of the template; while that copy is not created, the tenant waits */
+DECLARE
+    v_row admmgt.vendor_db_settings;
+    v_name text;
+    v_server text;
+    v_dbs jsonb;
+    v_from admmgt.targets;
+    v_grant admmgt.work_item;
+BEGIN
+    p_create := '{}';
+    p_adopt := '{}';
+    -- What exists on each server, asked once per server; an unreachable one counts as empty and
+    -- its items then fail on their own connection, naming it.
+    SELECT jsonb_object_agg(x.server, to_jsonb(admmgt._server_databases(x.server)))
+      INTO v_dbs
+      FROM (SELECT DISTINCT coalesce(v.server, 'local') AS server FROM admmgt.vendor_db_settings v
+             WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND v.servertemplate = p_copies) x;
+    FOR v_row IN SELECT * FROM admmgt.vendor_db_settings
+                  WHERE status = 1 AND NOT coalesce(deleted, false) AND servertemplate = p_copies ORDER BY id LOOP
+        v_name := admmgt._tenant_name(v_row.dbname, admmgt._row('vendor_db_settings', v_row.id));
+        v_server := coalesce(v_row.server, 'local');
+        SELECT * INTO v_from FROM admmgt.targets t
+         WHERE NOT p_copies AND t.server = v_server AND (t.istemplate OR t.servertemplate);
+        IF NOT p_copies AND NOT FOUND THEN
+            RAISE WARNING 'admmgt create: tenant % waits: the copy of the template on server % is not created yet', v_name, v_server
+                USING HINT = 'See SELECT * FROM admmgt.failures WHERE server = ' || quote_literal(v_server) || '; call create_database() again once the server is back.';
+            CONTINUE;
+        END IF;
+        v_grant := admmgt._item(v_row.id, v_name, v_server, admmgt._maint_db(v_server), NULL,
+                                admmgt._access_stmts(v_row.id, v_name), true, 'grant');
+        IF coalesce(v_dbs -> v_server ? v_name, false) THEN
+            p_adopt := p_adopt || admmgt._item(v_row.id, v_name, v_server, v_name, NULL, ARRAY[admmgt._adopt_check_sql()], false, 'adopt')
+                               || v_grant;
         ELSE
-            p_create := p_create || ROW(v_row.id, v_name, current_database(), p_template.scriptversion,
-                                        ARRAY[format('CREATE DATABASE %I TEMPLATE %I', v_name, p_template.dbname)], false)::admmgt.work_item;
+            p_create := p_create
+                || admmgt._item(v_row.id, v_name, v_server, admmgt._maint_db(v_server), coalesce(v_from.version, 0),
+                                ARRAY[CASE WHEN p_copies THEN format('CREATE DATABASE %I', v_name)
+                                           ELSE format('CREATE DATABASE %I TEMPLATE %I', v_name, v_from.dbname) END],
+                                false, 'create')
+                || v_grant;
         END IF;
     END LOOP;
 END;
@@ -86,10 +182,29 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE PROCEDURE admmgt._create_copies(p_template admmgt.vendor_db_settings, p_parallel int, p_run bigint)
+LANGUAGE plpgsql
+AS $$
+/* purpose: create the copies of the template that servers with pending tenants need, as empty databases, and bring every copy below the template's version up to it: the template's routines first (scripts may call them), then the scripts */
+DECLARE
+    v_items record;
+BEGIN
+    PERFORM admmgt._ensure_copies(p_template);
+    COMMIT;
+    v_items := admmgt._pending_items(p_template, true);
+    CALL admmgt._run('adopt', v_items.p_adopt, p_parallel, p_run);
+    CALL admmgt._run('create', v_items.p_create, p_parallel, p_run);
+    IF EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.servertemplate AND t.version < p_template.scriptversion) THEN
+        CALL admmgt._run('refresh', admmgt._refresh_items(admmgt._template_routines(p_template.dbname), p_template.scriptversion), p_parallel, p_run);
+        CALL admmgt._run('apply', admmgt._apply_items('copies', p_template.scriptversion, current_date), p_parallel, p_run);
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE PROCEDURE admmgt.create_database(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create every pending tenant (status 1) as a copy of the template; each gets status 2 and the template's version. A pending tenant whose database exists is adopted when it is a template copy or empty, and fails alone otherwise */
+/* purpose: create every pending tenant (status 1) on its server (placing those that name none) as a copy of that server's copy of the template; each gets status 2 and the version of the copy it came from. A pending tenant whose database exists is adopted when it is a template copy or empty, and fails alone otherwise */
 DECLARE
     v_template admmgt.vendor_db_settings;
     v_items record;
@@ -98,17 +213,20 @@ DECLARE
 BEGIN
     PERFORM admmgt._check_call('create_database', p_parallel);
     v_template := admmgt._template();
-    v_items := admmgt._pending_items(v_template);
-    IF cardinality(v_items.p_create) + cardinality(v_items.p_adopt) = 0 THEN
+    IF admmgt._check_pending(v_template) = 0 THEN
         RAISE NOTICE 'admmgt create: no tenant is pending (status 1)';
         RETURN;
     END IF;
     CALL admmgt._begin_call('create', 'create_database', p_wait_seconds, v_run);
     v_template := admmgt._template();
-    v_items := admmgt._pending_items(v_template);
+    PERFORM admmgt._place_tenants();
+    COMMIT;
+    CALL admmgt._create_copies(v_template, p_parallel, v_run);
+    v_items := admmgt._pending_items(v_template, false);
     -- Checked under the lock, so that a running applyScripts() (which uses the template) is
     -- waited for with p_wait_seconds instead of being taken for a stranger in the template.
-    v_busy := CASE WHEN cardinality(v_items.p_create) > 0 THEN admmgt._template_sessions(v_template.dbname) END;
+    v_busy := CASE WHEN EXISTS (SELECT 1 FROM unnest(v_items.p_create) i WHERE i.server = 'local')
+                   THEN admmgt._template_sessions(v_template.dbname) END;
     IF v_busy IS NOT NULL THEN
         CALL admmgt._end_call('create', v_run);
         RAISE EXCEPTION 'admmgt: template database % has open connections: %', v_template.dbname, v_busy

@@ -42,11 +42,13 @@ RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for the template (p_targets = 'template') or the tenants with updateflag ('tenants'), every script up to p_upto that each lacks, in order; each script rendered once */
+/* purpose: for the template (p_targets = 'template'), its copies on other servers ('copies') or its copies and the tenants with updateflag ('tenants', copies first), every script up to p_upto that each lacks, in order; each script rendered once */
 WITH targets AS (
-    SELECT t.id, t.dbname, t.version FROM admmgt.targets t WHERE p_targets = 'template' AND t.istemplate AND t.version < p_upto
+    SELECT t.id, t.dbname, t.version, t.server, false AS servertemplate FROM admmgt.targets t
+     WHERE p_targets = 'template' AND t.istemplate AND t.version < p_upto
     UNION ALL
-    SELECT u.id, u.dbname, u.version FROM admmgt.update_targets u WHERE p_targets = 'tenants' AND u.version < p_upto
+    SELECT u.id, u.dbname, u.version, u.server, u.servertemplate FROM admmgt.update_targets u
+     WHERE (p_targets = 'tenants' OR (p_targets = 'copies' AND u.servertemplate)) AND u.version < p_upto
 ), blocked AS (
     -- A script a lagging target still needs that is no longer ready (set back to 0 to be edited,
     -- or failed) stops that target there: no script is ever skipped.
@@ -58,7 +60,8 @@ WITH targets AS (
      WHERE s.id <= p_upto AND s.status IN (1, 2) AND s.id > (SELECT min(t.version) FROM targets t)
        AND s.id < coalesce((SELECT b.id FROM blocked b), p_upto + 1)
 )
-SELECT coalesce(array_agg(ROW(t.id, t.dbname, t.dbname, b.id, b.stmts, true)::admmgt.work_item ORDER BY t.id, b.id), '{}')
+SELECT coalesce(array_agg(admmgt._item(t.id, t.dbname, t.server, t.dbname, b.id, b.stmts, true)
+                          ORDER BY t.servertemplate DESC, t.id, b.id), '{}')
   FROM targets t JOIN batches b ON b.id > t.version;
 $$;
 

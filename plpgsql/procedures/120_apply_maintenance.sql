@@ -5,15 +5,15 @@ RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one maintenance batch per created target (template first) that has RANGE-partitioned tables; targets at one version share one rendering */
+/* purpose: one maintenance batch per created target (the template and its copies first) that has RANGE-partitioned tables; targets at one version share one rendering */
 WITH targets AS (
-    SELECT t.id, t.dbname, t.version, t.istemplate FROM admmgt.targets t
+    SELECT t.id, t.dbname, t.version, t.istemplate, t.servertemplate, t.server FROM admmgt.targets t
 ), batches AS MATERIALIZED (
     SELECT x.version, admmgt.maintenance_batch(x.version, p_from, p_to) AS stmts
       FROM (SELECT DISTINCT version FROM targets) x
 )
-SELECT coalesce(array_agg(ROW(t.id, t.dbname, t.dbname, NULL, b.stmts, true)::admmgt.work_item
-                          ORDER BY t.istemplate DESC, t.id), '{}')
+SELECT coalesce(array_agg(admmgt._item(t.id, t.dbname, t.server, t.dbname, NULL, b.stmts, true)
+                          ORDER BY t.istemplate DESC, t.servertemplate DESC, t.id), '{}')
   FROM targets t JOIN batches b USING (version)
  WHERE b.stmts IS NOT NULL;
 $$;

@@ -10,11 +10,11 @@ WITH batches AS MATERIALIZED (
     SELECT x.version, admmgt.render_lifecycle(x.version, p_asof, p_plan) AS stmt
       FROM (SELECT DISTINCT t.version FROM admmgt.targets t) x
 )
-SELECT coalesce(array_agg(i.item ORDER BY t.istemplate DESC, t.id, i.n), '{}')
+SELECT coalesce(array_agg(i.item ORDER BY t.istemplate DESC, t.servertemplate DESC, t.id, i.n), '{}')
   FROM admmgt.targets t
   JOIN batches b ON b.version = t.version AND b.stmt IS NOT NULL
- CROSS JOIN LATERAL (VALUES (1, ROW(t.id, t.dbname, t.dbname, NULL, ARRAY[b.stmt], false)::admmgt.work_item),
-                            (2, ROW(t.id, t.dbname, t.dbname, NULL, ARRAY[admmgt._lifecycle_report_sql()], false)::admmgt.work_item)) AS i(n, item);
+ CROSS JOIN LATERAL (VALUES (1, admmgt._item(t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[b.stmt], false)),
+                            (2, admmgt._item(t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[admmgt._lifecycle_report_sql()], false))) AS i(n, item);
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applylifecycle(p_asof date DEFAULT current_date, p_plan boolean DEFAULT false,

@@ -11,7 +11,7 @@ DECLARE
 BEGIN
     SELECT array_agg(r.stmt ORDER BY r.ord, r.n)
       INTO v_stmts
-      FROM dblink(admmgt._connstr(p_template), $q$
+      FROM dblink(admmgt._connstr('local', p_template), $q$
             WITH app AS (
                 SELECT p.oid, n.nspname, p.proowner, p.proacl,
                        format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) AS sig
@@ -48,14 +48,28 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._refresh_items(p_stmts text[], p_copies_below int DEFAULT NULL)
+RETURNS admmgt.work_item[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the template's routines for every created copy of it and tenant with updateflag (copies first); with p_copies_below, only for the copies below that version, which are being built: their tables come with the scripts after this, so bodies are not checked against them yet (as pg_dump does) */
+SELECT coalesce(array_agg(admmgt._item(u.id, u.dbname, u.server, u.dbname, NULL,
+                                       CASE WHEN p_copies_below IS NULL THEN p_stmts
+                                            ELSE 'SET LOCAL check_function_bodies = off'::text || p_stmts END, true)
+                          ORDER BY u.servertemplate DESC, u.id), '{}')
+  FROM admmgt.update_targets u
+ WHERE cardinality(p_stmts) > 0
+   AND (p_copies_below IS NULL OR (u.servertemplate AND u.version < p_copies_below));
+$$;
+
 CREATE OR REPLACE PROCEDURE admmgt.refesh_stored_procedures(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create or replace every non-trigger function and procedure of the template's app schemas in every created tenant with updateflag */
+/* purpose: create or replace every non-trigger function and procedure of the template's app schemas in its copies on other servers and in every created tenant with updateflag */
 DECLARE
     v_template admmgt.vendor_db_settings;
     v_stmts text[];
-    v_items admmgt.work_item[];
     v_run bigint;
 BEGIN
     PERFORM admmgt._check_call('refesh_stored_procedures', p_parallel);
@@ -66,10 +80,7 @@ BEGIN
     IF cardinality(v_stmts) = 0 THEN
         RAISE NOTICE 'admmgt refresh: the template % has no functions or procedures in its app schemas', v_template.dbname;
     ELSE
-        SELECT coalesce(array_agg(ROW(u.id, u.dbname, u.dbname, NULL, v_stmts, true)::admmgt.work_item ORDER BY u.id), '{}')
-          INTO v_items
-          FROM admmgt.update_targets u;
-        CALL admmgt._run('refresh', v_items, p_parallel, v_run);
+        CALL admmgt._run('refresh', admmgt._refresh_items(v_stmts), p_parallel, v_run);
     END IF;
     CALL admmgt._end_call('refresh', v_run);
 END;

@@ -1,15 +1,22 @@
 -- What exists in a target: a read-only look through dblink, for the demo report and for DBAs.
 
-CREATE OR REPLACE FUNCTION admmgt.inventory(p_dbname text)
+CREATE OR REPLACE FUNCTION admmgt.inventory(p_dbname text, p_server text DEFAULT NULL)
 RETURNS TABLE (kind text, name text, detail text)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the tables, partitions, columns, foreign keys, routines and row counts of a target's app schemas */
+/* purpose: the tables, partitions, columns, foreign keys, routines and row counts of a target's app schemas, on p_server or else on the server its row names */
+DECLARE
+    v_db text := admmgt._tenant_name(p_dbname, 'the argument p_dbname of admmgt.inventory');
+    v_server text := p_server;
 BEGIN
+    IF v_server IS NULL THEN
+        SELECT coalesce(v.server, 'local') INTO v_server FROM admmgt.vendor_db_settings v
+         WHERE lower(btrim(v.dbname)) = v_db AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate;
+    END IF;
     RETURN QUERY
     SELECT r.kind, r.name, r.detail
-      FROM dblink(admmgt._connstr(admmgt._tenant_name(p_dbname, 'the argument of admmgt.inventory')), $q$
+      FROM dblink(admmgt._connstr(coalesce(v_server, 'local'), v_db), $q$
         WITH app_ns AS (
             SELECT oid, nspname FROM pg_catalog.pg_namespace
              WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt') AND nspname NOT LIKE 'pg\_%'),

@@ -1,19 +1,21 @@
 import type pg from 'pg';
 import type { Argv, CommandModule } from 'yargs';
 import { withAdmin, withGlobalOptions, type GlobalArgs } from '../context.js';
+import { formatServers, listServers, type ServerStatus } from './cluster.js';
 
 export interface Status {
   template: { dbname: string; scriptversion: number } | null;
-  tenants: { dbname: string; status: number; status_text: string; scriptversion: number; updateflag: boolean; failures: number }[];
+  tenants: { dbname: string; server: string | null; status: number; status_text: string; scriptversion: number; updateflag: boolean; failures: number }[];
+  servers: ServerStatus[];
   scripts: { id: number; description: string; status: number; last_error: string | null }[];
-  failures: { operation: string; scriptid: number | null; dbname: string; sqlstate: string; message: string; statement: string | null; finished_at: string }[];
+  failures: { operation: string; scriptid: number | null; dbname: string; server: string; sqlstate: string; message: string; statement: string | null; finished_at: string }[];
 }
 
 export async function status(client: pg.Client): Promise<Status> {
   const targets = (
     await client.query(
-      `SELECT dbname, istemplate, status, status_text, scriptversion, updateflag, failures::int
-         FROM admmgt.tenant_status ORDER BY istemplate DESC, dbname`,
+      `SELECT dbname, server, istemplate, status, status_text, scriptversion, updateflag, failures::int
+         FROM admmgt.tenant_status WHERE NOT servertemplate ORDER BY istemplate DESC, dbname`,
     )
   ).rows;
   const tpl = targets.find((t) => t.istemplate);
@@ -22,12 +24,13 @@ export async function status(client: pg.Client): Promise<Status> {
   ).rows;
   const failures = (
     await client.query(
-      `SELECT operation, scriptid, dbname, sqlstate, message, statement, finished_at::text FROM admmgt.failures ORDER BY finished_at DESC LIMIT 100`,
+      `SELECT operation, scriptid, dbname, server, sqlstate, message, statement, finished_at::text FROM admmgt.failures ORDER BY finished_at DESC LIMIT 100`,
     )
   ).rows;
   return {
     template: tpl ? { dbname: tpl.dbname, scriptversion: tpl.scriptversion } : null,
     tenants: targets.filter((t) => !t.istemplate).map(({ istemplate: _, ...t }) => t),
+    servers: await listServers(client),
     scripts,
     failures,
   };
@@ -38,9 +41,10 @@ const STATUS = ['designing', 'ready', 'applied', 'failed'];
 export function formatStatus(s: Status): string {
   const lines: string[] = [];
   lines.push(s.template ? `template: ${s.template.dbname} at version ${s.template.scriptversion}` : 'template: none registered');
+  lines.push('servers (tenants per server):', formatServers(s.servers));
   lines.push(`tenants: ${s.tenants.length}`);
   for (const t of s.tenants) {
-    lines.push(`  ${t.dbname.padEnd(30)} ${t.status_text.padEnd(9)} version ${String(t.scriptversion).padEnd(5)}${t.updateflag ? '' : ' (updateflag off)'}${t.failures ? `  ${t.failures} failure(s)` : ''}`);
+    lines.push(`  ${t.dbname.padEnd(30)} ${(t.server ?? '(unplaced)').padEnd(16)} ${t.status_text.padEnd(9)} version ${String(t.scriptversion).padEnd(5)}${t.updateflag ? '' : ' (updateflag off)'}${t.failures ? `  ${t.failures} failure(s)` : ''}`);
   }
   lines.push(s.scripts.length ? 'scripts not yet applied everywhere:' : 'scripts: all applied');
   for (const sc of s.scripts) {
@@ -49,7 +53,7 @@ export function formatStatus(s: Status): string {
   if (s.failures.length) {
     lines.push('failures (latest outcome per target):');
     for (const f of s.failures) {
-      lines.push(`  ${f.dbname} ${f.operation}${f.scriptid ? ` script ${f.scriptid}` : ''}: ${f.message} (SQLSTATE ${f.sqlstate})${f.statement ? `\n      at: ${f.statement.split('\n')[0]}` : ''}`);
+      lines.push(`  ${f.dbname} (server ${f.server}) ${f.operation}${f.scriptid ? ` script ${f.scriptid}` : ''}: ${f.message} (SQLSTATE ${f.sqlstate})${f.statement ? `\n      at: ${f.statement.split('\n')[0]}` : ''}`);
     }
   }
   return lines.join('\n');
@@ -61,7 +65,7 @@ interface StatusArgv extends GlobalArgs {
 
 export const command: CommandModule<object, StatusArgv> = {
   command: 'status',
-  describe: 'Show the template, every tenant with status and version, pending and failed scripts, and failures',
+  describe: 'Show the template, the servers with their tenant counts, every tenant with server, status and version, pending and failed scripts, and failures',
   builder: (y) => withGlobalOptions(y).option('json', { type: 'boolean', describe: 'Print JSON' }) as Argv<StatusArgv>,
   handler: (a) =>
     withAdmin(a, async ({ client }) => {

@@ -1,0 +1,121 @@
+// admmgt cluster add|list: the registry of database servers that host tenants (admmgt.servers).
+// Both are one SQL call each, so psql users do the same with SELECT admmgt.add_server(...) and
+// SELECT * FROM admmgt.server_status.
+import type pg from 'pg';
+import { parse } from 'pg-connection-string';
+import type { Argv, CommandModule } from 'yargs';
+import { redactUrl } from '../connection.js';
+import { withAdmin, withGlobalOptions, type GlobalArgs } from '../context.js';
+import { AdmmgtError } from '../errors.js';
+
+export interface ServerStatus {
+  server: string;
+  host: string | null;
+  port: string | null;
+  fdwserver: string | null;
+  accepts_tenants: boolean;
+  tenants: number;
+  pending: number;
+  template_version: number | null;
+  failures: number;
+}
+
+export interface AddServerOptions {
+  acceptsTenants?: boolean;
+  /** Connect once to prove the server is reachable (default true). */
+  check?: boolean;
+}
+
+/** Register a server (or change how it is reached); returns its version() as it answered. */
+export async function addServer(client: pg.Client, name: string, url: string, opts: AddServerOptions = {}): Promise<string> {
+  let c: ReturnType<typeof parse>;
+  try {
+    c = parse(url);
+  } catch {
+    throw new AdmmgtError(`--url ${redactUrl(url)} is not a connection URL`, 'Give postgres://USER:PASSWORD@HOST:PORT/DATABASE.', undefined, 2);
+  }
+  if (!c.host || !c.user) {
+    throw new AdmmgtError(`--url ${redactUrl(url)} must name a host and a user`,
+      'Give postgres://USER:PASSWORD@HOST:PORT/postgres (the database is the one admmgt connects to for CREATE DATABASE).', undefined, 2);
+  }
+  // The password travels as a bind parameter: it is never part of a statement's text.
+  const { rows } = await client.query<{ version: string }>(
+    `SELECT admmgt.add_server($1, $2, $3::int, $4, $5, $6, $7, p_check => $8) AS version`,
+    [name, c.host, c.port ? Number(c.port) : 5432, c.user, c.password || null, c.database || 'postgres',
+      opts.acceptsTenants ?? true, opts.check ?? true],
+  );
+  return rows[0]?.version ?? '';
+}
+
+export async function listServers(client: pg.Client): Promise<ServerStatus[]> {
+  const { rows } = await client.query<ServerStatus>(
+    `SELECT server, host, port, fdwserver, accepts_tenants, tenants::int, pending::int, template_version, failures::int
+       FROM admmgt.server_status ORDER BY server = 'local' DESC, server`);
+  return rows;
+}
+
+export function formatServers(rows: ServerStatus[]): string {
+  return rows.map((s) => {
+    const where = s.host ? `${s.host}:${s.port ?? 5432}` : 'own socket';
+    const tpl = s.template_version === null ? 'no template yet' : `template at version ${s.template_version}`;
+    return `  ${s.server.padEnd(16)} ${where.padEnd(28)} ${String(s.tenants).padStart(5)} tenants` +
+      `${s.pending ? `, ${s.pending} pending` : ''}, ${tpl}${s.accepts_tenants ? '' : ' (takes no new tenants)'}` +
+      `${s.failures ? `  ${s.failures} failure(s)` : ''}`;
+  }).join('\n');
+}
+
+interface AddArgv {
+  name: string;
+  url: string;
+  adminUrl?: string;
+  quiet?: boolean;
+  acceptsTenants: boolean;
+  check: boolean;
+}
+
+interface ListArgv extends GlobalArgs {
+  json?: boolean;
+}
+
+const add: CommandModule<object, AddArgv> = {
+  command: 'add <name>',
+  describe: 'Register a server that hosts tenants, or change how it is reached: a dblink_fdw foreign server admmgt_srv_<name> and your user mapping on it (SELECT admmgt.add_server(...))',
+  builder: (y) =>
+    y
+      .positional('name', { type: 'string', demandOption: true, describe: 'Server name: a letter, then letters, digits or _' })
+      .option('url', {
+        type: 'string',
+        demandOption: true,
+        describe: 'How the admin database reaches that server: postgres://USER:PASSWORD@HOST:PORT/postgres. The password goes into the user mapping only',
+      })
+      .option('admin-url', {
+        type: 'string',
+        describe: 'Admin database URL (in this command only; default: DATABASE_URL, then PG* variables, then the embedded PostgreSQL)',
+      })
+      .option('quiet', { type: 'boolean', alias: 'q', describe: 'Print only errors and the result' })
+      .option('accepts-tenants', { type: 'boolean', default: true, describe: 'May placement put new tenants there (--no-accepts-tenants to drain it)' })
+      .option('check', { type: 'boolean', default: true, describe: 'Connect once before registering (--no-check to register a server that is down)' }) as unknown as Argv<AddArgv>,
+  handler: (a) =>
+    withAdmin({ url: a.adminUrl, quiet: a.quiet }, async ({ client }) => {
+      const version = await addServer(client, a.name, a.url, { acceptsTenants: a.acceptsTenants, check: a.check });
+      process.stdout.write(`registered server ${a.name.toLowerCase().trim()}: ${version}\n`);
+    }),
+};
+
+const list: CommandModule<object, ListArgv> = {
+  command: 'list',
+  describe: 'List the registered servers: where they are (no credentials), tenants per server, the version of their template (SELECT * FROM admmgt.server_status)',
+  builder: (y) => withGlobalOptions(y).option('json', { type: 'boolean', describe: 'Print JSON' }) as Argv<ListArgv>,
+  handler: (a) =>
+    withAdmin(a, async ({ client }) => {
+      const rows = await listServers(client);
+      process.stdout.write((a.json ? JSON.stringify(rows, null, 2) : `servers:\n${formatServers(rows)}`) + '\n');
+    }),
+};
+
+export const command: CommandModule = {
+  command: 'cluster <command>',
+  describe: 'The database servers that host tenants: add, list',
+  builder: (y) => y.command(add).command(list).demandCommand(1, 'Name a cluster command: add or list.'),
+  handler: () => {},
+};

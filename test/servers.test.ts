@@ -1,0 +1,340 @@
+// Several PostgreSQL servers: three more clusters on their own ports stand in for database hosts.
+// They are registered (SQL and CLI), 30 tenants are placed across them, the demo scripts,
+// maintenance and refresh run, and every tenant's catalog is read on its own server. Then one
+// server stops in the middle of an applyScripts(): its tenants fail naming it, the others finish,
+// and a rerun after it is back completes them. No password shows up anywhere after all that.
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startCluster, type Cluster } from '../src/cluster.js';
+import { main } from '../src/main.js';
+import { DEMO, script1, script2, script3, testProc1Sql } from '../templates/demo.js';
+import { markReadySql, scriptRowsSql } from '../templates/script.js';
+import { createEnv, type TestEnv } from './support/env.js';
+
+const NAMES = ['east', 'north', 'west'] as const;
+type Name = (typeof NAMES)[number];
+// Quotes, a backslash and spaces: the connection string must quote it right, and it must show up nowhere.
+const PASSWORD = `Srv pa'ss\\wo"rd 7731`;
+const TPL = 'srv_tpl';
+const TENANTS = Array.from({ length: 30 }, (_, i) => `srv_t${String(i + 1).padStart(2, '0')}`);
+
+// Another server reaches the admin cluster's 127.0.0.1 only when both run on this machine.
+const remoteAdmin = Boolean(process.env.ADMMGT_TEST_URL) || process.env.ADMMGT_TEST_PROVIDER === 'testcontainers';
+
+let env: TestEnv;
+let tmp: string;
+const clusters = {} as Record<Name, Cluster>;
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((stdout += String(c)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((stderr += String(c)), true));
+  try {
+    return { code: await main(args), stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+async function on<T extends pg.QueryResultRow>(server: Name, database: string, text: string, values?: unknown[]): Promise<T[]> {
+  const c = new pg.Client({ connectionString: clusters[server].urlFor(database) });
+  await c.connect();
+  try {
+    return (await c.query<T>(text, values)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+const admin = async <T extends pg.QueryResultRow>(text: string, values?: unknown[]) => env.rows<T>(text, values);
+
+async function placement(): Promise<Record<string, string>> {
+  const rows = await admin<{ dbname: string; server: string }>(
+    `SELECT dbname, server FROM admmgt.vendor_db_settings WHERE NOT servertemplate AND NOT istemplate ORDER BY dbname`);
+  return Object.fromEntries(rows.map((r) => [r.dbname, r.server]));
+}
+
+async function versions(): Promise<Record<string, number>> {
+  const rows = await admin<{ k: string; v: number }>(
+    `SELECT CASE WHEN servertemplate THEN server || ':' || dbname ELSE dbname END AS k, coalesce(scriptversion, 0) AS v
+       FROM admmgt.vendor_db_settings WHERE status = 2 ORDER BY 1`);
+  return Object.fromEntries(rows.map((r) => [r.k, r.v]));
+}
+
+/** What a database holds of the demo, read from its own catalogs. */
+const CATALOG = `
+SELECT json_build_object(
+  'tables', (SELECT json_agg(c.relname || ':' || c.relkind::text ORDER BY c.relname) FROM pg_class c
+              WHERE c.relnamespace = 'mgttest'::regnamespace AND c.relkind IN ('r', 'p')),
+  'partitions', (SELECT json_agg(c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid) ORDER BY c.relname) FROM pg_class c
+                  WHERE c.relnamespace = 'mgttest'::regnamespace AND c.relispartition),
+  'newcolumn', (SELECT format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+                  FROM pg_attribute a WHERE a.attrelid = 'mgttest.parenttable'::regclass AND a.attname = 'newcolumn'),
+  'fkeys', (SELECT json_agg(pg_get_constraintdef(k.oid) ORDER BY k.conname) FROM pg_constraint k
+             WHERE k.contype = 'f' AND k.connamespace = 'mgttest'::regnamespace),
+  'routines', (SELECT json_agg(p.proname || ':' || p.prokind::text ORDER BY p.proname) FROM pg_proc p
+                WHERE p.pronamespace = 'mgttest'::regnamespace),
+  'ledger', (SELECT json_agg(scriptid ORDER BY scriptid) FROM admmgt.applied_scripts),
+  'parentrows', (SELECT count(*) FROM mgttest.parenttable)) AS catalog`;
+
+async function catalogOn(server: Name | 'local', database: string): Promise<unknown> {
+  const rows = server === 'local'
+    ? await env.queryIn<{ catalog: unknown }>(database, CATALOG)
+    : await on<{ catalog: unknown }>(server, database, CATALOG);
+  return rows[0]?.catalog;
+}
+
+beforeAll(async () => {
+  if (remoteAdmin) return;
+  env = await createEnv('srv');
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'admmgt-test-servers-'));
+  // The servers run as the postgres OS user when this runs as root: it must reach their folders.
+  await chmod(tmp, 0o755);
+  const started = await Promise.all(NAMES.map((n) => startCluster({
+    dir: path.join(tmp, n),
+    binDir: process.env.ADMMGT_TEST_BINDIR || undefined,
+    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+  })));
+  NAMES.forEach((n, i) => (clusters[n] = started[i]!));
+  for (const n of NAMES) {
+    const c = new pg.Client({ connectionString: clusters[n].url });
+    await c.connect();
+    // Over 127.0.0.1 these clusters ask for a password (scram-sha-256).
+    await c.query(`ALTER ROLE postgres PASSWORD ${c.escapeLiteral(PASSWORD)}`);
+    await c.end();
+  }
+  await env.makeTemplate(TPL);
+}, 180_000);
+
+afterAll(async () => {
+  if (remoteAdmin) return;
+  await env?.close();
+  await Promise.all(NAMES.map((n) => clusters[n]?.stop('immediate')));
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+describe.skipIf(remoteAdmin)('three more servers', () => {
+  it('registers a server with SQL and another with the CLI; a wrong password registers nothing', async () => {
+    const [east] = await admin<{ v: string }>(`SELECT admmgt.add_server('East', '127.0.0.1', $1, 'postgres', $2) AS v`,
+      [clusters.east.port, PASSWORD]);
+    expect(east!.v).toMatch(/^PostgreSQL \d+/);
+    await admin(`SELECT admmgt.add_server('north', '127.0.0.1', $1, 'postgres', $2)`, [clusters.north.port, PASSWORD]);
+
+    const bad = await env.errorOf(`SELECT admmgt.add_server('bad', '127.0.0.1', ${clusters.west.port}, 'postgres', 'wrong')`);
+    expect(bad.code).toBe('08001');
+    expect(bad.message).toMatch(/^admmgt: server bad \(host 127\.0\.0\.1, port \d+\) cannot be reached as user postgres: could not establish connection: .*password authentication failed/);
+    expect(bad.detail).toBe('Nothing was registered.');
+    expect(await admin(`SELECT name FROM admmgt.servers WHERE name = 'bad'`)).toEqual([]);
+    expect(await admin(`SELECT srvname FROM pg_foreign_server WHERE srvname = 'admmgt_srv_bad'`)).toEqual([]);
+
+    const url = `postgresql://postgres:${encodeURIComponent(PASSWORD)}@127.0.0.1:${clusters.west.port}/postgres`;
+    const r = await cli('cluster', 'add', 'west', '--url', url, '--admin-url', env.adminUrl);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^registered server west: PostgreSQL \d+/);
+
+    // The original setup: only the admin's own cluster is registered; it takes no tenants here.
+    await admin(`UPDATE admmgt.servers SET accepts_tenants = false WHERE name = 'local'`);
+    const list = await cli('cluster', 'list', '--url', env.adminUrl, '--json');
+    expect(list.code).toBe(0);
+    expect(JSON.parse(list.stdout)).toEqual([
+      expect.objectContaining({ server: 'local', host: null, accepts_tenants: false, tenants: 0 }),
+      ...NAMES.map((n) => expect.objectContaining({
+        server: n, host: '127.0.0.1', port: String(clusters[n].port), fdwserver: `admmgt_srv_${n}`, accepts_tenants: true, tenants: 0,
+      })),
+    ]);
+    expect(list.stdout + r.stdout).not.toContain('wo"rd');
+  });
+
+  it('refuses a pending tenant that names an unregistered server, naming the value, before anything is made', async () => {
+    const e = await env.errorOf(`INSERT INTO admmgt.vendor_db_settings (dbname, status, server) VALUES ('srv_x', 1, 'nowhere')`);
+    expect(e.code).toBe('23503');
+    expect(e.detail).toMatch(/\(server\)=\(nowhere\) is not present in table "servers"/);
+  });
+
+  it('places 30 tenants on the server with the fewest, builds a copy of the template on each and creates every tenant from it', async () => {
+    // The template gets scripts 1 and 2 and the procedure of script 3 before any tenant exists.
+    await admin(scriptRowsSql(script1).text);
+    await admin(scriptRowsSql(script2).text);
+    await admin(`${markReadySql(1).text}; ${markReadySql(2).text}`);
+    await env.admin.query('CALL admmgt.applyScripts()');
+    await env.queryIn(TPL, testProc1Sql().text);
+
+    // Two name their server (one with its own login role); the other 28 are placed.
+    await admin(`INSERT INTO admmgt.vendor_db_settings (dbname, status, server, loginrole) VALUES ($1, 1, 'east', 'srv_role_a'), ($2, 1, 'east', NULL)`,
+      [TENANTS[0], TENANTS[1]]);
+    await admin(`INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT unnest($1::text[]), 1`, [TENANTS.slice(2)]);
+    await env.admin.query('CALL admmgt.create_database(p_parallel => 4)');
+
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    const placed = await placement();
+    const count = (n: string) => Object.values(placed).filter((s) => s === n).length;
+    expect(NAMES.map(count)).toEqual([10, 10, 10]);
+    expect(placed[TENANTS[0]!]).toBe('east');
+    expect(await admin(`SELECT server, tenants::int, pending::int, template_version FROM admmgt.server_status ORDER BY server`)).toEqual([
+      { server: 'east', tenants: 10, pending: 0, template_version: 2 },
+      { server: 'local', tenants: 0, pending: 0, template_version: 2 },
+      { server: 'north', tenants: 10, pending: 0, template_version: 2 },
+      { server: 'west', tenants: 10, pending: 0, template_version: 2 },
+    ]);
+
+    const v = await versions();
+    expect(Object.keys(v)).toHaveLength(34);
+    expect(new Set(Object.values(v))).toEqual(new Set([2]));
+    for (const n of NAMES) {
+      const here = TENANTS.filter((t) => placed[t] === n);
+      const dbs = await on<{ datname: string; public_connect: boolean }>(n, 'postgres',
+        `SELECT datname, has_database_privilege('public', datname, 'CONNECT') AS public_connect
+           FROM pg_database WHERE datname LIKE 'srv\\_%' ORDER BY datname`);
+      // Its own tenants and its copy of the template, nothing else; PUBLIC may connect to none.
+      expect(dbs.map((d) => d.datname)).toEqual([...here, TPL].sort());
+      expect(dbs.filter((d) => d.public_connect)).toEqual([]);
+    }
+    // The copy was built by the scripts and holds the template's procedure; its tenants are copies of it.
+    expect(await catalogOn('west', TPL)).toEqual(await catalogOn('local', TPL));
+  });
+
+  it("keeps a tenant's login role to its own database on its server", async () => {
+    const own = await on<{ ok: number }>('east', TENANTS[0]!, 'SELECT 1 AS ok').catch((e: Error) => e);
+    expect(own).toEqual([{ ok: 1 }]);
+    const asRole = async (db: string) => {
+      const c = new pg.Client({ connectionString: clusters.east.urlFor(db, 'srv_role_a') });
+      try {
+        await c.connect();
+        return 'connected';
+      } catch (e) {
+        return (e as pg.DatabaseError).code;
+      } finally {
+        await c.end().catch(() => {});
+      }
+    };
+    expect(await asRole(TENANTS[0]!)).toBe('connected');
+    expect(await asRole(TENANTS[1]!)).toBe('42501');
+    expect(await on('east', 'postgres', `SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'srv_role_a'`))
+      .toEqual([{ rolsuper: false, rolcreatedb: false, rolcreaterole: false }]);
+  });
+
+  it("applies script 3, runs maintenance and refreshes procedures on every server; each tenant's catalog matches the template's", async () => {
+    await admin(scriptRowsSql(script3).text);
+    await admin(markReadySql(3).text);
+    await env.admin.query('CALL admmgt.applyScripts(p_parallel => 4)');
+    await env.admin.query(`CALL admmgt.applyMaintenance(t_numdays => ${DEMO.lookaheadDays}, p_parallel => 4)`);
+    await env.queryIn(TPL, `CREATE FUNCTION mgttest.tenant_label() RETURNS text LANGUAGE sql AS $$ SELECT current_database()::text $$`);
+    await env.admin.query('CALL admmgt.refesh_stored_procedures(p_parallel => 4)');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(new Set(Object.values(await versions()))).toEqual(new Set([3]));
+    expect(await admin('SELECT id, status FROM admmgt.scripts ORDER BY id')).toEqual([1, 2, 3].map((id) => ({ id, status: 2 })));
+
+    const expected = await catalogOn('local', TPL);
+    expect(expected).toMatchObject({
+      ledger: [1, 2, 3],
+      newcolumn: 'character varying(10) not null',
+      routines: ['tenant_label:f', 'testproc1:p'],
+      parentrows: 5,
+    });
+    expect((expected as { partitions: string[] }).partitions.length).toBeGreaterThan(3);
+    const placed = await placement();
+    for (const t of TENANTS) {
+      expect({ t, catalog: await catalogOn(placed[t] as Name, t) }).toEqual({ t, catalog: expected });
+    }
+    for (const n of NAMES) expect(await catalogOn(n, TPL)).toEqual(expected);
+  });
+
+  it('a server that stops in the middle of a run: its tenants fail naming it, the others finish; a rerun completes them', async () => {
+    await env.queryIn(TPL, `CREATE PROCEDURE mgttest.slow() LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.15); END $$`);
+    await env.admin.query('CALL admmgt.refesh_stored_procedures(p_parallel => 4)');
+    await admin(scriptRowsSql({ id: 4, description: 'slow', calls: ['call mgttest.slow()'] }).text);
+    await admin(markReadySql(4).text);
+    const placed = await placement();
+    const onWest = TENANTS.filter((t) => placed[t] === 'west');
+
+    const runner = new pg.Client({ connectionString: env.adminUrl });
+    const notices: string[] = [];
+    runner.on('notice', (n) => notices.push(`${n.severity}: ${n.message}`));
+    await runner.connect();
+    const run = runner.query('CALL admmgt.applyScripts(p_parallel => 2)');
+    // Stop west once two of its tenants have the script and a third is in the middle of its batch.
+    let inFlight: string | undefined;
+    for (let i = 0; i < 1000 && !inFlight; i++) {
+      const [r] = await admin<{ n: number }>(
+        `SELECT count(*)::int AS n FROM admmgt.vendor_db_settings WHERE server = 'west' AND NOT servertemplate AND scriptversion = 4`);
+      if (r!.n >= 2) {
+        [inFlight] = (await on<{ datname: string }>('west', 'postgres',
+          `SELECT datname FROM pg_stat_activity WHERE application_name = 'admmgt' AND state = 'active' AND query LIKE '%mgttest.slow()%'`))
+          .map((x) => x.datname);
+      }
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    expect(inFlight).toMatch(/^srv_t\d+$/);
+    await clusters.west.stop('fast');
+    await run;
+    await runner.end();
+
+    const v = await versions();
+    for (const t of TENANTS.filter((x) => placed[x] !== 'west')) expect({ t, v: v[t] }).toEqual({ t, v: 4 });
+    const westDone = onWest.filter((t) => v[t] === 4);
+    const westLeft = onWest.filter((t) => v[t] === 3);
+    expect(westDone.length).toBeGreaterThanOrEqual(2);
+    expect(westLeft.length).toBeGreaterThan(0);
+    expect(westDone.length + westLeft.length).toBe(10);
+    const failed = await admin<{ dbname: string; server: string; message: string }>(
+      `SELECT dbname, server, message FROM admmgt.failures WHERE operation = 'apply' ORDER BY dbname`);
+    expect(failed.map((f) => f.dbname).sort()).toEqual([...westLeft, ...(v[`west:${TPL}`] === 3 ? [TPL] : [])].sort());
+    // The tenant whose batch was cut off lost its connection; the later ones could not connect.
+    expect(westLeft).toContain(inFlight);
+    expect(failed.find((f) => f.dbname === inFlight)!.message).toMatch(/terminating connection due to administrator command/);
+    for (const f of failed) {
+      expect(f.server).toBe('west');
+      expect(f.message).toMatch(new RegExp(`^server west, database ${f.dbname}: `));
+    }
+    expect(notices.filter((n) => n.startsWith('WARNING')).length).toBe(failed.length);
+    expect(await admin('SELECT status FROM admmgt.scripts WHERE id = 4')).toEqual([{ status: 1 }]);
+
+    const status = await cli('status', '--url', env.adminUrl);
+    expect(status.stdout).toMatch(/west\s+127\.0\.0\.1:\d+\s+10 tenants, template at version [34]\s+\d+ failure\(s\)/);
+    expect(status.stdout).toMatch(/\(server west\) apply script 4: server west, database srv_t\d+: /);
+
+    clusters.west = await startCluster({ dir: clusters.west.dir });
+    // Its batch was rolled back as a whole: the tenant is at version 3 on both sides.
+    expect(await on('west', inFlight!, 'SELECT max(scriptid) AS v FROM admmgt.applied_scripts')).toEqual([{ v: 3 }]);
+    await env.admin.query('CALL admmgt.applyScripts(p_parallel => 2)');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(new Set(Object.values(await versions()))).toEqual(new Set([4]));
+    expect(await admin('SELECT status FROM admmgt.scripts WHERE id = 4')).toEqual([{ status: 2 }]);
+    for (const t of westLeft) {
+      expect(await on<{ s: number[] }>('west', t, 'SELECT array_agg(scriptid ORDER BY scriptid) AS s FROM admmgt.applied_scripts'))
+        .toEqual([{ s: [1, 2, 3, 4] }]);
+    }
+  });
+
+  it('shows the password nowhere: not in a routine, the logs, the run records, a notice or a CLI output', async () => {
+    const needle = PASSWORD;
+    const hits = await admin<{ source: string; n: number }>(`
+      SELECT 'routine' AS source, count(*)::int AS n FROM pg_proc WHERE pronamespace = 'admmgt'::regnamespace AND strpos(prosrc, $1) > 0
+      UNION ALL SELECT 'script_log', count(*)::int FROM admmgt.script_log l WHERE strpos(l::text, $1) > 0
+      UNION ALL SELECT 'target_results', count(*)::int FROM admmgt.target_results r WHERE strpos(r::text, $1) > 0
+      UNION ALL SELECT 'runs', count(*)::int FROM admmgt.runs r WHERE strpos(r::text, $1) > 0
+      UNION ALL SELECT 'servers', count(*)::int FROM admmgt.servers s WHERE strpos(s::text, $1) > 0
+      UNION ALL SELECT 'server_status', count(*)::int FROM admmgt.server_status s WHERE strpos(s::text, $1) > 0
+      UNION ALL SELECT 'foreign servers', count(*)::int FROM pg_foreign_server s WHERE strpos(s::text, $1) > 0`, [needle]);
+    expect(hits.filter((h) => h.n > 0)).toEqual([]);
+    // It is in exactly one kind of place: the user mappings.
+    const [m] = await admin<{ n: number }>(`SELECT count(*)::int AS n FROM pg_user_mappings WHERE strpos(array_to_string(umoptions, ' '), $1) > 0`, [needle]);
+    expect(m!.n).toBe(3);
+    expect(env.notices.filter((n) => n.includes(needle) || n.includes('wo"rd'))).toEqual([]);
+    // One at a time: each replaces process.stdout.write while it runs.
+    for (const args of [['status', '--json'], ['cluster', 'list'], ['apply', '--plan']]) {
+      const o = await cli(...args, '--url', env.adminUrl);
+      expect(o.code).toBe(0);
+      expect(o.stdout + o.stderr).not.toContain('wo"rd');
+    }
+    const install = await cli('sql');
+    expect(install.stdout).toMatch(/CREATE OR REPLACE FUNCTION admmgt\.add_server/);
+    expect(install.stdout).not.toContain('wo"rd');
+  });
+});
