@@ -124,18 +124,22 @@ export async function installControlPlane(
   }
 }
 
-async function installSteps(client: pg.Client, log: (line: string) => void, dir: string): Promise<InstallReport> {
+/** The versioned DDL only (schema, dblink, the migrations of `dir` not yet applied); returns the files it applied. */
+export async function applyMigrations(client: pg.Client, dir: string = migrationsDir()): Promise<string[]> {
   await client.query(PREAMBLE);
   const ledger = (await loadMigrations(dir))[0];
   // Created first, in admmgt, so that postgres-migrations finds its ledger there (it looks a
   // table named "migrations" up in any schema, then reads it through the search_path).
   await client.query(`SET search_path = admmgt; ${ledger?.sql ?? ''}`);
-  let applied: string[];
   try {
-    applied = (await migrate({ client }, dir)).map((m) => m.fileName);
+    return (await migrate({ client }, dir)).map((m) => m.fileName);
   } finally {
     await client.query('RESET search_path');
   }
+}
+
+async function installSteps(client: pg.Client, log: (line: string) => void, dir: string): Promise<InstallReport> {
+  const applied = await applyMigrations(client, dir);
   for (const name of applied) log(`applied migration ${name}`);
 
   const routines = await loadRoutines();

@@ -1,14 +1,14 @@
 // Installing: twice changes nothing, a newer version upgrades in place without losing rows, and
 // the `admmgt sql` file installs through psql to the same result, by hand, as the original demo.
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { assembleInstallSql, installControlPlane, loadMigrations } from '../src/install.js';
+import { applyMigrations, assembleInstallSql, installControlPlane, loadMigrations } from '../src/install.js';
 import { migrationsDir } from '../src/paths.js';
 import { createEnv, urlFor, type TestEnv } from './support/env.js';
 
@@ -93,6 +93,38 @@ describe('install', () => {
       const { rows } = await client.query('SELECT id, description, upgraded_note FROM admmgt.scripts');
       expect(rows).toEqual([{ id: 7, description: 'kept across the upgrade', upgraded_note: 'new' }]);
       expect((await client.query('SELECT dbname FROM admmgt.vendor_db_settings')).rows).toEqual([{ dbname: 'inst_tpl' }]);
+    } finally {
+      await client.end();
+      await rm(olderDir, { recursive: true, force: true });
+    }
+  });
+
+  it('upgrades an install from before servers: created rows and the template land on local, pending rows stay to be placed', async () => {
+    const client = await newAdminDb('inst_servers');
+    const olderDir = await mkdtemp(path.join(os.tmpdir(), 'admmgt-mig-'));
+    try {
+      await cp(migrationsDir(), olderDir, { recursive: true });
+      await unlink(path.join(olderDir, '4_servers.sql'));
+      await applyMigrations(client, olderDir);
+      await client.query(`INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status, scriptversion) VALUES
+                            ('inst_old_tpl', true, 2, 3), ('inst_old_a', false, 2, 3), ('inst_old_b', false, 1, NULL)`);
+      const report = await installControlPlane(client);
+      expect(report.applied).toEqual(['4_servers.sql']);
+      expect((await client.query('SELECT name, fdwserver, accepts_tenants FROM admmgt.servers')).rows)
+        .toEqual([{ name: 'local', fdwserver: null, accepts_tenants: true }]);
+      expect((await client.query('SELECT dbname, server, servertemplate FROM admmgt.vendor_db_settings ORDER BY id')).rows).toEqual([
+        { dbname: 'inst_old_tpl', server: 'local', servertemplate: false },
+        { dbname: 'inst_old_a', server: 'local', servertemplate: false },
+        { dbname: 'inst_old_b', server: null, servertemplate: false },
+      ]);
+      expect((await client.query('SELECT dbname, version, server FROM admmgt.targets ORDER BY id')).rows).toEqual([
+        { dbname: 'inst_old_tpl', version: 3, server: 'local' },
+        { dbname: 'inst_old_a', version: 3, server: 'local' },
+      ]);
+      // The template stays on the admin database's cluster.
+      await client.query(`INSERT INTO admmgt.servers (name, fdwserver) VALUES ('elsewhere', 'admmgt_srv_elsewhere')`);
+      const e2 = await client.query(`UPDATE admmgt.vendor_db_settings SET server = 'elsewhere' WHERE istemplate`).catch((x: pg.DatabaseError) => x);
+      expect((e2 as pg.DatabaseError).constraint).toBe('vendor_db_settings_template_local');
     } finally {
       await client.end();
       await rm(olderDir, { recursive: true, force: true });

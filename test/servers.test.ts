@@ -3,11 +3,12 @@
 // maintenance and refresh run, and every tenant's catalog is read on its own server. Then one
 // server stops in the middle of an applyScripts(): its tenants fail naming it, the others finish,
 // and a rerun after it is back completes them. No password shows up anywhere after all that.
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { startCluster, type Cluster } from '../src/cluster.js';
 import { main } from '../src/main.js';
 import { DEMO, script1, script2, script3, testProc1Sql } from '../templates/demo.js';
@@ -15,9 +16,10 @@ import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 const NAMES = ['east', 'north', 'west'] as const;
-type Name = (typeof NAMES)[number];
+type Name = (typeof NAMES)[number] | 'south';
 // Quotes, a backslash and spaces: the connection string must quote it right, and it must show up nowhere.
 const PASSWORD = `Srv pa'ss\\wo"rd 7731`;
+const OP_PASSWORD = `Op-${randomBytes(9).toString('hex')}`;
 const TPL = 'srv_tpl';
 const TENANTS = Array.from({ length: 30 }, (_, i) => `srv_t${String(i + 1).padStart(2, '0')}`);
 
@@ -114,7 +116,11 @@ beforeAll(async () => {
 afterAll(async () => {
   if (remoteAdmin) return;
   await env?.close();
-  await Promise.all(NAMES.map((n) => clusters[n]?.stop('immediate')));
+  const server = new pg.Client({ connectionString: inject('pgUrl') });
+  await server.connect();
+  await server.query('DROP OWNED BY srv_op; DROP ROLE IF EXISTS srv_op; DROP ROLE IF EXISTS srv_dba').catch(() => {});
+  await server.end();
+  await Promise.all(Object.values(clusters).map((c) => c.stop('immediate')));
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -312,29 +318,110 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     }
   });
 
-  it('shows the password nowhere: not in a routine, the logs, the run records, a notice or a CLI output', async () => {
-    const needle = PASSWORD;
-    const hits = await admin<{ source: string; n: number }>(`
-      SELECT 'routine' AS source, count(*)::int AS n FROM pg_proc WHERE pronamespace = 'admmgt'::regnamespace AND strpos(prosrc, $1) > 0
-      UNION ALL SELECT 'script_log', count(*)::int FROM admmgt.script_log l WHERE strpos(l::text, $1) > 0
-      UNION ALL SELECT 'target_results', count(*)::int FROM admmgt.target_results r WHERE strpos(r::text, $1) > 0
-      UNION ALL SELECT 'runs', count(*)::int FROM admmgt.runs r WHERE strpos(r::text, $1) > 0
-      UNION ALL SELECT 'servers', count(*)::int FROM admmgt.servers s WHERE strpos(s::text, $1) > 0
-      UNION ALL SELECT 'server_status', count(*)::int FROM admmgt.server_status s WHERE strpos(s::text, $1) > 0
-      UNION ALL SELECT 'foreign servers', count(*)::int FROM pg_foreign_server s WHERE strpos(s::text, $1) > 0`, [needle]);
-    expect(hits.filter((h) => h.n > 0)).toEqual([]);
-    // It is in exactly one kind of place: the user mappings.
-    const [m] = await admin<{ n: number }>(`SELECT count(*)::int AS n FROM pg_user_mappings WHERE strpos(array_to_string(umoptions, ' '), $1) > 0`, [needle]);
-    expect(m!.n).toBe(3);
-    expect(env.notices.filter((n) => n.includes(needle) || n.includes('wo"rd'))).toEqual([]);
+  it('a server that is down when its first tenant is created: the copy fails naming it, the tenant waits; once it is up a rerun builds both', async () => {
+    const south = await startCluster({ dir: path.join(tmp, 'south'), binDir: process.env.ADMMGT_TEST_BINDIR || undefined });
+    const c = new pg.Client({ connectionString: south.url });
+    await c.connect();
+    await c.query(`ALTER ROLE postgres PASSWORD ${c.escapeLiteral(PASSWORD)}`);
+    await c.end();
+    await south.stop('fast');
+    // Registered while down, and closed to placement: only a row that names it goes there.
+    await admin(`SELECT admmgt.add_server('south', '127.0.0.1', $1, 'postgres', $2, p_accepts_tenants => false, p_check => false)`,
+      [south.port, PASSWORD]);
+    await admin(`INSERT INTO admmgt.vendor_db_settings (dbname, status, server) VALUES ('srv_s1', 1, 'south')`);
+    await admin(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('srv_p1', 1)`);
+    env.notices.length = 0;
+    await env.admin.query('CALL admmgt.create_database()');
+
+    const failed = await admin<{ dbname: string; server: string; operation: string; message: string }>(
+      'SELECT dbname, server, operation, message FROM admmgt.failures');
+    expect(failed).toEqual([{ dbname: TPL, server: 'south', operation: 'create',
+      message: expect.stringMatching(/^server south, database postgres: could not establish connection: .*Connection refused/) }]);
+    expect(env.notices).toContain('WARNING: admmgt create: tenant srv_s1 waits: the copy of the template on server south is not created yet');
+    expect(await admin(`SELECT dbname, status, server FROM admmgt.vendor_db_settings WHERE dbname IN ('srv_s1', 'srv_p1') ORDER BY 1`)).toEqual([
+      { dbname: 'srv_p1', status: 2, server: 'east' },
+      { dbname: 'srv_s1', status: 1, server: 'south' },
+    ]);
+
+    clusters.south = await startCluster({ dir: south.dir });
+    await env.admin.query('CALL admmgt.create_database()');
+    await env.admin.query(`CALL admmgt.applyMaintenance(t_numdays => ${DEMO.lookaheadDays})`);
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(await admin(`SELECT k, v FROM (SELECT server || ':' || dbname AS k, scriptversion AS v, status FROM admmgt.vendor_db_settings
+                          WHERE server = 'south') x WHERE status = 2 ORDER BY k`))
+      .toEqual([{ k: 'south:srv_s1', v: 4 }, { k: `south:${TPL}`, v: 4 }]);
+    const expected = await catalogOn('local', TPL);
+    expect(await catalogOn('south', TPL)).toEqual(expected);
+    expect(await catalogOn('south', 'srv_s1')).toEqual(expected);
+  });
+
+  it('a non-superuser operator (admmgt_operator + CREATEDB) runs every operation on every server through its own user mappings', async () => {
+    const base = new URL(inject('pgUrl'));
+    const port = Number(base.port || base.searchParams.get('port') || 5432);
+    await admin(`DROP ROLE IF EXISTS srv_op; DROP ROLE IF EXISTS srv_dba`);
+    await admin(`CREATE ROLE srv_op LOGIN CREATEDB PASSWORD ${env.admin.escapeLiteral(OP_PASSWORD)}; GRANT admmgt_operator TO srv_op`);
+    // The role that owns the template and the tenants on local, as postgres does on the other servers.
+    await admin(`CREATE ROLE srv_dba LOGIN SUPERUSER PASSWORD ${env.admin.escapeLiteral(PASSWORD)}`);
+    // A DBA gives the operator its mappings, for local and for each server: which role it becomes
+    // there is the DBA's choice; the caller itself stays an ordinary role.
+    await admin(`SELECT admmgt.set_connection('127.0.0.1', $1, 'srv_dba', $2, 'srv_op')`, [port, PASSWORD]);
+    for (const n of [...NAMES, 'south'] as Name[]) {
+      await admin(`SELECT admmgt.add_server($1, '127.0.0.1', $2, 'postgres', $3, p_for_role => 'srv_op',
+                                            p_accepts_tenants => $1 <> 'south')`, [n, clusters[n].port, PASSWORD]);
+    }
+    const op = new pg.Client({ connectionString: `postgresql://srv_op:${encodeURIComponent(OP_PASSWORD)}@127.0.0.1:${port}/${env.adminDb}` });
+    await op.connect();
+    try {
+      expect((await op.query('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows).toEqual([{ rolsuper: false }]);
+      await op.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('srv_op1', 1), ('srv_op2', 1)`);
+      await op.query('CALL admmgt.create_database()');
+      await op.query(`BEGIN; ${scriptRowsSql({ id: 5, description: 'by the operator', addColumns: [
+        { schema: 'mgttest', table: 'parenttable', column: { name: 'op_note', type: 'text' } }] }).text} ${markReadySql(5).text} COMMIT;`);
+      await op.query('CALL admmgt.applyScripts(p_parallel => 4)');
+      await op.query(`CALL admmgt.applyMaintenance(t_numdays => ${DEMO.lookaheadDays}, p_parallel => 4)`);
+      await op.query('CALL admmgt.refesh_stored_procedures(p_parallel => 4)');
+    } finally {
+      await op.end();
+    }
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(new Set(Object.values(await versions()))).toEqual(new Set([5]));
+    const placed = await placement();
+    expect([placed.srv_op1, placed.srv_op2].sort()).toEqual(['north', 'west']);
+    for (const t of ['srv_op1', 'srv_op2']) {
+      expect(await on(placed[t] as Name, t, `SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'mgttest.parenttable'::regclass AND attname = 'op_note'`))
+        .toEqual([{ n: 1 }]);
+    }
+  });
+
+  it('shows no password anywhere: not in a routine, the logs, the run records, a notice or a CLI output', async () => {
+    const outputs: string[] = [];
     // One at a time: each replaces process.stdout.write while it runs.
     for (const args of [['status', '--json'], ['cluster', 'list'], ['apply', '--plan']]) {
       const o = await cli(...args, '--url', env.adminUrl);
       expect(o.code).toBe(0);
-      expect(o.stdout + o.stderr).not.toContain('wo"rd');
+      outputs.push(o.stdout + o.stderr);
     }
     const install = await cli('sql');
     expect(install.stdout).toMatch(/CREATE OR REPLACE FUNCTION admmgt\.add_server/);
-    expect(install.stdout).not.toContain('wo"rd');
+    outputs.push(install.stdout);
+    // The servers' password sits in 9 user mappings (postgres on 4 servers, srv_op on those and local); the operator's in none.
+    for (const [needle, mappings] of [[PASSWORD, 9], [OP_PASSWORD, 0]] as const) {
+      const hits = await admin<{ source: string; n: number }>(`
+        SELECT 'routine' AS source, count(*)::int AS n FROM pg_proc WHERE pronamespace = 'admmgt'::regnamespace AND strpos(prosrc, $1) > 0
+        UNION ALL SELECT 'script_log', count(*)::int FROM admmgt.script_log l WHERE strpos(l::text, $1) > 0
+        UNION ALL SELECT 'target_results', count(*)::int FROM admmgt.target_results r WHERE strpos(r::text, $1) > 0
+        UNION ALL SELECT 'runs', count(*)::int FROM admmgt.runs r WHERE strpos(r::text, $1) > 0
+        UNION ALL SELECT 'servers', count(*)::int FROM admmgt.servers s WHERE strpos(s::text, $1) > 0
+        UNION ALL SELECT 'server_status', count(*)::int FROM admmgt.server_status s WHERE strpos(s::text, $1) > 0
+        UNION ALL SELECT 'foreign servers', count(*)::int FROM pg_foreign_server s WHERE strpos(s::text, $1) > 0`, [needle]);
+      expect(hits.filter((h) => h.n > 0)).toEqual([]);
+      const [m] = await admin<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_user_mappings WHERE strpos(array_to_string(umoptions, ' '), $1) > 0`, [needle]);
+      expect(m!.n).toBe(mappings);
+      expect(env.notices.filter((n) => n.includes(needle))).toEqual([]);
+      for (const o of outputs) expect(o).not.toContain(needle);
+    }
+    // Also not in a form the URL or a quoting step could have made of it.
+    for (const o of [...outputs, ...env.notices]) expect(o).not.toMatch(/wo"rd|wo%22rd|pa''ss/);
   });
 });
