@@ -2,6 +2,7 @@
 // SQLSTATE, detail and hint, and a non-zero exit code.
 import yargs from 'yargs';
 import { command as apply } from './commands/apply.js';
+import { command as check } from './commands/check.js';
 import { command as cluster } from './commands/cluster.js';
 import { command as createDatabases } from './commands/create-databases.js';
 import { command as demo } from './commands/demo.js';
@@ -28,6 +29,7 @@ export async function main(argv: string[]): Promise<number> {
       .command(refreshProcs)
       .command(status)
       .command(cluster)
+      .command(check)
       .command(demo)
       .command(embedded)
       .demandCommand(1, 'Name a command; see --help.')

@@ -393,10 +393,37 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     }
   });
 
+  it('moving a tenant by hand: check_targets() and admmgt check report what disagrees with the row until it is right', async () => {
+    const check = async (tenant?: string) => admin<{ dbname: string; server: string; problem: string | null }>(
+      'SELECT dbname, server, problem FROM admmgt.check_targets($1)', [tenant ?? null]);
+    expect(await check('srv_t02')).toEqual([{ dbname: 'srv_t02', server: 'east', problem: null }]);
+    // The row is updated before the database is there.
+    await admin(`UPDATE admmgt.vendor_db_settings SET server = 'north' WHERE dbname = 'srv_t02'`);
+    expect((await check('srv_t02'))[0]!.problem)
+      .toMatch(/^server north, database srv_t02: could not establish connection: .*database "srv_t02" does not exist/);
+    // Restored without its database's privileges (here: a copy made by hand from north's copy of the template).
+    await on('north', 'postgres', `CREATE DATABASE srv_t02 TEMPLATE ${TPL}`);
+    expect(await check('srv_t02')).toEqual([{ dbname: 'srv_t02', server: 'north',
+      problem: 'PUBLIC may connect: run REVOKE CONNECT, TEMPORARY ON DATABASE srv_t02 FROM PUBLIC on server north' }]);
+    const r = await cli('check', '--server', 'north', '--url', env.adminUrl);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/^checked 1\d database\(s\): 1 with a problem\n  srv_t02 \(server north\): PUBLIC may connect/);
+
+    await on('north', 'postgres', 'REVOKE CONNECT, TEMPORARY ON DATABASE srv_t02 FROM PUBLIC');
+    await on('east', 'postgres', 'DROP DATABASE srv_t02');
+    const all = await check();
+    expect(all.length).toBe(await admin<{ n: number }>('SELECT count(*)::int AS n FROM admmgt.targets').then((x) => x[0]!.n));
+    expect(all.filter((x) => x.problem)).toEqual([]);
+    expect((await cli('check', '--url', env.adminUrl)).code).toBe(0);
+    await env.admin.query('CALL admmgt.applyMaintenance(t_numdays => 1)');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(await catalogOn('north', 'srv_t02')).toEqual(await catalogOn('north', TPL));
+  });
+
   it('shows no password anywhere: not in a routine, the logs, the run records, a notice or a CLI output', async () => {
     const outputs: string[] = [];
     // One at a time: each replaces process.stdout.write while it runs.
-    for (const args of [['status', '--json'], ['cluster', 'list'], ['apply', '--plan']]) {
+    for (const args of [['status', '--json'], ['cluster', 'list'], ['apply', '--plan'], ['check']]) {
       const o = await cli(...args, '--url', env.adminUrl);
       expect(o.code).toBe(0);
       outputs.push(o.stdout + o.stderr);
