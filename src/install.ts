@@ -20,6 +20,11 @@ interface Migration {
   hash: string;
 }
 
+// The operations' advisory locks (see _lock_key), held by the install from before the first
+// migration to after the last routine, so that no run sees new tables with old routines.
+const HOLD_OPERATIONS = `DO $$ BEGIN PERFORM pg_catalog.pg_advisory_lock(426601, k) FROM pg_catalog.generate_series(1, 3) AS k; END $$;`;
+const RELEASE_OPERATIONS = `DO $$ BEGIN PERFORM pg_catalog.pg_advisory_unlock(426601, k) FROM pg_catalog.generate_series(1, 3) AS k; END $$;`;
+
 const PREAMBLE = `CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE SCHEMA IF NOT EXISTS admmgt;
 COMMENT ON SCHEMA admmgt IS 'admmgt control plane: tenant registry, scripts as rows, procedures';`;
@@ -80,6 +85,7 @@ export async function assembleInstallSql(): Promise<string> {
     '-- Run it in the admin database as a superuser:  psql -v ON_ERROR_STOP=1 -d postgres -f admmgt.sql',
     '-- Running it again, or over an older install, applies only what is missing.',
     '\\set ON_ERROR_STOP 1',
+    HOLD_OPERATIONS,
     PREAMBLE,
     'SET search_path = admmgt;',
     ledger.sql.trim(),
@@ -100,7 +106,7 @@ export async function assembleInstallSql(): Promise<string> {
   }
   out.push('-- routines (re-created on every install)', 'BEGIN;', ROUTINE_SEARCH_PATH);
   for (const r of routines) out.push(`-- ${r.file}`, r.sql.trim());
-  out.push('COMMIT;', 'RESET search_path;', '');
+  out.push('COMMIT;', 'RESET search_path;', RELEASE_OPERATIONS, '');
   return out.join('\n');
 }
 
@@ -117,9 +123,11 @@ export async function installControlPlane(
 ): Promise<InstallReport> {
   // IF NOT EXISTS notices say nothing a DBA needs on a rerun.
   await client.query('SET client_min_messages = warning');
+  await client.query(HOLD_OPERATIONS);
   try {
     return await installSteps(client, log, dir);
   } finally {
+    await client.query(RELEASE_OPERATIONS).catch(() => {});
     await client.query('RESET client_min_messages').catch(() => {});
   }
 }

@@ -105,6 +105,23 @@ describe('a non-superuser operator', () => {
     expect(mapping.rows).toEqual([{ n: 1 }]);
   });
 
+  it('never marks created a database whose PUBLIC CONNECT it could not revoke (it does not own it)', async () => {
+    // An empty database a superuser made beforehand: adopted, but the operator's REVOKE only warns.
+    await env.admin.query('CREATE DATABASE sec_foreign');
+    await operator.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('sec_foreign', 1)`);
+    await operator.query('CALL admmgt.create_database()');
+    const { rows } = await operator.query(`SELECT sqlstate, message, statement FROM admmgt.failures WHERE dbname = 'sec_foreign'`);
+    expect(rows).toEqual([{ sqlstate: '42501', message: 'admmgt: PUBLIC may still connect to database sec_foreign', statement: expect.stringMatching(/^DO /) }]);
+    expect((await operator.query(`SELECT status FROM admmgt.vendor_db_settings WHERE dbname = 'sec_foreign'`)).rows).toEqual([{ status: 1 }]);
+    // Once its owner is the operator, the next call finishes it.
+    await env.admin.query('ALTER DATABASE sec_foreign OWNER TO sec_op');
+    await operator.query('CALL admmgt.create_database()');
+    expect((await operator.query(`SELECT status FROM admmgt.vendor_db_settings WHERE dbname = 'sec_foreign'`)).rows).toEqual([{ status: 2 }]);
+    expect(await env.rows(`SELECT has_database_privilege('public', 'sec_foreign', 'CONNECT') AS c`)).toEqual([{ c: false }]);
+    expect((await operator.query(`SELECT * FROM admmgt.failures WHERE dbname = 'sec_foreign'`)).rows).toEqual([]);
+    await operator.query(`UPDATE admmgt.vendor_db_settings SET deleted = true WHERE dbname = 'sec_foreign'`);
+  });
+
   it('keeps the password out of the error of a tenant it cannot reach', async () => {
     await operator.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status, scriptversion) VALUES ('sec_gone', 2, 0)`);
     await operator.query('CALL admmgt.applyScripts()');

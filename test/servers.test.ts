@@ -133,7 +133,7 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
 
     const bad = await env.errorOf(`SELECT admmgt.add_server('bad', '127.0.0.1', ${clusters.west.port}, 'postgres', 'wrong')`);
     expect(bad.code).toBe('08001');
-    expect(bad.message).toMatch(/^admmgt: server bad \(host 127\.0\.0\.1, port \d+\) cannot be reached as user postgres: could not establish connection: .*password authentication failed/);
+    expect(bad.message).toMatch(/^admmgt: server bad \(host 127\.0\.0\.1, port \d+\) cannot be reached as user postgres \(the mapping of role postgres\): could not establish connection: .*password authentication failed/);
     expect(bad.detail).toBe('Nothing was registered.');
     expect(await admin(`SELECT name FROM admmgt.servers WHERE name = 'bad'`)).toEqual([]);
     expect(await admin(`SELECT srvname FROM pg_foreign_server WHERE srvname = 'admmgt_srv_bad'`)).toEqual([]);
@@ -157,10 +157,46 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     expect(list.stdout + r.stdout).not.toContain('wo"rd');
   });
 
+  it.each([
+    ['a quote', `ea"st`, '42602'],
+    ['a semicolon', 'east;drop', '42602'],
+    ['a space', 'ea st', '42602'],
+    ['unicode', 'öst', '42602'],
+    ['a leading digit', '1east', '42602'],
+    ['49 bytes', 'e'.repeat(49), '42602'],
+    ['the local cluster', ' Local ', '42939'],
+  ])('refuses a server name with %s (%j) with SQLSTATE %s and registers nothing', async (_what, name, code) => {
+    const e = await env.errorOf(`SELECT admmgt.add_server(${env.admin.escapeLiteral(name)}, '127.0.0.1', ${clusters.east.port}, 'postgres', 'x')`);
+    expect(e.code).toBe(code);
+    if (code === '42602') expect(e.message).toContain(`invalid server name ${env.admin.escapeLiteral(name)}`);
+    expect(await admin(`SELECT count(*)::int AS n FROM admmgt.servers`)).toEqual([{ n: 4 }]);
+    expect(await admin(`SELECT count(*)::int AS n FROM pg_foreign_server`)).toEqual([{ n: 3 }]);
+  });
+
+  it('refuses a bad server name inserted by hand (CHECK servers_name_check)', async () => {
+    const e = await env.errorOf(`INSERT INTO admmgt.servers (name, fdwserver) VALUES ('x"; DROP TABLE admmgt.scripts; --', 'x')`);
+    expect(e.code).toBe('23514');
+    expect(e.constraint).toBe('servers_name_check');
+  });
+
   it('refuses a pending tenant that names an unregistered server, naming the value, before anything is made', async () => {
     const e = await env.errorOf(`INSERT INTO admmgt.vendor_db_settings (dbname, status, server) VALUES ('srv_x', 1, 'nowhere')`);
     expect(e.code).toBe('23503');
     expect(e.detail).toMatch(/\(server\)=\(nowhere\) is not present in table "servers"/);
+  });
+
+  it("refuses a tenant named like its server's maintenance database before anything is made", async () => {
+    await admin(`UPDATE admmgt.servers SET maintdb = 'srv_maint' WHERE name = 'north'`);
+    const [{ id }] = await admin<{ id: string }>(`INSERT INTO admmgt.vendor_db_settings (dbname, status, server) VALUES ('SRV_Maint', 1, 'north') RETURNING id::text`) as [{ id: string }];
+    try {
+      const e = await env.errorOf('CALL admmgt.create_database()');
+      expect(e.code).toBe('42939');
+      expect(e.message).toBe(`admmgt: admmgt.vendor_db_settings id ${id} names the reserved database srv_maint`);
+      expect(await admin(`SELECT count(*)::int AS n FROM admmgt.vendor_db_settings WHERE servertemplate`)).toEqual([{ n: 0 }]);
+    } finally {
+      await admin(`DELETE FROM admmgt.vendor_db_settings WHERE id = $1`, [id]);
+      await admin(`UPDATE admmgt.servers SET maintdb = NULL WHERE name = 'north'`);
+    }
   });
 
   it('places 30 tenants on the server with the fewest, builds a copy of the template on each and creates every tenant from it', async () => {
@@ -171,13 +207,32 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     await env.admin.query('CALL admmgt.applyScripts()');
     await env.queryIn(TPL, testProc1Sql().text);
 
+    // The rule on its own, with local accepting too: rows not placed yet count nowhere.
+    await env.admin.query('BEGIN');
+    try {
+      await admin(`UPDATE admmgt.servers SET accepts_tenants = true WHERE name = 'local'`);
+      await admin(`INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT 'srv_dry' || g, 1 FROM generate_series(1, 8) g`);
+      await admin('SELECT admmgt._place_tenants()');
+      expect(await admin(`SELECT server, count(*)::int AS n, min(id) < max(id) AS two FROM admmgt.vendor_db_settings
+                           WHERE dbname LIKE 'srv_dry%' GROUP BY server ORDER BY server`))
+        .toEqual(['east', 'local', 'north', 'west'].map((server) => ({ server, n: 2, two: true })));
+      expect(await admin(`SELECT server FROM admmgt.vendor_db_settings WHERE dbname LIKE 'srv_dry%' ORDER BY id LIMIT 4`))
+        .toEqual(['east', 'local', 'north', 'west'].map((server) => ({ server })));
+    } finally {
+      await env.admin.query('ROLLBACK');
+    }
+
     // Two name their server (one with its own login role); the other 28 are placed.
     await admin(`INSERT INTO admmgt.vendor_db_settings (dbname, status, server, loginrole) VALUES ($1, 1, 'east', 'srv_role_a'), ($2, 1, 'east', NULL)`,
       [TENANTS[0], TENANTS[1]]);
     await admin(`INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT unnest($1::text[]), 1`, [TENANTS.slice(2)]);
+    env.notices.length = 0;
     await env.admin.query('CALL admmgt.create_database(p_parallel => 4)');
 
     expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    // The copies share the template's name: messages add the server.
+    for (const n of NAMES) expect(env.notices).toContainEqual(expect.stringMatching(new RegExp(`^NOTICE: admmgt create: ${TPL}@${n} done `)));
+    expect(env.notices).toContainEqual(expect.stringMatching(new RegExp(`^NOTICE: admmgt create: ${TENANTS[0]}@east done `)));
     const placed = await placement();
     const count = (n: string) => Object.values(placed).filter((s) => s === n).length;
     expect(NAMES.map(count)).toEqual([10, 10, 10]);
@@ -258,6 +313,9 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     await admin(markReadySql(4).text);
     const placed = await placement();
     const onWest = TENANTS.filter((t) => placed[t] === 'west');
+    expect(await admin(`SELECT server, count(DISTINCT dbname)::int AS n FROM admmgt.plan_scripts() GROUP BY 1 ORDER BY 1`)).toEqual([
+      { server: 'east', n: 11 }, { server: 'local', n: 1 }, { server: 'north', n: 11 }, { server: 'west', n: 11 },
+    ]);
 
     const runner = new pg.Client({ connectionString: env.adminUrl });
     const notices: string[] = [];

@@ -16,8 +16,8 @@ COMMENT ON TABLE admmgt.servers IS
     'Database servers that host tenants. fdwserver: the dblink_fdw foreign server with host and port (the caller''s user mapping on it holds user and password); NULL only for local, the admin database''s own cluster (then admmgt_local if it exists, else the Unix socket). maintdb: the database admmgt connects to for CREATE DATABASE (default postgres; local: the admin database). accepts_tenants: placement may choose it.';
 INSERT INTO admmgt.servers (name) VALUES ('local');
 
--- NULL on a row not created yet: create_database() places it (see README, Placement) and writes
--- the server here before it creates anything, so a rerun never moves a tenant.
+-- NULL on a row not created yet: create_database() places it (README, Several servers) and
+-- writes the server here before it creates anything, so a rerun never moves a tenant.
 ALTER TABLE admmgt.vendor_db_settings
     ADD COLUMN server varchar(48) REFERENCES admmgt.servers (name) ON UPDATE CASCADE,
     ADD COLUMN servertemplate boolean NOT NULL DEFAULT false;
@@ -25,7 +25,11 @@ COMMENT ON COLUMN admmgt.vendor_db_settings.server IS
     'The server that hosts this database; NULL on a pending row lets create_database() choose the accepting server with the fewest tenants';
 COMMENT ON COLUMN admmgt.vendor_db_settings.servertemplate IS
     'Row kept by admmgt: the copy of the template on a server other than local, from which that server''s tenants are created';
-UPDATE admmgt.vendor_db_settings SET server = 'local' WHERE status = 2 OR istemplate;
+-- What exists is on local: created rows, the template, and pending rows whose database is
+-- already there (create_database() adopts those; placing them elsewhere would orphan it).
+UPDATE admmgt.vendor_db_settings v SET server = 'local'
+ WHERE v.status = 2 OR v.istemplate
+    OR (v.status = 1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_database d WHERE d.datname = lower(btrim(v.dbname))));
 
 ALTER TABLE admmgt.vendor_db_settings
     ADD CONSTRAINT vendor_db_settings_template_local CHECK (NOT istemplate OR coalesce(server, 'local') = 'local'),

@@ -60,12 +60,12 @@ SELECT coalesce(s.maintdb, CASE WHEN s.name = 'local' THEN current_database() EL
   FROM admmgt._server(p_server) s;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._connstr(p_server text, p_dbname text)
+CREATE OR REPLACE FUNCTION admmgt._connstr(p_server text, p_dbname text, p_role name DEFAULT current_user)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the libpq connection string for database p_dbname on a registered server */
+/* purpose: the libpq connection string for database p_dbname on a registered server, with the user mapping of p_role (the caller) */
 DECLARE
     v_srv admmgt.servers := admmgt._server(p_server);
     v_fdw name := coalesce(v_srv.fdwserver, 'admmgt_local');
@@ -79,7 +79,7 @@ BEGIN
       INTO v_opts
       FROM pg_foreign_server s
       JOIN LATERAL (SELECT m.umoptions FROM pg_user_mappings m
-                     WHERE m.srvid = s.oid AND m.usename IN (current_user, 'public')
+                     WHERE m.srvid = s.oid AND m.usename IN (p_role, 'public')
                      ORDER BY m.usename = 'public' LIMIT 1) um ON true
      WHERE s.srvname = v_fdw;
     IF NOT FOUND AND v_srv.name <> 'local' THEN
@@ -88,10 +88,10 @@ BEGIN
                 USING ERRCODE = 'undefined_object',
                       HINT = 'Register the server again: admmgt cluster add NAME --url ..., or SELECT admmgt.add_server(...).';
         END IF;
-        RAISE EXCEPTION 'admmgt: server %: role % has no user mapping on foreign server %', v_srv.name, current_user, v_fdw
+        RAISE EXCEPTION 'admmgt: server %: role % has no user mapping on foreign server %', v_srv.name, p_role, v_fdw
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Run admmgt cluster add %s --url ... as this role, or CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user ..., password ...).',
-                                v_srv.name, current_user, v_fdw);
+                  HINT = format('Run SELECT admmgt.add_server(%L, ..., p_for_role => %L), or CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user ..., password ...).',
+                                v_srv.name, p_role, p_role, v_fdw);
     ELSIF NOT FOUND THEN
         v_opts := ARRAY['port=' || current_setting('port')];
         v_opt := nullif(btrim(split_part(current_setting('unix_socket_directories'), ',', 1)), '');
@@ -131,29 +131,37 @@ EXCEPTION WHEN OTHERS THEN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._store_connection(p_fdw name, p_host text, p_port int, p_user text, p_password text, p_for_role name)
+CREATE OR REPLACE FUNCTION admmgt._store_connection(p_fdw name, p_host text, p_port int, p_user text, p_password text, p_for_role name,
+                                                     p_options jsonb DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: create or update a dblink_fdw foreign server (host, port) and the user mapping (user, password) of the role that runs the CALLs */
+/* purpose: create or update a dblink_fdw foreign server (host, port and further libpq options such as sslmode) and the user mapping (user, password) of the role that runs the CALLs */
 DECLARE
     v_opts text[];
     v_key text;
     v_val text;
     v_alter text[] := '{}';
 BEGIN
+    FOR v_key IN SELECT jsonb_object_keys(coalesce(p_options, '{}')) LOOP
+        IF v_key !~ '^[a-z_]+$' OR v_key IN ('host', 'hostaddr', 'port', 'user', 'password', 'dbname', 'passfile') THEN
+            RAISE EXCEPTION 'admmgt: % is not an option admmgt stores on the foreign server %', quote_literal(v_key), p_fdw
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Host and port have their own parameters; user and password go into the user mapping; the database is chosen per target. Pass libpq options such as sslmode or connect_timeout.';
+        END IF;
+    END LOOP;
     SELECT srvoptions INTO v_opts FROM pg_foreign_server WHERE srvname = p_fdw;
     IF NOT FOUND THEN
-        EXECUTE format('CREATE SERVER %I FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host %L, port %L)', p_fdw, p_host, p_port::text);
-    ELSE
-        FOR v_key, v_val IN SELECT * FROM (VALUES ('host', p_host), ('port', p_port::text)) AS o(k, v) LOOP
-            v_alter := v_alter || format('%s %I %L',
-                CASE WHEN EXISTS (SELECT 1 FROM unnest(coalesce(v_opts, '{}')) o WHERE o LIKE v_key || '=%') THEN 'SET' ELSE 'ADD' END,
-                v_key, v_val);
-        END LOOP;
-        EXECUTE format('ALTER SERVER %I OPTIONS (%s)', p_fdw, array_to_string(v_alter, ', '));
+        EXECUTE format('CREATE SERVER %I FOREIGN DATA WRAPPER dblink_fdw', p_fdw);
     END IF;
+    FOR v_key, v_val IN SELECT o.key, o.value
+                          FROM jsonb_each_text(jsonb_build_object('host', p_host, 'port', p_port::text) || coalesce(p_options, '{}')) AS o LOOP
+        v_alter := v_alter || format('%s %I %L',
+            CASE WHEN EXISTS (SELECT 1 FROM unnest(coalesce(v_opts, '{}')) o WHERE o LIKE v_key || '=%') THEN 'SET' ELSE 'ADD' END,
+            v_key, v_val);
+    END LOOP;
+    EXECUTE format('ALTER SERVER %I OPTIONS (%s)', p_fdw, array_to_string(v_alter, ', '));
     EXECUTE format('GRANT USAGE ON FOREIGN SERVER %I TO %I', p_fdw, p_for_role);
     IF EXISTS (SELECT 1 FROM pg_user_mappings m WHERE m.srvname = p_fdw AND m.usename = p_for_role) THEN
         EXECUTE format('DROP USER MAPPING FOR %I SERVER %I', p_for_role, p_fdw);
@@ -179,17 +187,18 @@ LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
 /* purpose: keep how the control plane reaches its own cluster (server local) in the catalog: foreign server admmgt_local (host, port) and a user mapping (user, password) for the role that runs the CALLs */
-SELECT admmgt._store_connection('admmgt_local', p_host, p_port, p_user, p_password, p_for_role);
+SELECT admmgt._store_connection('admmgt_local', p_host, p_port, p_user, p_password, p_for_role, NULL);
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt.add_server(p_name text, p_host text, p_port int, p_user text, p_password text DEFAULT NULL,
-                                             p_maintdb text DEFAULT 'postgres', p_accepts_tenants boolean DEFAULT true,
-                                             p_for_role name DEFAULT current_user, p_check boolean DEFAULT true)
+                                             p_maintdb text DEFAULT NULL, p_accepts_tenants boolean DEFAULT NULL,
+                                             p_for_role name DEFAULT current_user, p_check boolean DEFAULT true,
+                                             p_options jsonb DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: register a server, or change how it is reached: foreign server admmgt_srv_<name>, the caller's user mapping on it, and its registry row; connects once to prove it works and returns the server's version */
+/* purpose: register a server, or change how it is reached: foreign server admmgt_srv_<name> (host, port, p_options such as sslmode), p_for_role's user mapping on it, and its registry row (p_maintdb default postgres, p_accepts_tenants default true; NULL keeps what a registered server has); connects once as p_for_role to prove it works and returns the server's version */
 DECLARE
     v_name text := admmgt._server_name(p_name, 'the argument p_name of admmgt.add_server');
     v_fdw name := 'admmgt_srv_' || v_name;
@@ -207,18 +216,19 @@ BEGIN
         RAISE EXCEPTION 'admmgt: server % needs a host, a port between 1 and 65535 and a user', v_name
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass all three: admmgt cluster add NAME --url postgres://USER:PASSWORD@HOST:PORT/postgres.';
     END IF;
-    PERFORM admmgt._store_connection(v_fdw, p_host, p_port, p_user, p_password, p_for_role);
+    PERFORM admmgt._store_connection(v_fdw, p_host, p_port, p_user, p_password, p_for_role, p_options);
     INSERT INTO admmgt.servers AS s (name, fdwserver, maintdb, accepts_tenants)
-    VALUES (v_name, v_fdw, coalesce(p_maintdb, 'postgres'), coalesce(p_accepts_tenants, true))
+    VALUES (v_name, v_fdw, p_maintdb, coalesce(p_accepts_tenants, true))
     ON CONFLICT (name) DO UPDATE
-       SET fdwserver = EXCLUDED.fdwserver, maintdb = EXCLUDED.maintdb, accepts_tenants = EXCLUDED.accepts_tenants;
+       SET fdwserver = EXCLUDED.fdwserver, maintdb = coalesce(p_maintdb, s.maintdb),
+           accepts_tenants = coalesce(p_accepts_tenants, s.accepts_tenants);
     IF coalesce(p_check, true) THEN
         BEGIN
             SELECT r.v INTO v_version
-              FROM dblink(admmgt._connstr(v_name, admmgt._maint_db(v_name)), 'SELECT pg_catalog.version()') AS r(v text);
+              FROM dblink(admmgt._connstr(v_name, admmgt._maint_db(v_name), p_for_role), 'SELECT pg_catalog.version()') AS r(v text);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
-            RAISE EXCEPTION 'admmgt: server % (host %, port %) cannot be reached as user %: %', v_name, p_host, p_port, p_user,
+            RAISE EXCEPTION 'admmgt: server % (host %, port %) cannot be reached as user % (the mapping of role %): %', v_name, p_host, p_port, p_user, p_for_role,
                             concat_ws(': ', v_msg, nullif(btrim(v_detail), ''))
                 USING ERRCODE = v_state,
                       DETAIL = 'Nothing was registered.',

@@ -21,6 +21,15 @@ AS $$
 SELECT format('%s/%s', coalesce(p_item.server, 'local'), p_item.conn_db);
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._target_label(p_item admmgt.work_item)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: how messages name a target: its database, with @server when that is not local (the template's copies share its name) */
+SELECT p_item.dbname || CASE WHEN coalesce(p_item.server, 'local') <> 'local' THEN '@' || p_item.server ELSE '' END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._exec_disconnect(p_slot int)
 RETURNS void
 LANGUAGE plpgsql

@@ -36,13 +36,28 @@ SELECT format('DO %L', format($b$BEGIN
 END$b$, p_role, p_role));
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._public_connect_check_sql(p_dbname text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a block run on a database's server after the REVOKE: a REVOKE by a role that neither owns the database nor holds the grant option only warns, so make sure it took */
+SELECT format('DO %L', format($b$BEGIN
+    IF pg_catalog.has_database_privilege('public', %1$L, 'CONNECT') THEN
+        RAISE EXCEPTION 'admmgt: PUBLIC may still connect to database %%', %1$L
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'The REVOKE had no effect: the role admmgt connects as on this server does not own the database. Connect as its owner (the user mapping), or revoke it yourself and call create_database() again.';
+    END IF;
+END$b$, p_dbname));
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._access_stmts(p_target_id bigint, p_dbname text)
 RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: who may connect to a new database, run on its own server before it counts as created: not PUBLIC (tenants must not reach each other's databases); its login role, if it has one */
-SELECT ARRAY[format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', p_dbname)]
+SELECT ARRAY[format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', p_dbname), admmgt._public_connect_check_sql(p_dbname)]
     || CASE WHEN r.role IS NULL THEN '{}'::text[]
             ELSE ARRAY[admmgt._login_role_sql(r.role), format('GRANT CONNECT ON DATABASE %I TO %I', p_dbname, r.role)] END
   FROM (SELECT lower(btrim(v.loginrole)) AS role FROM admmgt.vendor_db_settings v WHERE v.id = p_target_id) r;
@@ -100,6 +115,9 @@ BEGIN
                         (SELECT array_agg(format('%s %s: %s rows', split_part(l, '|', 2), split_part(l, '|', 1), split_part(l, '|', 3)))
                            FROM regexp_split_to_table(nullif(p_state.outputs[1], ''), E'\n') AS l)
                         ELSE '{}'::text[] END;
+    ELSIF p_item.step = 'grant' AND v_ok THEN
+        -- The blocks only make sure the grants took (and the login role exists): log the grants.
+        v_stmts := ARRAY(SELECT x FROM unnest(p_item.stmts) AS x WHERE x NOT LIKE 'DO %');
     ELSIF p_op = 'refresh' AND v_ok THEN
         -- The batch also holds schemas, owners and grants: count the definitions only.
         v_stmts := ARRAY[format('refreshed %s routines',
@@ -144,7 +162,7 @@ BEGIN
            finished_at = EXCLUDED.finished_at, elapsed_ms = EXCLUDED.elapsed_ms;
 
     IF NOT v_ok THEN
-        RAISE WARNING 'admmgt %: % failed: % (SQLSTATE %)', p_op, p_item.dbname, p_state.message, p_state.sqlstate
+        RAISE WARNING 'admmgt %: % failed: % (SQLSTATE %)', p_op, admmgt._target_label(p_item), p_state.message, p_state.sqlstate
             USING DETAIL = coalesce('statement: ' || v_failed, 'no statement ran');
     END IF;
     RETURN v_ok;

@@ -76,7 +76,7 @@ BEGIN
                 IF NOT v_continue THEN
                     v_failed := v_failed + 1;
                 END IF;
-                RAISE NOTICE 'admmgt %: % %  (%/% done, % failed)', p_op, v_item.dbname,
+                RAISE NOTICE 'admmgt %: % %  (%/% done, % failed)', p_op, admmgt._target_label(v_item),
                              CASE WHEN v_continue THEN 'done' ELSE 'FAILED' END, v_done, v_targets, v_failed;
                 v_slot_item[s] := 0;
                 UPDATE admmgt.runs SET targets = coalesce(targets, 0) + 1, failed = coalesce(failed, 0) + (NOT v_continue)::int
@@ -108,8 +108,12 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: who holds an operation lock, for the message a second caller gets; an idle holder is a call that failed (the lock outlives it) */
-SELECT format('pid %s (run %s: %s since %s, user %s)%s', l.pid, r.run_id, r.operation,
-              to_char(r.started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), a.usename,
+SELECT format('pid %s (%s, user %s)%s', l.pid,
+              CASE WHEN r.run_id IS NULL
+                   -- An install holds every operation's lock while it replaces the routines.
+                   THEN format('no admmgt run; application %L', a.application_name)
+                   ELSE format('run %s: %s since %s', r.run_id, r.operation, to_char(r.started_at, 'YYYY-MM-DD HH24:MI:SS TZ')) END,
+              a.usename,
               CASE WHEN a.state LIKE 'idle%' THEN format(', now idle: a call of that session failed and it keeps the lock until its next admmgt call or until it disconnects (SELECT pg_terminate_backend(%s))', l.pid) ELSE '' END)
   FROM pg_locks l
   LEFT JOIN pg_stat_activity a ON a.pid = l.pid

@@ -23,44 +23,57 @@ SELECT $q$SELECT CASE
     END$q$;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._check_pending_row(p_row admmgt.vendor_db_settings, p_template admmgt.vendor_db_settings)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse, naming the row, a pending tenant whose name or login role is bad, that names a reserved database (postgres, template0, template1, the template, the admin database, its server's maintenance database), or whose name is a deleted tenant's database that is still there; returns the folded name */
+DECLARE
+    v_where text := admmgt._row('vendor_db_settings', p_row.id);
+    v_name text := admmgt._tenant_name(p_row.dbname, v_where);
+    v_gone text;
+BEGIN
+    IF p_row.loginrole IS NOT NULL THEN
+        PERFORM admmgt._login_role(p_row.loginrole, v_where);
+    END IF;
+    IF coalesce(p_row.istemplate, false)
+       OR v_name IN ('postgres', 'template0', 'template1', p_template.dbname, current_database(), admmgt._maint_db(p_row.server)) THEN
+        RAISE EXCEPTION 'admmgt: % names the reserved database %', v_where, v_name
+            USING ERRCODE = 'reserved_name',
+                  HINT = 'A tenant cannot be postgres, template0, template1, the admin database, the template or the maintenance database of its server.';
+    END IF;
+    -- A server that cannot be asked does not count: a database found there later is never adopted
+    -- either, since this check runs again, under the lock, before each pending row is built.
+    SELECT o.on_server INTO v_gone FROM admmgt.registry o
+     WHERE o.deleted AND NOT o.servertemplate AND lower(btrim(o.dbname)) = v_name AND o.id <> p_row.id
+       AND v_name = ANY (admmgt._server_databases(coalesce(o.on_server, 'local')))
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'admmgt: database % of % still holds a deleted tenant''s data', v_name, v_where
+            USING ERRCODE = 'duplicate_database',
+                  HINT = format('admmgt never adopts the database of a deleted tenant: drop or rename it on server %s, or give the new tenant another name.',
+                                coalesce(v_gone, 'local'));
+    END IF;
+    RETURN v_name;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._check_pending(p_template admmgt.vendor_db_settings)
 RETURNS int
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: check every pending tenant before anything is touched, refusing the whole call with the row named: its name, login role and server; returns how many are pending */
+/* purpose: check every pending tenant before anything is touched, refusing the whole call with the row named; returns how many are pending */
 DECLARE
     v_row admmgt.vendor_db_settings;
-    v_name text;
     v_n int := 0;
-    v_gone text;
 BEGIN
-    FOR v_row IN SELECT * FROM admmgt.vendor_db_settings
-                  WHERE status = 1 AND NOT coalesce(deleted, false) AND NOT servertemplate ORDER BY id LOOP
+    FOR v_row IN SELECT * FROM admmgt._pending(false) LOOP
         v_n := v_n + 1;
-        v_name := admmgt._tenant_name(v_row.dbname, admmgt._row('vendor_db_settings', v_row.id));
-        IF v_row.loginrole IS NOT NULL THEN
-            PERFORM admmgt._login_role(v_row.loginrole, admmgt._row('vendor_db_settings', v_row.id));
-        END IF;
-        IF v_row.istemplate OR v_name IN ('postgres', 'template0', 'template1', p_template.dbname, current_database()) THEN
-            RAISE EXCEPTION 'admmgt: % names the reserved database %', admmgt._row('vendor_db_settings', v_row.id), v_name
-                USING ERRCODE = 'reserved_name',
-                      HINT = 'A tenant cannot be postgres, template0, template1, the admin database or the template.';
-        END IF;
-        -- A deleted tenant of that name whose database is still there: never taken over.
-        SELECT o.server INTO v_gone FROM admmgt.vendor_db_settings o
-         WHERE o.deleted AND NOT o.servertemplate AND lower(btrim(o.dbname)) = v_name AND o.id <> v_row.id
-           AND v_name = ANY (admmgt._server_databases(coalesce(o.server, 'local')))
-         LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'admmgt: database % of % still holds a deleted tenant''s data', v_name, admmgt._row('vendor_db_settings', v_row.id)
-                USING ERRCODE = 'duplicate_database',
-                      HINT = format('admmgt never adopts the database of a deleted tenant: drop or rename it on server %s, or give the new tenant another name.',
-                                    coalesce(v_gone, 'local'));
-        END IF;
+        PERFORM admmgt._check_pending_row(v_row, p_template);
     END LOOP;
-    IF EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
-                WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate AND v.server IS NULL)
+    IF EXISTS (SELECT 1 FROM admmgt._pending(false) p WHERE p.server IS NULL)
        AND NOT EXISTS (SELECT 1 FROM admmgt.servers s WHERE s.accepts_tenants) THEN
         RAISE EXCEPTION 'admmgt: pending tenants name no server, and no server accepts new tenants'
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -80,15 +93,13 @@ DECLARE
     v_id bigint;
     v_server text;
 BEGIN
-    FOR v_id IN SELECT v.id FROM admmgt.vendor_db_settings v
-                 WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate AND v.server IS NULL
-                 ORDER BY v.id LOOP
+    FOR v_id IN SELECT p.id FROM admmgt._pending(false) p WHERE p.server IS NULL LOOP
         SELECT s.name INTO v_server
           FROM admmgt.servers s
          WHERE s.accepts_tenants
-         ORDER BY (SELECT count(*) FROM admmgt.vendor_db_settings v
-                    WHERE coalesce(v.server, 'local') = s.name AND v.status IN (1, 2) AND NOT coalesce(v.deleted, false)
-                      AND NOT v.istemplate AND NOT v.servertemplate), s.name
+         ORDER BY (SELECT count(*) FROM admmgt.registry r
+                    WHERE r.on_server = s.name AND r.status IN (1, 2) AND NOT r.deleted
+                      AND NOT coalesce(r.istemplate, false) AND NOT r.servertemplate), s.name
          LIMIT 1;
         UPDATE admmgt.vendor_db_settings SET server = v_server, modifiedon = current_timestamp WHERE id = v_id;
     END LOOP;
@@ -100,11 +111,10 @@ RETURNS void
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: register a copy of the template (pending) on every server other than local that has pending tenants and no copy yet */
+/* purpose: register a copy of the template (pending) on every server other than local that has placed pending tenants and no copy yet */
 INSERT INTO admmgt.vendor_db_settings (dbname, server, servertemplate, status, scriptversion, updateflag)
 SELECT p_template.dbname, x.server, true, 1, 0, true
-  FROM (SELECT DISTINCT v.server FROM admmgt.vendor_db_settings v
-         WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate AND v.server <> 'local') x
+  FROM (SELECT DISTINCT p.server FROM admmgt._pending(false) p WHERE p.server <> 'local') x
  WHERE NOT EXISTS (SELECT 1 FROM admmgt.vendor_db_settings c
                     WHERE c.servertemplate AND c.server = x.server AND NOT coalesce(c.deleted, false));
 $$;
@@ -114,7 +124,7 @@ CREATE OR REPLACE FUNCTION admmgt._pending_items(p_template admmgt.vendor_db_set
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for every pending copy of the template (p_copies) or pending tenant, on its server: CREATE DATABASE and the grant step, or, when its database already exists there, a look into it and the grant step. A tenant is made from its server's copy of the template; while that copy is not created, the tenant waits */
+/* purpose: for every pending copy of the template (p_copies) or placed pending tenant, on its server: CREATE DATABASE and the grant step, or, when its database already exists there, a look into it and the grant step. A tenant is made from its server's copy of the template; while that copy is not created, the tenant waits. Rows that arrived during this call, or fail their checks now, wait with a WARNING */
 DECLARE
     v_row admmgt.vendor_db_settings;
     v_name text;
@@ -126,14 +136,25 @@ BEGIN
     p_create := '{}';
     p_adopt := '{}';
     -- What exists on each server, asked once per server; an unreachable one counts as empty and
-    -- its items then fail on their own connection, naming it.
+    -- its items then fail on their own connection, naming it (CREATE DATABASE never adopts).
     SELECT jsonb_object_agg(x.server, to_jsonb(admmgt._server_databases(x.server)))
       INTO v_dbs
-      FROM (SELECT DISTINCT coalesce(v.server, 'local') AS server FROM admmgt.vendor_db_settings v
-             WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND v.servertemplate = p_copies) x;
-    FOR v_row IN SELECT * FROM admmgt.vendor_db_settings
-                  WHERE status = 1 AND NOT coalesce(deleted, false) AND servertemplate = p_copies ORDER BY id LOOP
-        v_name := admmgt._tenant_name(v_row.dbname, admmgt._row('vendor_db_settings', v_row.id));
+      FROM (SELECT DISTINCT coalesce(p.server, 'local') AS server FROM admmgt._pending(p_copies) p WHERE p_copies OR p.server IS NOT NULL) x;
+    FOR v_row IN SELECT * FROM admmgt._pending(p_copies) LOOP
+        IF NOT p_copies THEN
+            IF v_row.server IS NULL THEN
+                RAISE NOTICE 'admmgt create: tenant % was registered during this call; the next call places and creates it', v_row.dbname;
+                CONTINUE;
+            END IF;
+            BEGIN
+                v_name := admmgt._check_pending_row(v_row, p_template);
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING '%', SQLERRM USING HINT = 'The row is left pending; fix it and call create_database() again.';
+                CONTINUE;
+            END;
+        ELSE
+            v_name := lower(btrim(v_row.dbname));
+        END IF;
         v_server := coalesce(v_row.server, 'local');
         SELECT * INTO v_from FROM admmgt.targets t
          WHERE NOT p_copies AND t.server = v_server AND (t.istemplate OR t.servertemplate);
@@ -185,19 +206,30 @@ $$;
 CREATE OR REPLACE PROCEDURE admmgt._create_copies(p_template admmgt.vendor_db_settings, p_parallel int, p_run bigint)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create the copies of the template that servers with pending tenants need, as empty databases, and bring every copy below the template's version up to it: the template's routines first (scripts may call them), then the scripts */
+/* purpose: create the copies of the template that servers with pending tenants need, as empty databases, and bring every copy below the template's version up to it: the template's routines (scripts may call them), the scripts, then the routines again (a script may have replaced one) */
 DECLARE
     v_items record;
+    v_routines text[];
 BEGIN
     PERFORM admmgt._ensure_copies(p_template);
     COMMIT;
     v_items := admmgt._pending_items(p_template, true);
     CALL admmgt._run('adopt', v_items.p_adopt, p_parallel, p_run);
     CALL admmgt._run('create', v_items.p_create, p_parallel, p_run);
-    IF EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.servertemplate AND t.version < p_template.scriptversion) THEN
-        CALL admmgt._run('refresh', admmgt._refresh_items(admmgt._template_routines(p_template.dbname), p_template.scriptversion), p_parallel, p_run);
-        CALL admmgt._run('apply', admmgt._apply_items('copies', p_template.scriptversion, current_date), p_parallel, p_run);
+    IF NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.servertemplate AND t.version < p_template.scriptversion) THEN
+        RETURN;
     END IF;
+    BEGIN
+        v_routines := admmgt._template_routines(p_template.dbname);
+    EXCEPTION WHEN OTHERS THEN
+        -- Raised here it would leave this session holding the lock: the copies wait for the next call.
+        RAISE WARNING 'admmgt create: could not read the routines of template %: % (SQLSTATE %)', p_template.dbname, SQLERRM, SQLSTATE
+            USING HINT = 'The copies of the template stay below its version; tenants made from them start there and applyScripts() brings them up.';
+        RETURN;
+    END;
+    CALL admmgt._run('refresh', admmgt._refresh_items(v_routines, p_template.scriptversion), p_parallel, p_run);
+    CALL admmgt._run('apply', admmgt._apply_items('copies', p_template.scriptversion, current_date), p_parallel, p_run);
+    CALL admmgt._run('refresh', admmgt._refresh_items(v_routines, p_template.scriptversion + 1), p_parallel, p_run);
 END;
 $$;
 

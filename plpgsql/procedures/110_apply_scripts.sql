@@ -86,18 +86,18 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt.plan_scripts(p_asof date DEFAULT current_date)
-RETURNS TABLE (dbname text, scriptid int, seq int, stmt text)
+RETURNS TABLE (dbname text, scriptid int, seq int, stmt text, server text)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: what applyScripts() would run now, per target and script, if the template takes every ready script */
+/* purpose: what applyScripts() would run now, per target (database and server) and script, if the template takes every ready script */
 WITH t AS (SELECT * FROM admmgt._template()),
      r AS (SELECT admmgt._ready_scripts(t.scriptversion) AS ready, t.scriptversion FROM t),
      items AS (
         SELECT i.*, 0 AS ord FROM r, unnest(admmgt._apply_items('template', coalesce(r.ready[cardinality(r.ready)], r.scriptversion), p_asof)) i
         UNION ALL
         SELECT i.*, 1 FROM r, unnest(admmgt._apply_items('tenants', coalesce(r.ready[cardinality(r.ready)], r.scriptversion), p_asof)) i)
-SELECT i.dbname, i.scriptid, s.n::int, s.stmt
+SELECT i.dbname, i.scriptid, s.n::int, s.stmt, coalesce(i.server, 'local')
   FROM items i CROSS JOIN LATERAL unnest(i.stmts) WITH ORDINALITY AS s(stmt, n)
  ORDER BY i.ord, i.target_id, i.scriptid, s.n;
 $$;

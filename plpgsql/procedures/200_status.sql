@@ -5,16 +5,15 @@ SELECT v.id, lower(v.dbname) AS dbname, v.istemplate, v.status,
        CASE v.status WHEN 0 THEN 'designing' WHEN 1 THEN 'pending' WHEN 2 THEN 'created' END AS status_text,
        coalesce(v.scriptversion, 0) AS scriptversion, v.updateflag,
        (SELECT count(*) FROM admmgt.target_results r WHERE r.target_id = v.id AND NOT r.ok) AS failures,
-       CASE WHEN v.server IS NOT NULL OR v.status = 2 OR v.istemplate THEN coalesce(v.server, 'local') END AS server,
-       v.servertemplate
-  FROM admmgt.vendor_db_settings v
- WHERE NOT coalesce(v.deleted, false);
+       v.on_server AS server, v.servertemplate
+  FROM admmgt.registry v
+ WHERE NOT v.deleted;
 
 CREATE OR REPLACE VIEW admmgt.failures AS
 SELECT r.operation, nullif(r.scriptid, 0) AS scriptid, r.dbname, r.sqlstate, r.message, r.detail, r.hint,
-       r.statement, r.run_id, r.finished_at, coalesce(v.server, 'local')::text AS server
+       r.statement, r.run_id, r.finished_at, v.on_server AS server
   FROM admmgt.target_results r
-  JOIN admmgt.vendor_db_settings v ON v.id = r.target_id
+  JOIN admmgt.registry v ON v.id = r.target_id
  WHERE NOT r.ok;
 
 CREATE OR REPLACE VIEW admmgt.server_status AS
@@ -26,12 +25,11 @@ SELECT s.name AS server,
        count(*) FILTER (WHERE v.status = 2 AND NOT v.istemplate AND NOT v.servertemplate) AS tenants,
        count(*) FILTER (WHERE v.status = 1 AND NOT v.servertemplate) AS pending,
        max(coalesce(v.scriptversion, 0)) FILTER (WHERE v.status = 2 AND (v.istemplate OR v.servertemplate)) AS template_version,
-       (SELECT count(*) FROM admmgt.target_results r JOIN admmgt.vendor_db_settings x ON x.id = r.target_id
-         WHERE NOT r.ok AND coalesce(x.server, CASE WHEN x.status = 2 OR x.istemplate THEN 'local' END) = s.name) AS failures
+       (SELECT count(*) FROM admmgt.target_results r JOIN admmgt.registry x ON x.id = r.target_id
+         WHERE NOT r.ok AND x.on_server = s.name) AS failures
   FROM admmgt.servers s
   LEFT JOIN pg_foreign_server f ON f.srvname = coalesce(s.fdwserver, 'admmgt_local')
-  LEFT JOIN admmgt.vendor_db_settings v
-         ON coalesce(v.server, CASE WHEN v.status = 2 OR v.istemplate THEN 'local' END) = s.name AND NOT coalesce(v.deleted, false)
+  LEFT JOIN admmgt.registry v ON v.on_server = s.name AND NOT v.deleted
  GROUP BY s.name, f.srvname, f.srvoptions, s.accepts_tenants;
 COMMENT ON VIEW admmgt.server_status IS
     'Per registered server: how it is reached (no credentials), whether placement may choose it, its tenants (created, pending), the version of its template or copy of the template, and its targets'' failures.';

@@ -7,6 +7,7 @@ export { applyScripts };
 
 export interface PlanRow {
   dbname: string;
+  server: string;
   scriptid: number;
   seq: number;
   stmt: string;
@@ -14,7 +15,7 @@ export interface PlanRow {
 
 /** What applyScripts() would run now, per target and script (SELECT * FROM admmgt.plan_scripts()). */
 export async function planScripts(client: pg.Client): Promise<PlanRow[]> {
-  return (await client.query<PlanRow>('SELECT dbname, scriptid, seq, stmt FROM admmgt.plan_scripts()')).rows;
+  return (await client.query<PlanRow>('SELECT dbname, server, scriptid, seq, stmt FROM admmgt.plan_scripts()')).rows;
 }
 
 interface ApplyArgv extends CallArgv {
@@ -23,7 +24,7 @@ interface ApplyArgv extends CallArgv {
 
 export const command: CommandModule<object, ApplyArgv> = {
   command: 'apply',
-  describe: 'CALL admmgt.applyScripts(): apply ready scripts to the template, then to every tenant with updateflag',
+  describe: 'CALL admmgt.applyScripts(): apply ready scripts to the template, then to its copies on other servers and every tenant with updateflag',
   builder: (y) =>
     callOptions(y).option('plan', {
       type: 'boolean',
@@ -35,7 +36,7 @@ export const command: CommandModule<object, ApplyArgv> = {
         const rows = await planScripts(client);
         let last = '';
         for (const r of rows) {
-          const head = `-- ${r.dbname}: script ${r.scriptid}`;
+          const head = `-- ${r.dbname}${r.server === 'local' ? '' : `@${r.server}`}: script ${r.scriptid}`;
           if (head !== last) process.stdout.write(`${head}\n`);
           last = head;
           process.stdout.write(`${r.stmt};\n`);

@@ -7,6 +7,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { redactUrl } from '../connection.js';
 import { withAdmin, withGlobalOptions, type GlobalArgs } from '../context.js';
 import { AdmmgtError } from '../errors.js';
+import { inQuietTransaction } from '../quiet.js';
 
 export interface ServerStatus {
   server: string;
@@ -21,16 +22,24 @@ export interface ServerStatus {
 }
 
 export interface AddServerOptions {
+  /** May placement choose it; undefined keeps what a registered server has (new: true). */
   acceptsTenants?: boolean;
   /** Connect once to prove the server is reachable (default true). */
   check?: boolean;
+  /** Used when the URL carries none (ADMMGT_SERVER_PASSWORD for the CLI). */
+  password?: string;
 }
+
+// URL parameters that are the server's own, not extra libpq options for the foreign server.
+const NOT_OPTIONS = new Set(['host', 'hostaddr', 'port', 'user', 'password', 'dbname', 'passfile']);
 
 /** Register a server (or change how it is reached); returns its version() as it answered. */
 export async function addServer(client: pg.Client, name: string, url: string, opts: AddServerOptions = {}): Promise<string> {
   let c: ReturnType<typeof parse>;
+  let params: URLSearchParams;
   try {
     c = parse(url);
+    params = new URL(url).searchParams;
   } catch {
     throw new AdmmgtError(`--url ${redactUrl(url)} is not a connection URL`, 'Give postgres://USER:PASSWORD@HOST:PORT/DATABASE.', undefined, 2);
   }
@@ -38,13 +47,18 @@ export async function addServer(client: pg.Client, name: string, url: string, op
     throw new AdmmgtError(`--url ${redactUrl(url)} must name a host and a user`,
       'Give postgres://USER:PASSWORD@HOST:PORT/postgres (the database is the one admmgt connects to for CREATE DATABASE).', undefined, 2);
   }
-  // The password travels as a bind parameter: it is never part of a statement's text.
-  const { rows } = await client.query<{ version: string }>(
-    `SELECT admmgt.add_server($1, $2, $3::int, $4, $5, $6, $7, p_check => $8) AS version`,
-    [name, c.host, c.port ? Number(c.port) : 5432, c.user, c.password || null, c.database || 'postgres',
-      opts.acceptsTenants ?? true, opts.check ?? true],
-  );
-  return rows[0]?.version ?? '';
+  // sslmode, sslrootcert, connect_timeout, ...: kept as options of the foreign server.
+  const options = Object.fromEntries([...params].filter(([k]) => !NOT_OPTIONS.has(k)));
+  // The password travels as a bound parameter, never in a statement's text, in a transaction
+  // that turns statement logging off where the role may (logged statements show parameters).
+  return inQuietTransaction(client, async () => {
+    const { rows } = await client.query<{ version: string }>(
+      `SELECT admmgt.add_server($1, $2, $3::int, $4, $5, p_maintdb => $6, p_accepts_tenants => $7, p_check => $8, p_options => $9) AS version`,
+      [name, c.host, c.port ? Number(c.port) : 5432, c.user, c.password || opts.password || null, c.database || null,
+        opts.acceptsTenants ?? null, opts.check ?? true, Object.keys(options).length ? JSON.stringify(options) : null],
+    );
+    return rows[0]?.version ?? '';
+  });
 }
 
 export async function listServers(client: pg.Client): Promise<ServerStatus[]> {
@@ -69,7 +83,7 @@ interface AddArgv {
   url: string;
   adminUrl?: string;
   quiet?: boolean;
-  acceptsTenants: boolean;
+  acceptsTenants?: boolean;
   check: boolean;
 }
 
@@ -85,19 +99,21 @@ const add: CommandModule<object, AddArgv> = {
       .positional('name', { type: 'string', demandOption: true, describe: 'Server name: a letter, then letters, digits or _' })
       .option('url', {
         type: 'string',
+        alias: 'server-url',
         demandOption: true,
-        describe: 'How the admin database reaches that server: postgres://USER:PASSWORD@HOST:PORT/postgres. The password goes into the user mapping only',
+        describe: 'How the admin database reaches that server: postgres://USER:PASSWORD@HOST:PORT/postgres?sslmode=require. The password goes into the user mapping only; leave it out of the URL to take it from ADMMGT_SERVER_PASSWORD',
       })
       .option('admin-url', {
         type: 'string',
         describe: 'Admin database URL (in this command only; default: DATABASE_URL, then PG* variables, then the embedded PostgreSQL)',
       })
       .option('quiet', { type: 'boolean', alias: 'q', describe: 'Print only errors and the result' })
-      .option('accepts-tenants', { type: 'boolean', default: true, describe: 'May placement put new tenants there (--no-accepts-tenants to drain it)' })
+      .option('accepts-tenants', { type: 'boolean', describe: 'May placement put new tenants there (--no-accepts-tenants to drain it; default: true for a new server, unchanged for a registered one)' })
       .option('check', { type: 'boolean', default: true, describe: 'Connect once before registering (--no-check to register a server that is down)' }) as unknown as Argv<AddArgv>,
   handler: (a) =>
     withAdmin({ url: a.adminUrl, quiet: a.quiet }, async ({ client }) => {
-      const version = await addServer(client, a.name, a.url, { acceptsTenants: a.acceptsTenants, check: a.check });
+      const version = await addServer(client, a.name, a.url,
+        { acceptsTenants: a.acceptsTenants, check: a.check, password: process.env.ADMMGT_SERVER_PASSWORD });
       process.stdout.write(`registered server ${a.name.toLowerCase().trim()}: ${version}\n`);
     }),
 };

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { CommandModule } from 'yargs';
 import { withAdmin, withGlobalOptions, type GlobalArgs, type Out } from '../context.js';
 import { installControlPlane, type InstallReport } from '../install.js';
+import { inQuietTransaction } from '../quiet.js';
 
 /**
  * Install or upgrade admmgt in the admin database. When the URL carries a password, the control
@@ -14,24 +15,12 @@ export async function install(client: pg.Client, url: string | undefined, out: O
     const u = new URL(url);
     const host = u.searchParams.get('host') ?? decodeURIComponent(u.hostname);
     if (u.password) {
-      await client.query('BEGIN');
-      try {
-        // Statement logging records bound parameters too: off for this transaction, where allowed.
-        for (const setting of ["log_statement = 'none'", 'log_min_duration_statement = -1', 'log_parameter_max_length = 0']) {
-          await client.query('SAVEPOINT admmgt_quiet');
-          await client.query(`SET LOCAL ${setting}`).catch(() => client.query('ROLLBACK TO SAVEPOINT admmgt_quiet'));
-        }
-        await client.query('SELECT admmgt.set_connection($1, $2, $3, $4)', [
-          host,
-          Number(u.port || u.searchParams.get('port') || 5432),
-          decodeURIComponent(u.username) || 'postgres',
-          decodeURIComponent(u.password),
-        ]);
-        await client.query('COMMIT');
-      } catch (e) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw e;
-      }
+      await inQuietTransaction(client, () => client.query('SELECT admmgt.set_connection($1, $2, $3, $4)', [
+        host,
+        Number(u.port || u.searchParams.get('port') || 5432),
+        decodeURIComponent(u.username) || 'postgres',
+        decodeURIComponent(u.password),
+      ]));
       out('stored the connection for dblink in server admmgt_local and a user mapping');
     }
   }
