@@ -138,11 +138,27 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     expect(await admin(`SELECT name FROM admmgt.servers WHERE name = 'bad'`)).toEqual([]);
     expect(await admin(`SELECT srvname FROM pg_foreign_server WHERE srvname = 'admmgt_srv_bad'`)).toEqual([]);
 
-    const url = `postgresql://postgres:${encodeURIComponent(PASSWORD)}@127.0.0.1:${clusters.west.port}/postgres`;
-    const r = await cli('cluster', 'add', 'west', '--url', url, '--admin-url', env.adminUrl);
+    // The password from the environment, not the URL; the URL's libpq parameters go onto the foreign server.
+    const url = `postgresql://postgres@127.0.0.1:${clusters.west.port}/postgres?sslmode=disable&connect_timeout=5`;
+    process.env.ADMMGT_SERVER_PASSWORD = PASSWORD;
+    let r;
+    try {
+      r = await cli('cluster', 'add', 'west', '--url', url, '--admin-url', env.adminUrl);
+    } finally {
+      delete process.env.ADMMGT_SERVER_PASSWORD;
+    }
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^registered server west: PostgreSQL \d+/);
+    expect(await admin(`SELECT srvoptions FROM pg_foreign_server WHERE srvname = 'admmgt_srv_west'`)).toEqual([
+      { srvoptions: expect.arrayContaining(['host=127.0.0.1', `port=${clusters.west.port}`, 'sslmode=disable', 'connect_timeout=5']) },
+    ]);
+    const badOption = await cli('cluster', 'add', 'west', '--url', `${url}&Bad;Key=1`, '--admin-url', env.adminUrl);
+    expect(badOption.code).toBe(1);
+    expect(badOption.stderr).toMatch(/^ERROR 22023: admmgt: 'Bad;Key' is not an option admmgt stores on the foreign server admmgt_srv_west/);
+    expect(await admin(`SELECT srvoptions FROM pg_foreign_server WHERE srvname = 'admmgt_srv_west'`)).toEqual([
+      { srvoptions: expect.not.arrayContaining([expect.stringMatching(/Bad/)]) },
+    ]);
 
     // The original setup: only the admin's own cluster is registered; it takes no tenants here.
     await admin(`UPDATE admmgt.servers SET accepts_tenants = false WHERE name = 'local'`);
@@ -424,9 +440,10 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     // there is the DBA's choice; the caller itself stays an ordinary role.
     await admin(`SELECT admmgt.set_connection('127.0.0.1', $1, 'srv_dba', $2, 'srv_op')`, [port, PASSWORD]);
     for (const n of [...NAMES, 'south'] as Name[]) {
-      await admin(`SELECT admmgt.add_server($1, '127.0.0.1', $2, 'postgres', $3, p_for_role => 'srv_op',
-                                            p_accepts_tenants => $1 <> 'south')`, [n, clusters[n].port, PASSWORD]);
+      await admin(`SELECT admmgt.add_server($1, '127.0.0.1', $2, 'postgres', $3, p_for_role => 'srv_op')`, [n, clusters[n].port, PASSWORD]);
     }
+    // Registering again changes how a server is reached, not whether it is drained.
+    expect(await admin(`SELECT name FROM admmgt.servers WHERE NOT accepts_tenants ORDER BY name`)).toEqual([{ name: 'local' }, { name: 'south' }]);
     const op = new pg.Client({ connectionString: `postgresql://srv_op:${encodeURIComponent(OP_PASSWORD)}@127.0.0.1:${port}/${env.adminDb}` });
     await op.connect();
     try {
