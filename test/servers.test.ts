@@ -320,6 +320,20 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
       expect({ t, catalog: await catalogOn(placed[t] as Name, t) }).toEqual({ t, catalog: expected });
     }
     for (const n of NAMES) expect(await catalogOn(n, TPL)).toEqual(expected);
+
+    // Reading a target through the control plane finds it on its own server.
+    const inventory = async (...args: string[]) => (await admin<{ kind: string; name: string; detail: string }>(
+      `SELECT * FROM admmgt.inventory(${args.map((_, i) => `$${i + 1}`).join(', ')}) ORDER BY 1, 2`, args));
+    const tplInventory = await inventory(TPL);
+    expect(tplInventory.some((r) => r.kind === 'partition')).toBe(true);
+    expect(await inventory(TPL, 'west')).toEqual(tplInventory);
+    expect(await inventory(TENANTS[4]!)).toEqual(tplInventory);
+
+    // Retention runs on every server too (a plan: it only logs).
+    await env.admin.query('CALL admmgt.applyLifecycle(p_plan => true, p_parallel => 4)');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(await admin(`SELECT targets, failed FROM admmgt.runs WHERE operation = 'lifecycle' ORDER BY run_id DESC LIMIT 1`))
+      .toEqual([{ targets: 34, failed: 0 }]);
   });
 
   it('a server that stops in the middle of a run: its tenants fail naming it, the others finish; a rerun completes them', async () => {
