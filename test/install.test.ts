@@ -106,8 +106,11 @@ describe('install', () => {
       await cp(migrationsDir(), olderDir, { recursive: true });
       await unlink(path.join(olderDir, '4_servers.sql'));
       await applyMigrations(client, olderDir);
+      // inst_old_c: pending, but its database is already there (create_database() would adopt it).
+      await env.admin.query('CREATE DATABASE inst_old_c');
       await client.query(`INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status, scriptversion) VALUES
-                            ('inst_old_tpl', true, 2, 3), ('inst_old_a', false, 2, 3), ('inst_old_b', false, 1, NULL)`);
+                            ('inst_old_tpl', true, 2, 3), ('inst_old_a', false, 2, 3), ('inst_old_b', false, 1, NULL),
+                            ('Inst_Old_C', false, 1, NULL)`);
       const report = await installControlPlane(client);
       expect(report.applied).toEqual(['4_servers.sql']);
       expect((await client.query('SELECT name, fdwserver, accepts_tenants FROM admmgt.servers')).rows)
@@ -116,6 +119,7 @@ describe('install', () => {
         { dbname: 'inst_old_tpl', server: 'local', servertemplate: false },
         { dbname: 'inst_old_a', server: 'local', servertemplate: false },
         { dbname: 'inst_old_b', server: null, servertemplate: false },
+        { dbname: 'Inst_Old_C', server: 'local', servertemplate: false },
       ]);
       expect((await client.query('SELECT dbname, version, server FROM admmgt.targets ORDER BY id')).rows).toEqual([
         { dbname: 'inst_old_tpl', version: 3, server: 'local' },

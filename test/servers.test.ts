@@ -4,12 +4,12 @@
 // server stops in the middle of an applyScripts(): its tenants fail naming it, the others finish,
 // and a rerun after it is back completes them. No password shows up anywhere after all that.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { startCluster, type Cluster } from '../src/cluster.js';
+import { startCluster, stopCluster, type Cluster } from '../src/cluster.js';
 import { main } from '../src/main.js';
 import { DEMO, script1, script2, script3, testProc1Sql } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
@@ -97,31 +97,49 @@ beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'admmgt-test-servers-'));
   // The servers run as the postgres OS user when this runs as root: it must reach their folders.
   await chmod(tmp, 0o755);
-  const started = await Promise.all(NAMES.map((n) => startCluster({
-    dir: path.join(tmp, n),
-    binDir: process.env.ADMMGT_TEST_BINDIR || undefined,
-    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
-  })));
-  NAMES.forEach((n, i) => (clusters[n] = started[i]!));
+  // Each one is recorded as soon as it runs, so that afterAll stops it whatever fails next.
+  await Promise.all(NAMES.map(async (n) => {
+    clusters[n] = await startServer(n);
+  }));
   for (const n of NAMES) {
     const c = new pg.Client({ connectionString: clusters[n].url });
     await c.connect();
     // Over 127.0.0.1 these clusters ask for a password (scram-sha-256).
-    await c.query(`ALTER ROLE postgres PASSWORD ${c.escapeLiteral(PASSWORD)}`);
+    await c.query(`SET log_statement = 'none'; ALTER ROLE postgres PASSWORD ${c.escapeLiteral(PASSWORD)}`);
     await c.end();
   }
   await env.makeTemplate(TPL);
+  // Every statement of a new session in the admin database is logged: the password test reads the log.
+  await admin(`ALTER DATABASE ${env.adminDb} SET log_statement = 'all'`);
 }, 180_000);
+
+function startServer(name: Name): Promise<Cluster> {
+  return startCluster({
+    dir: path.join(tmp, name),
+    binDir: process.env.ADMMGT_TEST_BINDIR || undefined,
+    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', log_statement: "'all'" },
+  });
+}
 
 afterAll(async () => {
   if (remoteAdmin) return;
-  await env?.close();
-  const server = new pg.Client({ connectionString: inject('pgUrl') });
-  await server.connect();
-  await server.query('DROP OWNED BY srv_op; DROP ROLE IF EXISTS srv_op; DROP ROLE IF EXISTS srv_dba').catch(() => {});
-  await server.end();
-  await Promise.all(Object.values(clusters).map((c) => c.stop('immediate')));
-  if (tmp) await rm(tmp, { recursive: true, force: true });
+  const steps: (() => Promise<unknown>)[] = [
+    ...Object.values(clusters).map((c) => () => c.stop('immediate')),
+    // A cluster whose start was cut short is not in clusters: stop whatever runs in the folders.
+    ...(['east', 'north', 'west', 'south'] as const).map((n) => () => stopCluster(path.join(tmp, n))),
+    () => env?.close(),
+    ...['DROP OWNED BY srv_op', 'DROP ROLE IF EXISTS srv_op', 'DROP ROLE IF EXISTS srv_dba'].map((q) => async () => {
+      const server = new pg.Client({ connectionString: inject('pgUrl') });
+      await server.connect();
+      try {
+        await server.query(q);
+      } finally {
+        await server.end();
+      }
+    }),
+    () => (tmp ? rm(tmp, { recursive: true, force: true }) : Promise.resolve()),
+  ];
+  for (const step of steps) await step().catch(() => {});
 });
 
 describe.skipIf(remoteAdmin)('three more servers', () => {
@@ -159,6 +177,20 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     expect(await admin(`SELECT srvoptions FROM pg_foreign_server WHERE srvname = 'admmgt_srv_west'`)).toEqual([
       { srvoptions: expect.not.arrayContaining([expect.stringMatching(/Bad/)]) },
     ]);
+
+    // Registering again without a password (to change an option) keeps the stored one.
+    const [again] = await admin<{ v: string }>(
+      `SELECT admmgt.add_server('west', '127.0.0.1', $1, 'postgres', p_options => '{"connect_timeout": "7"}') AS v`, [clusters.west.port]);
+    expect(again!.v).toMatch(/^PostgreSQL \d+/);
+    const notUrl = await cli('cluster', 'add', 'west', '--url', 'no url at all', '--admin-url', env.adminUrl);
+    expect(notUrl.code).toBe(2);
+    expect(notUrl.stderr).toMatch(/must name a host and a user|is not a connection URL/);
+    for (const [host, port] of [['NULL', '5432'], [`'127.0.0.1'`, '70000']]) {
+      const e = await env.errorOf(`SELECT admmgt.add_server('nohost', ${host}, ${port}, 'postgres')`);
+      expect(e.code).toBe('22023');
+      expect(e.message).toBe('admmgt: server nohost needs a host, a port between 1 and 65535 and a user');
+    }
+    expect(await admin(`SELECT count(*)::int AS n FROM admmgt.servers WHERE name = 'nohost'`)).toEqual([{ n: 0 }]);
 
     // The original setup: only the admin's own cluster is registered; it takes no tenants here.
     await admin(`UPDATE admmgt.servers SET accepts_tenants = false WHERE name = 'local'`);
@@ -199,6 +231,21 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     const e = await env.errorOf(`INSERT INTO admmgt.vendor_db_settings (dbname, status, server) VALUES ('srv_x', 1, 'nowhere')`);
     expect(e.code).toBe('23503');
     expect(e.detail).toMatch(/\(server\)=\(nowhere\) is not present in table "servers"/);
+  });
+
+  it('refuses unplaced tenants when no server accepts new ones, before anything is made', async () => {
+    await admin(`UPDATE admmgt.servers SET accepts_tenants = false WHERE name <> 'local'`);
+    const [{ id }] = await admin<{ id: string }>(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('srv_nowhere', 1) RETURNING id::text`) as [{ id: string }];
+    try {
+      const e = await env.errorOf('CALL admmgt.create_database()');
+      expect(e.code).toBe('55000');
+      expect(e.message).toBe('admmgt: pending tenants name no server, and no server accepts new tenants');
+      expect(await admin(`SELECT server FROM admmgt.vendor_db_settings WHERE id = $1`, [id])).toEqual([{ server: null }]);
+      expect(await admin(`SELECT count(*)::int AS n FROM admmgt.runs WHERE operation = 'create'`)).toEqual([{ n: 0 }]);
+    } finally {
+      await admin(`DELETE FROM admmgt.vendor_db_settings WHERE id = $1`, [id]);
+      await admin(`UPDATE admmgt.servers SET accepts_tenants = true WHERE name <> 'local'`);
+    }
   });
 
   it("refuses a tenant named like its server's maintenance database before anything is made", async () => {
@@ -296,6 +343,40 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
       .toEqual([{ rolsuper: false, rolcreatedb: false, rolcreaterole: false }]);
   });
 
+  it('fails a tenant alone whose login role is privileged on its own server, and never marks it created', async () => {
+    // Not a role on the admin's cluster, so only its server can tell.
+    await on('north', 'postgres', 'CREATE ROLE srv_priv LOGIN CREATEDB');
+    await admin(`INSERT INTO admmgt.vendor_db_settings (dbname, status, server, loginrole) VALUES ('srv_priv_t', 1, 'north', 'srv_priv')`);
+    await env.admin.query('CALL admmgt.create_database()');
+    expect(await admin(`SELECT dbname, server, sqlstate, message FROM admmgt.failures`)).toEqual([
+      { dbname: 'srv_priv_t', server: 'north', sqlstate: '42939', message: 'admmgt: login role srv_priv is privileged on this server' },
+    ]);
+    expect(await admin(`SELECT status FROM admmgt.vendor_db_settings WHERE dbname = 'srv_priv_t'`)).toEqual([{ status: 1 }]);
+    // Its database exists on north, but the registry never counted it as created.
+    expect(await on('north', 'postgres', `SELECT count(*)::int AS n FROM pg_database WHERE datname = 'srv_priv_t'`)).toEqual([{ n: 1 }]);
+    // The DBA gives up on it: the row goes, and its database with it.
+    await admin(`DELETE FROM admmgt.vendor_db_settings WHERE dbname = 'srv_priv_t'`);
+    await on('north', 'postgres', 'DROP DATABASE srv_priv_t');
+    await on('north', 'postgres', 'DROP ROLE srv_priv');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+  });
+
+  it("refuses a new tenant named like a deleted one whose database is still on its server", async () => {
+    const [{ id: old }] = await admin<{ id: string }>(`SELECT id::text FROM admmgt.vendor_db_settings WHERE dbname = $1`, [TENANTS[5]]) as [{ id: string }];
+    const server = (await placement())[TENANTS[5]!];
+    await admin(`UPDATE admmgt.vendor_db_settings SET deleted = true WHERE id = $1`, [old]);
+    const [{ id }] = await admin<{ id: string }>(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ($1, 1) RETURNING id::text`, [TENANTS[5]]) as [{ id: string }];
+    try {
+      const e = await env.errorOf('CALL admmgt.create_database()');
+      expect(e.code).toBe('42P04');
+      expect(e.message).toBe(`admmgt: database ${TENANTS[5]} of admmgt.vendor_db_settings id ${id} still holds a deleted tenant's data`);
+      expect(e.hint).toContain(`on server ${server}`);
+    } finally {
+      await admin(`DELETE FROM admmgt.vendor_db_settings WHERE id = $1`, [id]);
+      await admin(`UPDATE admmgt.vendor_db_settings SET deleted = false WHERE id = $1`, [old]);
+    }
+  });
+
   it("applies script 3, runs maintenance and refreshes procedures on every server; each tenant's catalog matches the template's", async () => {
     await admin(scriptRowsSql(script3).text);
     await admin(markReadySql(3).text);
@@ -337,12 +418,15 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
   });
 
   it('a server that stops in the middle of a run: its tenants fail naming it, the others finish; a rerun completes them', async () => {
-    await env.queryIn(TPL, `CREATE PROCEDURE mgttest.slow() LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.15); END $$`);
+    const placed = await placement();
+    const onWest = TENANTS.filter((t) => placed[t] === 'west');
+    // One west tenant's batch waits until the server goes: it is cut off in the middle, whatever the machine's speed.
+    const inFlight = onWest[4]!;
+    await env.queryIn(TPL, `CREATE PROCEDURE mgttest.slow() LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_sleep(CASE WHEN current_database() = ${env.admin.escapeLiteral(inFlight)} THEN 120 ELSE 0.05 END); END $$`);
     await env.admin.query('CALL admmgt.refesh_stored_procedures(p_parallel => 4)');
     await admin(scriptRowsSql({ id: 4, description: 'slow', calls: ['call mgttest.slow()'] }).text);
     await admin(markReadySql(4).text);
-    const placed = await placement();
-    const onWest = TENANTS.filter((t) => placed[t] === 'west');
     expect(await admin(`SELECT server, count(DISTINCT dbname)::int AS n FROM admmgt.plan_scripts() GROUP BY 1 ORDER BY 1`)).toEqual([
       { server: 'east', n: 11 }, { server: 'local', n: 1 }, { server: 'north', n: 11 }, { server: 'west', n: 11 },
     ]);
@@ -352,22 +436,24 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     runner.on('notice', (n) => notices.push(`${n.severity}: ${n.message}`));
     await runner.connect();
     const run = runner.query('CALL admmgt.applyScripts(p_parallel => 2)');
-    // Stop west once two of its tenants have the script and a third is in the middle of its batch.
-    let inFlight: string | undefined;
-    for (let i = 0; i < 1000 && !inFlight; i++) {
-      const [r] = await admin<{ n: number }>(
-        `SELECT count(*)::int AS n FROM admmgt.vendor_db_settings WHERE server = 'west' AND NOT servertemplate AND scriptversion = 4`);
-      if (r!.n >= 2) {
-        [inFlight] = (await on<{ datname: string }>('west', 'postgres',
-          `SELECT datname FROM pg_stat_activity WHERE application_name = 'admmgt' AND state = 'active' AND query LIKE '%mgttest.slow()%'`))
-          .map((x) => x.datname);
+    try {
+      // Stop west once its chosen tenant's batch runs there and two others of it have the script.
+      let ready = false;
+      for (let i = 0; i < 6000 && !ready; i++) {
+        const [r] = await admin<{ n: number }>(
+          `SELECT count(*)::int AS n FROM admmgt.vendor_db_settings WHERE server = 'west' AND NOT servertemplate AND scriptversion = 4`);
+        const active = await on<{ n: number }>('west', 'postgres',
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'admmgt' AND state = 'active'`, [inFlight]);
+        ready = r!.n >= 2 && active[0]!.n === 1;
+        if (!ready) await new Promise((res) => setTimeout(res, 20));
       }
-      await new Promise((res) => setTimeout(res, 5));
+      expect(ready).toBe(true);
+      await clusters.west.stop('fast');
+      await run;
+    } finally {
+      await run.catch(() => {});
+      await runner.end();
     }
-    expect(inFlight).toMatch(/^srv_t\d+$/);
-    await clusters.west.stop('fast');
-    await run;
-    await runner.end();
 
     const v = await versions();
     for (const t of TENANTS.filter((x) => placed[x] !== 'west')) expect({ t, v: v[t] }).toEqual({ t, v: 4 });
@@ -393,9 +479,11 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     expect(status.stdout).toMatch(/west\s+127\.0\.0\.1:\d+\s+10 tenants, template at version [34]\s+\d+ failure\(s\)/);
     expect(status.stdout).toMatch(/\(server west\) apply script 4: server west, database srv_t\d+: /);
 
-    clusters.west = await startCluster({ dir: clusters.west.dir });
+    clusters.west = await startServer('west');
     // Its batch was rolled back as a whole: the tenant is at version 3 on both sides.
-    expect(await on('west', inFlight!, 'SELECT max(scriptid) AS v FROM admmgt.applied_scripts')).toEqual([{ v: 3 }]);
+    expect(await on('west', inFlight, 'SELECT max(scriptid) AS v FROM admmgt.applied_scripts')).toEqual([{ v: 3 }]);
+    await env.queryIn(TPL, `CREATE OR REPLACE PROCEDURE mgttest.slow() LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.05); END $$`);
+    await env.admin.query('CALL admmgt.refesh_stored_procedures(p_parallel => 4)');
     await env.admin.query('CALL admmgt.applyScripts(p_parallel => 2)');
     expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
     expect(new Set(Object.values(await versions()))).toEqual(new Set([4]));
@@ -407,10 +495,10 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
   });
 
   it('a server that is down when its first tenant is created: the copy fails naming it, the tenant waits; once it is up a rerun builds both', async () => {
-    const south = await startCluster({ dir: path.join(tmp, 'south'), binDir: process.env.ADMMGT_TEST_BINDIR || undefined });
+    const south = await startServer('south');
     const c = new pg.Client({ connectionString: south.url });
     await c.connect();
-    await c.query(`ALTER ROLE postgres PASSWORD ${c.escapeLiteral(PASSWORD)}`);
+    await c.query(`SET log_statement = 'none'; ALTER ROLE postgres PASSWORD ${c.escapeLiteral(PASSWORD)}`);
     await c.end();
     await south.stop('fast');
     // Registered while down, and closed to placement: only a row that names it goes there.
@@ -537,6 +625,17 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
       expect(env.notices.filter((n) => n.includes(needle))).toEqual([]);
       for (const o of outputs) expect(o).not.toContain(needle);
     }
+    // Nor in a server log, though every statement of the admin database's sessions since the first
+    // test, and of the other servers, was logged (log_statement = all).
+    const [{ dir }] = await admin<{ dir: string }>(`SELECT current_setting('data_directory') AS dir`) as [{ dir: string }];
+    const logs = [path.join(path.dirname(dir), 'postgres.log'), ...Object.values(clusters).map((c) => path.join(c.dir, 'postgres.log'))];
+    for (const file of logs) {
+      const text = await readFile(file, 'utf8');
+      expect(text.length, file).toBeGreaterThan(0);
+      for (const needle of [PASSWORD, OP_PASSWORD]) expect(text.includes(needle), file).toBe(false);
+    }
+    expect(await readFile(path.join(clusters.east.dir, 'postgres.log'), 'utf8')).toMatch(/LOG: {2}statement: /);
+    expect(await readFile(logs[0]!, 'utf8')).toContain('statement: CALL admmgt.applyScripts(p_parallel => 2)');
     // Also not in a form the URL or a quoting step could have made of it.
     for (const o of [...outputs, ...env.notices]) expect(o).not.toMatch(/wo"rd|wo%22rd|pa''ss/);
   });

@@ -43,5 +43,8 @@ CREATE UNIQUE INDEX vendor_db_settings_dbname
 CREATE UNIQUE INDEX vendor_db_settings_one_copy
     ON admmgt.vendor_db_settings (server) WHERE servertemplate AND NOT coalesce(deleted, false);
 
+-- The template's copies share its name: the log says which server a line is about.
+ALTER TABLE admmgt.script_log ADD COLUMN server text;
+
 -- A work item now says which server it goes to, and which step of a target's sequence it is.
 ALTER TYPE admmgt.work_item ADD ATTRIBUTE server text, ADD ATTRIBUTE step text;

@@ -163,14 +163,20 @@ BEGIN
     END LOOP;
     EXECUTE format('ALTER SERVER %I OPTIONS (%s)', p_fdw, array_to_string(v_alter, ', '));
     EXECUTE format('GRANT USAGE ON FOREIGN SERVER %I TO %I', p_fdw, p_for_role);
-    IF EXISTS (SELECT 1 FROM pg_user_mappings m WHERE m.srvname = p_fdw AND m.usename = p_for_role) THEN
-        EXECUTE format('DROP USER MAPPING FOR %I SERVER %I', p_for_role, p_fdw);
-    END IF;
+    SELECT m.umoptions INTO v_opts FROM pg_user_mappings m WHERE m.srvname = p_fdw AND m.usename = p_for_role;
     BEGIN
-        IF p_password IS NULL THEN
+        IF NOT FOUND THEN
             EXECUTE format('CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user %L)', p_for_role, p_fdw, p_user);
+            v_opts := ARRAY['user=' || p_user];
         ELSE
-            EXECUTE format('CREATE USER MAPPING FOR %I SERVER %I OPTIONS (user %L, password %L)', p_for_role, p_fdw, p_user, p_password);
+            EXECUTE format('ALTER USER MAPPING FOR %I SERVER %I OPTIONS (%s user %L)', p_for_role, p_fdw,
+                           CASE WHEN EXISTS (SELECT 1 FROM unnest(coalesce(v_opts, '{}')) o WHERE o LIKE 'user=%') THEN 'SET' ELSE 'ADD' END, p_user);
+        END IF;
+        -- No password given keeps the one stored (re-registering to drain a server or change its
+        -- host must not lose it); ALTER USER MAPPING ... OPTIONS (DROP password) removes it.
+        IF p_password IS NOT NULL THEN
+            EXECUTE format('ALTER USER MAPPING FOR %I SERVER %I OPTIONS (%s password %L)', p_for_role, p_fdw,
+                           CASE WHEN EXISTS (SELECT 1 FROM unnest(coalesce(v_opts, '{}')) o WHERE o LIKE 'password=%') THEN 'SET' ELSE 'ADD' END, p_password);
         END IF;
     EXCEPTION WHEN OTHERS THEN
         -- The error's context would quote the statement, password included: raise it without.

@@ -9,11 +9,11 @@ LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
 /* purpose: one script_log row per statement, all with the same outcome */
-INSERT INTO admmgt.script_log (scriptid, dbname, commstat, run_id, operation, outcome, sqlstate, message, elapsed_ms)
+INSERT INTO admmgt.script_log (scriptid, dbname, commstat, run_id, operation, outcome, sqlstate, message, elapsed_ms, server)
 SELECT CASE WHEN p_op = 'apply' THEN p_item.scriptid END, p_item.dbname, s, p_run_id, p_op, p_outcome,
        CASE WHEN p_outcome = 'error' THEN p_state.sqlstate END,
        CASE WHEN p_outcome = 'error' THEN p_state.message END,
-       round(extract(epoch FROM p_state.finished_at - p_state.started_at)::numeric * 1000, 3)
+       round(extract(epoch FROM p_state.finished_at - p_state.started_at)::numeric * 1000, 3), coalesce(p_item.server, 'local')
   FROM unnest(p_stmts) AS s;
 $$;
 

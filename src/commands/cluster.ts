@@ -28,6 +28,8 @@ export interface AddServerOptions {
   check?: boolean;
   /** Used when the URL carries none (ADMMGT_SERVER_PASSWORD for the CLI). */
   password?: string;
+  /** Whose user mapping to write (default: the role connected); another role's needs a superuser. */
+  forRole?: string;
 }
 
 // URL parameters that are the server's own, not extra libpq options for the foreign server.
@@ -53,9 +55,10 @@ export async function addServer(client: pg.Client, name: string, url: string, op
   // that turns statement logging off where the role may (logged statements show parameters).
   return inQuietTransaction(client, async () => {
     const { rows } = await client.query<{ version: string }>(
-      `SELECT admmgt.add_server($1, $2, $3::int, $4, $5, p_maintdb => $6, p_accepts_tenants => $7, p_check => $8, p_options => $9) AS version`,
+      `SELECT admmgt.add_server($1, $2, $3::int, $4, $5, p_maintdb => $6, p_accepts_tenants => $7, p_check => $8, p_options => $9,
+                                p_for_role => coalesce($10, current_user)) AS version`,
       [name, c.host, c.port ? Number(c.port) : 5432, c.user, c.password || opts.password || null, c.database || null,
-        opts.acceptsTenants ?? null, opts.check ?? true, Object.keys(options).length ? JSON.stringify(options) : null],
+        opts.acceptsTenants ?? null, opts.check ?? true, Object.keys(options).length ? JSON.stringify(options) : null, opts.forRole ?? null],
     );
     return rows[0]?.version ?? '';
   });
@@ -85,6 +88,7 @@ interface AddArgv {
   quiet?: boolean;
   acceptsTenants?: boolean;
   check: boolean;
+  forRole?: string;
 }
 
 interface ListArgv extends GlobalArgs {
@@ -109,11 +113,12 @@ const add: CommandModule<object, AddArgv> = {
       })
       .option('quiet', { type: 'boolean', alias: 'q', describe: 'Print only errors and the result' })
       .option('accepts-tenants', { type: 'boolean', describe: 'May placement put new tenants there (--no-accepts-tenants to drain it; default: true for a new server, unchanged for a registered one)' })
-      .option('check', { type: 'boolean', default: true, describe: 'Connect once before registering (--no-check to register a server that is down)' }) as unknown as Argv<AddArgv>,
+      .option('check', { type: 'boolean', default: true, describe: 'Connect once before registering (--no-check to register a server that is down)' })
+      .option('for-role', { type: 'string', describe: 'Write the user mapping of this role, the one that runs the CALLs (default: the role you connect as; another role needs a superuser)' }) as unknown as Argv<AddArgv>,
   handler: (a) =>
     withAdmin({ url: a.adminUrl, quiet: a.quiet }, async ({ client }) => {
       const version = await addServer(client, a.name, a.url,
-        { acceptsTenants: a.acceptsTenants, check: a.check, password: process.env.ADMMGT_SERVER_PASSWORD });
+        { acceptsTenants: a.acceptsTenants, check: a.check, password: process.env.ADMMGT_SERVER_PASSWORD, forRole: a.forRole });
       process.stdout.write(`registered server ${a.name.toLowerCase().trim()}: ${version}\n`);
     }),
 };
