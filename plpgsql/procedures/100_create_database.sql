@@ -88,20 +88,33 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: give every pending tenant that names no server the accepting server with the fewest tenants (created or pending; ties to the name that sorts first), one at a time, and write it into the row */
+/* purpose: give every pending tenant that names no server the accepting server with the fewest tenants (created or pending; ties to the name that sorts first), one at a time in id order, and write it into the row */
 DECLARE
+    v_names text[];
+    v_counts int[];
     v_id bigint;
-    v_server text;
+    v_best int;
 BEGIN
+    SELECT array_agg(s.name ORDER BY s.name),
+           array_agg((SELECT count(*)::int FROM admmgt.registry r
+                       WHERE r.on_server = s.name AND r.status IN (1, 2) AND NOT r.deleted
+                         AND NOT coalesce(r.istemplate, false) AND NOT r.servertemplate) ORDER BY s.name)
+      INTO v_names, v_counts
+      FROM admmgt.servers s
+     WHERE s.accepts_tenants;
+    IF v_names IS NULL THEN
+        -- No server accepts new tenants any more: the rows wait, and the next call says so.
+        RETURN;
+    END IF;
     FOR v_id IN SELECT p.id FROM admmgt._pending(false) p WHERE p.server IS NULL LOOP
-        SELECT s.name INTO v_server
-          FROM admmgt.servers s
-         WHERE s.accepts_tenants
-         ORDER BY (SELECT count(*) FROM admmgt.registry r
-                    WHERE r.on_server = s.name AND r.status IN (1, 2) AND NOT r.deleted
-                      AND NOT coalesce(r.istemplate, false) AND NOT r.servertemplate), s.name
-         LIMIT 1;
-        UPDATE admmgt.vendor_db_settings SET server = v_server, modifiedon = current_timestamp WHERE id = v_id;
+        v_best := 1;
+        FOR i IN 2 .. cardinality(v_names) LOOP
+            IF v_counts[i] < v_counts[v_best] THEN
+                v_best := i;
+            END IF;
+        END LOOP;
+        UPDATE admmgt.vendor_db_settings SET server = v_names[v_best], modifiedon = current_timestamp WHERE id = v_id;
+        v_counts[v_best] := v_counts[v_best] + 1;
     END LOOP;
 END;
 $$;
@@ -130,7 +143,8 @@ DECLARE
     v_name text;
     v_server text;
     v_dbs jsonb;
-    v_from admmgt.targets;
+    v_templates jsonb;
+    v_from jsonb;
     v_grant admmgt.work_item;
 BEGIN
     p_create := '{}';
@@ -140,6 +154,10 @@ BEGIN
     SELECT jsonb_object_agg(x.server, to_jsonb(admmgt._server_databases(x.server)))
       INTO v_dbs
       FROM (SELECT DISTINCT coalesce(p.server, 'local') AS server FROM admmgt._pending(p_copies) p WHERE p_copies OR p.server IS NOT NULL) x;
+    -- Where each server's tenants are copied from: the template on local, its created copy elsewhere.
+    SELECT jsonb_object_agg(t.server, jsonb_build_object('dbname', t.dbname, 'version', t.version))
+      INTO v_templates
+      FROM admmgt.targets t WHERE t.istemplate OR t.servertemplate;
     FOR v_row IN SELECT * FROM admmgt._pending(p_copies) LOOP
         IF NOT p_copies THEN
             IF v_row.server IS NULL THEN
@@ -156,9 +174,8 @@ BEGIN
             v_name := lower(btrim(v_row.dbname));
         END IF;
         v_server := coalesce(v_row.server, 'local');
-        SELECT * INTO v_from FROM admmgt.targets t
-         WHERE NOT p_copies AND t.server = v_server AND (t.istemplate OR t.servertemplate);
-        IF NOT p_copies AND NOT FOUND THEN
+        v_from := CASE WHEN NOT p_copies THEN v_templates -> v_server END;
+        IF NOT p_copies AND v_from IS NULL THEN
             RAISE WARNING 'admmgt create: tenant % waits: the copy of the template on server % is not created yet', v_name, v_server
                 USING HINT = 'See SELECT * FROM admmgt.failures WHERE server = ' || quote_literal(v_server) || '; call create_database() again once the server is back.';
             CONTINUE;
@@ -170,9 +187,9 @@ BEGIN
                                || v_grant;
         ELSE
             p_create := p_create
-                || admmgt._item(v_row.id, v_name, v_server, admmgt._maint_db(v_server), coalesce(v_from.version, 0),
+                || admmgt._item(v_row.id, v_name, v_server, admmgt._maint_db(v_server), coalesce((v_from ->> 'version')::int, 0),
                                 ARRAY[CASE WHEN p_copies THEN format('CREATE DATABASE %I', v_name)
-                                           ELSE format('CREATE DATABASE %I TEMPLATE %I', v_name, v_from.dbname) END],
+                                           ELSE format('CREATE DATABASE %I TEMPLATE %I', v_name, v_from ->> 'dbname') END],
                                 false, 'create')
                 || v_grant;
         END IF;
