@@ -9,7 +9,7 @@ CREATE TABLE admmgt.servers (
     accepts_tenants boolean NOT NULL DEFAULT true,
     createdon       timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT servers_pkey PRIMARY KEY (name),
-    CONSTRAINT servers_name_check CHECK (name ~ '^[a-z][a-z0-9_]*$'),
+    CONSTRAINT servers_name_check CHECK (name ~ '^[a-z_][a-z0-9_]*$'),
     CONSTRAINT servers_fdwserver_check CHECK (name = 'local' OR fdwserver IS NOT NULL)
 );
 COMMENT ON TABLE admmgt.servers IS

@@ -19,14 +19,13 @@ RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: fold a server name to lower case and refuse anything but a plain name of at most 48 bytes */
+/* purpose: a server name: a plain identifier short enough for its foreign server's name, admmgt_srv_<name> */
 DECLARE
-    v_name text := lower(btrim(p_value));
+    v_name text := admmgt._ident(p_value, 'server name', p_row);
 BEGIN
-    IF v_name IS NULL OR v_name !~ '^[a-z][a-z0-9_]*$' OR octet_length(v_name) > 48 THEN
-        RAISE EXCEPTION 'admmgt: invalid server name % in %', coalesce(quote_literal(p_value), 'NULL'), p_row
-            USING ERRCODE = 'invalid_name',
-                  HINT = 'A server name is a letter, then letters, digits or _, at most 48 bytes.';
+    IF octet_length(v_name) > 48 THEN
+        RAISE EXCEPTION 'admmgt: invalid server name % in %', quote_literal(p_value), p_row
+            USING ERRCODE = 'invalid_name', HINT = 'A server name has at most 48 bytes.';
     END IF;
     RETURN v_name;
 END;

@@ -100,7 +100,7 @@ const add: CommandModule<object, AddArgv> = {
   describe: 'Register a server that hosts tenants, or change how it is reached: a dblink_fdw foreign server admmgt_srv_<name> and your user mapping on it (SELECT admmgt.add_server(...))',
   builder: (y) =>
     y
-      .positional('name', { type: 'string', demandOption: true, describe: 'Server name: a letter, then letters, digits or _' })
+      .positional('name', { type: 'string', demandOption: true, describe: 'Server name: a plain identifier (a letter or _, then letters, digits or _), at most 48 bytes' })
       .option('url', {
         type: 'string',
         alias: 'server-url',
