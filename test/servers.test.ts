@@ -520,7 +520,29 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     ]);
 
     clusters.south = await startCluster({ dir: south.dir });
+    // While maintenance runs (here: another session holds its lock), no copy is built: it would meet it half built.
+    const upkeep = new pg.Client({ connectionString: env.adminUrl });
+    await upkeep.connect();
+    try {
+      await upkeep.query(`SELECT pg_advisory_lock(426601, 2)`);
+      env.notices.length = 0;
+      await env.admin.query('CALL admmgt.create_database()');
+      expect(env.notices).toContainEqual(expect.stringMatching(
+        new RegExp(`^WARNING: admmgt create: the copies of the template are not built now: maintenance or refresh is running: pid \\d+ `)));
+      expect(await admin(`SELECT status FROM admmgt.vendor_db_settings WHERE dbname = 'srv_s1'`)).toEqual([{ status: 1 }]);
+    } finally {
+      await upkeep.end();
+    }
     await env.admin.query('CALL admmgt.create_database()');
+    // Building the copy let go of maintenance and refresh again: another session takes both at once.
+    const other = new pg.Client({ connectionString: env.adminUrl });
+    await other.connect();
+    try {
+      expect((await other.query(`SELECT pg_try_advisory_lock(426601, 2) AS m, pg_try_advisory_lock(426601, 3) AS r`)).rows)
+        .toEqual([{ m: true, r: true }]);
+    } finally {
+      await other.end();
+    }
     await env.admin.query(`CALL admmgt.applyMaintenance(t_numdays => ${DEMO.lookaheadDays})`);
     expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
     expect(await admin(`SELECT k, v FROM (SELECT server || ':' || dbname AS k, scriptversion AS v, status FROM admmgt.vendor_db_settings

@@ -130,16 +130,49 @@ RETURNS boolean
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: take an operation lock for this session, first dropping any this session kept from a call that failed */
+/* purpose: take an operation lock for this session, first dropping every one this session kept from a call that failed (a session runs one call at a time) */
 DECLARE
-    v_key int := admmgt._lock_key(p_op);
+    v_key int;
 BEGIN
-    WHILE EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = 426601 AND l.objid = v_key
-                     AND l.objsubid = 2 AND l.pid = pg_backend_pid() AND l.granted) LOOP
-        PERFORM pg_advisory_unlock(426601, v_key);
+    FOR v_key IN SELECT l.objid::int FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.classid = 426601 AND l.objsubid = 2 AND l.pid = pg_backend_pid() AND l.granted LOOP
+        WHILE pg_advisory_unlock(426601, v_key) LOOP
+        END LOOP;
     END LOOP;
-    RETURN pg_try_advisory_lock(426601, v_key);
+    RETURN pg_try_advisory_lock(426601, admmgt._lock_key(p_op));
 END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._hold_upkeep(p_wait_seconds int)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: for a create_database() that builds copies of the template: hold maintenance and refresh off (their locks) as well, waiting up to p_wait_seconds; NULL when both are held, else who holds one */
+DECLARE
+    v_deadline timestamptz := clock_timestamp() + make_interval(secs => greatest(coalesce(p_wait_seconds, 0), 0));
+BEGIN
+    LOOP
+        IF pg_try_advisory_lock(426601, admmgt._lock_key('maintain')) THEN
+            IF pg_try_advisory_lock(426601, admmgt._lock_key('refresh')) THEN
+                RETURN NULL;
+            END IF;
+            PERFORM pg_advisory_unlock(426601, admmgt._lock_key('maintain'));
+        END IF;
+        EXIT WHEN clock_timestamp() >= v_deadline;
+        PERFORM pg_sleep(0.2);
+    END LOOP;
+    RETURN coalesce(admmgt._lock_holder(admmgt._lock_key('maintain')), admmgt._lock_holder(admmgt._lock_key('refresh')), 'a run that has just finished');
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._release_upkeep()
+RETURNS void
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: let maintenance and refresh run again after _hold_upkeep */
+SELECT pg_advisory_unlock(426601, admmgt._lock_key('maintain')), pg_advisory_unlock(426601, admmgt._lock_key('refresh'));
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._check_call(p_label text, p_parallel int)

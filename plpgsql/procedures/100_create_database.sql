@@ -220,33 +220,45 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE PROCEDURE admmgt._create_copies(p_template admmgt.vendor_db_settings, p_parallel int, p_run bigint)
+CREATE OR REPLACE PROCEDURE admmgt._create_copies(p_template admmgt.vendor_db_settings, p_parallel int, p_wait_seconds int, p_run bigint)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create the copies of the template that servers with pending tenants need, as empty databases, and bring every copy below the template's version up to it: the template's routines (scripts may call them), the scripts, then the routines again (a script may have replaced one) */
+/* purpose: create the copies of the template that servers with pending tenants need, as empty databases, and bring every copy below the template's version up to it: the template's routines (scripts may call them), the scripts, then the routines again (a script may have replaced one). Maintenance and refresh are held off meanwhile: they would meet a copy half built */
 DECLARE
     v_items record;
     v_routines text[];
+    v_holder text;
 BEGIN
     PERFORM admmgt._ensure_copies(p_template);
     COMMIT;
+    IF NOT EXISTS (SELECT 1 FROM admmgt._pending(true))
+       AND NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.servertemplate AND t.version < p_template.scriptversion) THEN
+        RETURN;
+    END IF;
+    v_holder := admmgt._hold_upkeep(p_wait_seconds);
+    IF v_holder IS NOT NULL THEN
+        RAISE WARNING 'admmgt create: the copies of the template are not built now: maintenance or refresh is running: %', v_holder
+            USING HINT = 'Tenants on servers without a created copy wait; call create_database() again later, or with p_wait_seconds.';
+        RETURN;
+    END IF;
     v_items := admmgt._pending_items(p_template, true);
     CALL admmgt._run('adopt', v_items.p_adopt, p_parallel, p_run);
     CALL admmgt._run('create', v_items.p_create, p_parallel, p_run);
-    IF NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.servertemplate AND t.version < p_template.scriptversion) THEN
-        RETURN;
+    IF EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.servertemplate AND t.version < p_template.scriptversion) THEN
+        BEGIN
+            v_routines := admmgt._template_routines(p_template.dbname);
+        EXCEPTION WHEN OTHERS THEN
+            -- Raised here it would leave this session holding the locks: the copies wait for the next call.
+            RAISE WARNING 'admmgt create: could not read the routines of template %: % (SQLSTATE %)', p_template.dbname, SQLERRM, SQLSTATE
+                USING HINT = 'The copies of the template stay below its version; tenants made from them start there and applyScripts() brings them up.';
+        END;
+        IF v_routines IS NOT NULL THEN
+            CALL admmgt._run('refresh', admmgt._refresh_items(v_routines, p_template.scriptversion), p_parallel, p_run);
+            CALL admmgt._run('apply', admmgt._apply_items('copies', p_template.scriptversion, current_date), p_parallel, p_run);
+            CALL admmgt._run('refresh', admmgt._refresh_items(v_routines, p_template.scriptversion + 1), p_parallel, p_run);
+        END IF;
     END IF;
-    BEGIN
-        v_routines := admmgt._template_routines(p_template.dbname);
-    EXCEPTION WHEN OTHERS THEN
-        -- Raised here it would leave this session holding the lock: the copies wait for the next call.
-        RAISE WARNING 'admmgt create: could not read the routines of template %: % (SQLSTATE %)', p_template.dbname, SQLERRM, SQLSTATE
-            USING HINT = 'The copies of the template stay below its version; tenants made from them start there and applyScripts() brings them up.';
-        RETURN;
-    END;
-    CALL admmgt._run('refresh', admmgt._refresh_items(v_routines, p_template.scriptversion), p_parallel, p_run);
-    CALL admmgt._run('apply', admmgt._apply_items('copies', p_template.scriptversion, current_date), p_parallel, p_run);
-    CALL admmgt._run('refresh', admmgt._refresh_items(v_routines, p_template.scriptversion + 1), p_parallel, p_run);
+    PERFORM admmgt._release_upkeep();
 END;
 $$;
 
@@ -270,7 +282,7 @@ BEGIN
     v_template := admmgt._template();
     PERFORM admmgt._place_tenants();
     COMMIT;
-    CALL admmgt._create_copies(v_template, p_parallel, v_run);
+    CALL admmgt._create_copies(v_template, p_parallel, p_wait_seconds, v_run);
     v_items := admmgt._pending_items(v_template, false);
     -- Checked under the lock, so that a running applyScripts() (which uses the template) is
     -- waited for with p_wait_seconds instead of being taken for a stranger in the template.
