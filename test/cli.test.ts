@@ -1,24 +1,11 @@
 // The CLI as a user meets it: exit codes, one-line errors, JSON output, and the CALLs it makes.
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scriptRowsSql, markReadySql } from '../templates/script.js';
+import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 let env: TestEnv;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((stdout += String(c)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((stderr += String(c)), true));
-  try {
-    const code = await main(args);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 beforeAll(async () => {
   env = await createEnv('cli');

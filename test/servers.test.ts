@@ -8,11 +8,11 @@ import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startCluster, stopCluster, type Cluster } from '../src/cluster.js';
-import { main } from '../src/main.js';
 import { DEMO, script1, script2, script3, testProc1Sql } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
+import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 const NAMES = ['east', 'north', 'west'] as const;
@@ -30,18 +30,6 @@ let env: TestEnv;
 let tmp: string;
 const clusters = {} as Record<Name, Cluster>;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((stdout += String(c)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((stderr += String(c)), true));
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 async function on<T extends pg.QueryResultRow>(server: Name, database: string, text: string, values?: unknown[]): Promise<T[]> {
   const c = new pg.Client({ connectionString: clusters[server].urlFor(database) });

@@ -145,6 +145,7 @@ DECLARE
     v_dbs jsonb;
     v_templates jsonb;
     v_from jsonb;
+    v_maint text;
     v_grant admmgt.work_item;
 BEGIN
     p_create := '{}';
@@ -180,14 +181,15 @@ BEGIN
                 USING HINT = 'See SELECT * FROM admmgt.failures WHERE server = ' || quote_literal(v_server) || '; call create_database() again once the server is back.';
             CONTINUE;
         END IF;
-        v_grant := admmgt._item(v_row.id, v_name, v_server, admmgt._maint_db(v_server), NULL,
+        v_maint := admmgt._maint_db(v_server);
+        v_grant := admmgt._item(v_row.id, v_name, v_server, v_maint, NULL,
                                 admmgt._access_stmts(v_row.id, v_name), true, 'grant');
         IF coalesce(v_dbs -> v_server ? v_name, false) THEN
             p_adopt := p_adopt || admmgt._item(v_row.id, v_name, v_server, v_name, NULL, ARRAY[admmgt._adopt_check_sql()], false, 'adopt')
                                || v_grant;
         ELSE
             p_create := p_create
-                || admmgt._item(v_row.id, v_name, v_server, admmgt._maint_db(v_server), coalesce((v_from ->> 'version')::int, 0),
+                || admmgt._item(v_row.id, v_name, v_server, v_maint, coalesce((v_from ->> 'version')::int, 0),
                                 ARRAY[CASE WHEN p_copies THEN format('CREATE DATABASE %I', v_name)
                                            ELSE format('CREATE DATABASE %I TEMPLATE %I', v_name, v_from ->> 'dbname') END],
                                 false, 'create')
