@@ -20,10 +20,17 @@ interface Migration {
   hash: string;
 }
 
-// The operations' advisory locks (see _lock_key), held by the install from before the first
-// migration to after the last routine, so that no run sees new tables with old routines.
-const HOLD_OPERATIONS = `DO $$ BEGIN PERFORM pg_catalog.pg_advisory_lock(426601, k) FROM pg_catalog.generate_series(1, 3) AS k; END $$;`;
-const RELEASE_OPERATIONS = `DO $$ BEGIN PERFORM pg_catalog.pg_advisory_unlock(426601, k) FROM pg_catalog.generate_series(1, 3) AS k; END $$;`;
+/**
+ * The operations' advisory locks: admmgt._lock_class() and admmgt._lock_keys() in
+ * plpgsql/procedures/065_locks.sql (a test checks that both say the same). The install holds them
+ * from before the first migration to after the last routine, so that no run sees new tables with
+ * old routines. They are named here as well because the first install runs before those routines
+ * exist.
+ */
+export const OPERATION_LOCKS = { classId: 426601, keys: [1, 2, 3] } as const;
+
+const HOLD_OPERATIONS = `DO $$ BEGIN PERFORM pg_catalog.pg_advisory_lock(${OPERATION_LOCKS.classId}, k) FROM pg_catalog.unnest(ARRAY[${OPERATION_LOCKS.keys.join(', ')}]) AS k; END $$;`;
+const RELEASE_OPERATIONS = `DO $$ BEGIN PERFORM pg_catalog.pg_advisory_unlock(${OPERATION_LOCKS.classId}, k) FROM pg_catalog.unnest(ARRAY[${OPERATION_LOCKS.keys.join(', ')}]) AS k; END $$;`;
 
 const PREAMBLE = `CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE SCHEMA IF NOT EXISTS admmgt;

@@ -1,8 +1,8 @@
--- Every routine is re-created by the files after this one, so drop them all first: a routine
--- whose arguments or result type changed between versions cannot be replaced in place. Without
--- CASCADE, so an object of someone else's that uses one stops the install with a clear error.
--- First wait for every running admmgt operation to end: a run must not lose its routines midway.
-SELECT pg_catalog.pg_advisory_xact_lock(426601, k) FROM pg_catalog.generate_series(1, 3) AS k;
+-- Every routine and engine type is re-created by the files after this one, so drop them all
+-- first: a routine whose arguments or result type changed between versions cannot be replaced in
+-- place. Without CASCADE, so an object of someone else's that uses one stops the install with a
+-- clear error. The installer holds every operation's lock (_lock_class) around this, so no
+-- running admmgt operation loses its routines midway.
 DO $$
 DECLARE
     v_sig text;
@@ -13,3 +13,8 @@ BEGIN
     END LOOP;
 END;
 $$;
+-- Installs before this version created the engine types in the versioned migrations.
+DROP TYPE IF EXISTS admmgt.work_item;
+DROP TYPE IF EXISTS admmgt.exec_result;
+DROP TYPE IF EXISTS admmgt.booking;
+DROP TYPE IF EXISTS admmgt.error_state;

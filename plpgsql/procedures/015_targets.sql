@@ -22,23 +22,48 @@ SELECT t.id, t.dbname, t.version, t.server, t.servertemplate
 COMMENT ON VIEW admmgt.update_targets IS
     'Created databases that receive scripts and stored procedures after the template: its copies on other servers, and the tenants with updateflag.';
 
-CREATE OR REPLACE FUNCTION admmgt._item(p_target_id bigint, p_dbname text, p_server text, p_conn_db text, p_scriptid int,
-                                        p_stmts text[], p_atomic boolean, p_step text DEFAULT NULL)
-RETURNS admmgt.work_item
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-/* purpose: build a work item by name, so that no caller depends on the order of its attributes */
-SELECT ROW(p_target_id, p_dbname, p_conn_db, p_scriptid, p_stmts, p_atomic, p_server, p_step)::admmgt.work_item;
-$$;
-
-CREATE OR REPLACE FUNCTION admmgt._pending(p_copies boolean)
-RETURNS SETOF admmgt.vendor_db_settings
+CREATE OR REPLACE FUNCTION admmgt._template_targets()
+RETURNS admmgt.targets[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the rows create_database() works on: pending (status 1), not deleted; the template's copies (p_copies) or the tenants */
-SELECT v.* FROM admmgt.vendor_db_settings v
- WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND v.servertemplate = p_copies AND NOT coalesce(v.istemplate, false)
- ORDER BY v.id;
+/* purpose: the template as a target list (empty when it is not created) */
+SELECT coalesce(array_agg(t), '{}') FROM admmgt.targets t WHERE t.istemplate;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._update_targets()
+RETURNS admmgt.targets[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: update_targets as a target list: what scripts and stored procedures go to after the template */
+SELECT coalesce(array_agg(t ORDER BY t.servertemplate DESC, t.id), '{}')
+  FROM admmgt.targets t WHERE t.id IN (SELECT u.id FROM admmgt.update_targets u);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._template()
+RETURNS admmgt.vendor_db_settings
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the registered template (istemplate, created); its dbname folded to lower case */
+DECLARE
+    v admmgt.vendor_db_settings;
+BEGIN
+    SELECT * INTO v FROM admmgt.vendor_db_settings
+     WHERE istemplate AND NOT coalesce(deleted, false);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'admmgt: no template database is registered'
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'Register it: INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES (''unitemplate'', true, 2);';
+    END IF;
+    IF v.status <> 2 THEN
+        RAISE EXCEPTION 'admmgt: template % has status %, not 2 (created)', v.dbname, v.status
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Create the template database yourself, then set its status to 2.';
+    END IF;
+    v.dbname := admmgt._tenant_name(v.dbname, admmgt._row('vendor_db_settings', v.id));
+    v.scriptversion := coalesce(v.scriptversion, 0);
+    RETURN v;
+END;
 $$;

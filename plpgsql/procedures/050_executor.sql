@@ -1,7 +1,8 @@
 -- Execute layer: the one place that talks to targets. A target's batch is sent as one query string
 -- (BEGIN; statements; COMMIT when atomic) over a connection opened once per target and run, several
 -- targets at a time with dblink's asynchronous calls. Results come back one per statement, so the
--- count of results tells which statement failed.
+-- count of results tells which statement failed. It never raises for a target: whatever goes
+-- wrong there (connect, send, a statement, a lost connection) comes back in the exec_result.
 
 CREATE OR REPLACE FUNCTION admmgt._conn_name(p_slot int)
 RETURNS text
@@ -107,9 +108,14 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: connect a slot if asked, then send one work item without waiting for it */
 DECLARE
-    v admmgt.exec_result := ROW(false, NULL, false, 0, '{}', NULL, NULL, NULL, NULL, NULL, clock_timestamp(), NULL);
+    v admmgt.exec_result;
     v_name text := admmgt._conn_name(p_slot);
 BEGIN
+    v.done := false;
+    v.broken := false;
+    v.results := 0;
+    v.outputs := '{}';
+    v.started_at := clock_timestamp();
     BEGIN
         IF p_connect THEN
             PERFORM admmgt._exec_disconnect(p_slot);

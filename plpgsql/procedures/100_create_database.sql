@@ -1,4 +1,19 @@
 -- CALL admmgt.create_database();
+-- Pending tenants are checked, placed on a server, then made there in two steps each: CREATE
+-- DATABASE (or the adoption of a database that exists already) and the grant step, after which a
+-- tenant counts as created. The copies of the template that other servers need are built first
+-- (140_template_copies.sql).
+
+CREATE OR REPLACE FUNCTION admmgt._pending_tenants()
+RETURNS SETOF admmgt.vendor_db_settings
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the tenants create_database() works on: pending (status 1), not deleted, neither the template nor a copy of it */
+SELECT v.* FROM admmgt.vendor_db_settings v
+ WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate AND NOT coalesce(v.istemplate, false)
+ ORDER BY v.id;
+$$;
 
 CREATE OR REPLACE FUNCTION admmgt._adopt_check_sql()
 RETURNS text
@@ -69,11 +84,11 @@ DECLARE
     v_row admmgt.vendor_db_settings;
     v_n int := 0;
 BEGIN
-    FOR v_row IN SELECT * FROM admmgt._pending(false) LOOP
+    FOR v_row IN SELECT * FROM admmgt._pending_tenants() LOOP
         v_n := v_n + 1;
         PERFORM admmgt._check_pending_row(v_row, p_template);
     END LOOP;
-    IF EXISTS (SELECT 1 FROM admmgt._pending(false) p WHERE p.server IS NULL)
+    IF EXISTS (SELECT 1 FROM admmgt._pending_tenants() p WHERE p.server IS NULL)
        AND NOT EXISTS (SELECT 1 FROM admmgt.servers s WHERE s.accepts_tenants) THEN
         RAISE EXCEPTION 'admmgt: pending tenants name no server, and no server accepts new tenants'
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -106,7 +121,7 @@ BEGIN
         -- No server accepts new tenants any more: the rows wait, and the next call says so.
         RETURN;
     END IF;
-    FOR v_id IN SELECT p.id FROM admmgt._pending(false) p WHERE p.server IS NULL LOOP
+    FOR v_id IN SELECT p.id FROM admmgt._pending_tenants() p WHERE p.server IS NULL LOOP
         v_best := 1;
         FOR i IN 2 .. cardinality(v_names) LOOP
             IF v_counts[i] < v_counts[v_best] THEN
@@ -119,81 +134,118 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._ensure_copies(p_template admmgt.vendor_db_settings)
-RETURNS void
+CREATE OR REPLACE FUNCTION admmgt._login_role_sql(p_role text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a block run on a tenant's server that makes its login role there when missing, and refuses a role of that name that is privileged on that server */
+SELECT format('DO %L', format($b$BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = %1$L
+                  AND (r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls)) THEN
+        RAISE EXCEPTION 'admmgt: login role %% is privileged on this server', %1$L
+            USING ERRCODE = 'reserved_name',
+                  HINT = 'A tenant login role must be an ordinary role of its own: no superuser, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = %1$L) THEN
+        CREATE ROLE %2$I LOGIN;
+    END IF;
+END$b$, p_role, p_role));
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._public_connect_check_sql(p_dbname text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a block run on a database's server after the REVOKE: a REVOKE by a role that neither owns the database nor holds the grant option only warns, so make sure it took */
+SELECT format('DO %L', format($b$BEGIN
+    IF pg_catalog.has_database_privilege('public', %1$L, 'CONNECT') THEN
+        RAISE EXCEPTION 'admmgt: PUBLIC may still connect to database %%', %1$L
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'The REVOKE had no effect: the role admmgt connects as on this server does not own the database. Connect as its owner (the user mapping), or revoke it yourself and call create_database() again.';
+    END IF;
+END$b$, p_dbname));
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._access_stmts(p_target_id bigint, p_dbname text)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: who may connect to a new database, run on its own server before it counts as created: not PUBLIC (tenants must not reach each other's databases); its login role, if it has one */
+SELECT ARRAY[format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', p_dbname), admmgt._public_connect_check_sql(p_dbname)]
+    || CASE WHEN r.role IS NULL THEN '{}'::text[]
+            ELSE ARRAY[admmgt._login_role_sql(r.role), format('GRANT CONNECT ON DATABASE %I TO %I', p_dbname, r.role)] END
+  FROM (SELECT lower(btrim(v.loginrole)) AS role FROM admmgt.vendor_db_settings v WHERE v.id = p_target_id) r;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._databases_by_server(p_servers text[])
+RETURNS jsonb
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: register a copy of the template (pending) on every server other than local that has placed pending tenants and no copy yet */
-INSERT INTO admmgt.vendor_db_settings (dbname, server, servertemplate, status, scriptversion, updateflag)
-SELECT p_template.dbname, x.server, true, 1, 0, true
-  FROM (SELECT DISTINCT p.server FROM admmgt._pending(false) p WHERE p.server <> 'local') x
- WHERE NOT EXISTS (SELECT 1 FROM admmgt.vendor_db_settings c
-                    WHERE c.servertemplate AND c.server = x.server AND NOT coalesce(c.deleted, false));
+/* purpose: what exists on each of the given servers, asked once per server: {server: [database, ...]}; an unreachable one maps to null, and its work items then fail on their own connection, naming it (CREATE DATABASE never adopts) */
+SELECT coalesce(jsonb_object_agg(x.server, to_jsonb(admmgt._server_databases(x.server))), '{}')
+  FROM (SELECT DISTINCT s AS server FROM unnest(p_servers) AS s) x;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._pending_items(p_template admmgt.vendor_db_settings, p_copies boolean,
-                                                 OUT p_create admmgt.work_item[], OUT p_adopt admmgt.work_item[])
+CREATE OR REPLACE FUNCTION admmgt._new_database_items(p_target_id bigint, p_name text, p_server text, p_databases jsonb,
+                                                      p_create text, p_version int)
+RETURNS admmgt.work_item[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the two steps that make one database on its server: p_create (CREATE DATABASE ...), or, when the database is already there (p_databases: what each server has), a look into it to adopt it; then the grant step, after which it counts as created */
+SELECT ARRAY[CASE WHEN coalesce(p_databases -> p_server ? p_name, false)
+                  THEN admmgt._item('adopt', p_target_id, p_name, p_server, p_name, NULL, ARRAY[admmgt._adopt_check_sql()], false)
+                  ELSE admmgt._item('create', p_target_id, p_name, p_server, admmgt._maint_db(p_server), p_version, ARRAY[p_create], false) END,
+             admmgt._item('grant', p_target_id, p_name, p_server, admmgt._maint_db(p_server), NULL,
+                          admmgt._access_stmts(p_target_id, p_name), true)];
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._pending_tenant_items(p_template admmgt.vendor_db_settings,
+                                                        OUT p_create admmgt.work_item[], OUT p_adopt admmgt.work_item[])
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for every pending copy of the template (p_copies) or placed pending tenant, on its server: CREATE DATABASE and the grant step, or, when its database already exists there, a look into it and the grant step. A tenant is made from its server's copy of the template; while that copy is not created, the tenant waits. Rows that arrived during this call, or fail their checks now, wait with a WARNING */
+/* purpose: for every placed pending tenant, on its server: CREATE DATABASE ... TEMPLATE of its server's copy of the template (the template itself on local), or the adoption of its database when that exists already; then the grant step. While the copy on its server is not created, the tenant waits. Rows that arrived during this call, or fail their checks now, wait with a WARNING */
 DECLARE
     v_row admmgt.vendor_db_settings;
     v_name text;
-    v_server text;
     v_dbs jsonb;
-    v_templates jsonb;
     v_from jsonb;
-    v_maint text;
-    v_grant admmgt.work_item;
+    v_pair admmgt.work_item[];
 BEGIN
     p_create := '{}';
     p_adopt := '{}';
-    -- What exists on each server, asked once per server; an unreachable one counts as empty and
-    -- its items then fail on their own connection, naming it (CREATE DATABASE never adopts).
-    SELECT jsonb_object_agg(x.server, to_jsonb(admmgt._server_databases(x.server)))
-      INTO v_dbs
-      FROM (SELECT DISTINCT coalesce(p.server, 'local') AS server FROM admmgt._pending(p_copies) p WHERE p_copies OR p.server IS NOT NULL) x;
-    -- Where each server's tenants are copied from: the template on local, its created copy elsewhere.
-    SELECT jsonb_object_agg(t.server, jsonb_build_object('dbname', t.dbname, 'version', t.version))
-      INTO v_templates
-      FROM admmgt.targets t WHERE t.istemplate OR t.servertemplate;
-    FOR v_row IN SELECT * FROM admmgt._pending(p_copies) LOOP
-        IF NOT p_copies THEN
-            IF v_row.server IS NULL THEN
-                RAISE NOTICE 'admmgt create: tenant % was registered during this call; the next call places and creates it', v_row.dbname;
-                CONTINUE;
-            END IF;
-            BEGIN
-                v_name := admmgt._check_pending_row(v_row, p_template);
-            EXCEPTION WHEN OTHERS THEN
-                RAISE WARNING '%', SQLERRM USING HINT = 'The row is left pending; fix it and call create_database() again.';
-                CONTINUE;
-            END;
-        ELSE
-            v_name := lower(btrim(v_row.dbname));
-        END IF;
-        v_server := coalesce(v_row.server, 'local');
-        v_from := CASE WHEN NOT p_copies THEN v_templates -> v_server END;
-        IF NOT p_copies AND v_from IS NULL THEN
-            RAISE WARNING 'admmgt create: tenant % waits: the copy of the template on server % is not created yet', v_name, v_server
-                USING HINT = 'See SELECT * FROM admmgt.failures WHERE server = ' || quote_literal(v_server) || '; call create_database() again once the server is back.';
+    v_dbs := admmgt._databases_by_server(ARRAY(SELECT p.server FROM admmgt._pending_tenants() p WHERE p.server IS NOT NULL));
+    FOR v_row IN SELECT * FROM admmgt._pending_tenants() LOOP
+        IF v_row.server IS NULL THEN
+            RAISE NOTICE 'admmgt create: tenant % was registered during this call; the next call places and creates it', v_row.dbname;
             CONTINUE;
         END IF;
-        v_maint := admmgt._maint_db(v_server);
-        v_grant := admmgt._item(v_row.id, v_name, v_server, v_maint, NULL,
-                                admmgt._access_stmts(v_row.id, v_name), true, 'grant');
-        IF coalesce(v_dbs -> v_server ? v_name, false) THEN
-            p_adopt := p_adopt || admmgt._item(v_row.id, v_name, v_server, v_name, NULL, ARRAY[admmgt._adopt_check_sql()], false, 'adopt')
-                               || v_grant;
+        BEGIN
+            v_name := admmgt._check_pending_row(v_row, p_template);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING '%', SQLERRM USING HINT = 'The row is left pending; fix it and call create_database() again.';
+            CONTINUE;
+        END;
+        -- Where the server's tenants are copied from: the template on local, its created copy elsewhere.
+        SELECT jsonb_build_object('dbname', t.dbname, 'version', t.version) INTO v_from
+          FROM admmgt.targets t WHERE (t.istemplate OR t.servertemplate) AND t.server = v_row.server;
+        IF v_from IS NULL THEN
+            RAISE WARNING 'admmgt create: tenant % waits: the copy of the template on server % is not created yet', v_name, v_row.server
+                USING HINT = 'See SELECT * FROM admmgt.failures WHERE server = ' || quote_literal(v_row.server) || '; call create_database() again once the server is back.';
+            CONTINUE;
+        END IF;
+        v_pair := admmgt._new_database_items(v_row.id, v_name, v_row.server, v_dbs,
+                                             format('CREATE DATABASE %I TEMPLATE %I', v_name, v_from ->> 'dbname'),
+                                             (v_from ->> 'version')::int);
+        IF (v_pair[1]).kind = 'adopt' THEN
+            p_adopt := p_adopt || v_pair;
         ELSE
-            p_create := p_create
-                || admmgt._item(v_row.id, v_name, v_server, v_maint, coalesce((v_from ->> 'version')::int, 0),
-                                ARRAY[CASE WHEN p_copies THEN format('CREATE DATABASE %I', v_name)
-                                           ELSE format('CREATE DATABASE %I TEMPLATE %I', v_name, v_from ->> 'dbname') END],
-                                false, 'create')
-                || v_grant;
+            p_create := p_create || v_pair;
         END IF;
     END LOOP;
 END;
@@ -222,45 +274,68 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE PROCEDURE admmgt._create_copies(p_template admmgt.vendor_db_settings, p_parallel int, p_wait_seconds int, p_run bigint)
+CREATE OR REPLACE FUNCTION admmgt._book_create(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
+RETURNS admmgt.booking
 LANGUAGE plpgsql
+SET search_path FROM CURRENT
 AS $$
-/* purpose: create the copies of the template that servers with pending tenants need, as empty databases, and bring every copy below the template's version up to it: the template's routines (scripts may call them), the scripts, then the routines again (a script may have replaced one). Maintenance and refresh are held off meanwhile: they would meet a copy half built */
-DECLARE
-    v_items record;
-    v_routines text[];
-    v_holder text;
+/* purpose: booking hook of a CREATE DATABASE: the new database has the version of the copy it came from; it stays pending until its grant step */
 BEGIN
-    PERFORM admmgt._ensure_copies(p_template);
-    COMMIT;
-    IF NOT EXISTS (SELECT 1 FROM admmgt._pending(true))
-       AND NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.servertemplate AND t.version < p_template.scriptversion) THEN
-        RETURN;
+    IF p_booking.ok THEN
+        UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, modifiedon = current_timestamp
+         WHERE id = p_item.target_id;
     END IF;
-    v_holder := admmgt._hold_upkeep(p_wait_seconds);
-    IF v_holder IS NOT NULL THEN
-        RAISE WARNING 'admmgt create: the copies of the template are not built now: maintenance or refresh is running: %', v_holder
-            USING HINT = 'Tenants on servers without a created copy wait; call create_database() again later, or with p_wait_seconds.';
-        RETURN;
+    RETURN p_booking;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._book_adopt(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
+RETURNS admmgt.booking
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: booking hook of a look into a pending tenant's existing database: a template copy (it has the ledger) is taken over at the ledger's version, an empty database at 0; one holding objects of its own is refused and left alone */
+DECLARE
+    b admmgt.booking := p_booking;
+    v_found text := p_state.outputs[1];
+    v_version int;
+BEGIN
+    IF NOT b.ok THEN
+        RETURN b;
     END IF;
-    v_items := admmgt._pending_items(p_template, true);
-    CALL admmgt._run('adopt', v_items.p_adopt, p_parallel, p_run);
-    CALL admmgt._run('create', v_items.p_create, p_parallel, p_run);
-    IF EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.servertemplate AND t.version < p_template.scriptversion) THEN
-        BEGIN
-            v_routines := admmgt._template_routines(p_template.dbname);
-        EXCEPTION WHEN OTHERS THEN
-            -- Raised here it would leave this session holding the locks: the copies wait for the next call.
-            RAISE WARNING 'admmgt create: could not read the routines of template %: % (SQLSTATE %)', p_template.dbname, SQLERRM, SQLSTATE
-                USING HINT = 'The copies of the template stay below its version; tenants made from them start there and applyScripts() brings them up.';
-        END;
-        IF v_routines IS NOT NULL THEN
-            CALL admmgt._run('refresh', admmgt._refresh_items(v_routines, p_template.scriptversion), p_parallel, p_run);
-            CALL admmgt._run('apply', admmgt._apply_items('copies', p_template.scriptversion, current_date), p_parallel, p_run);
-            CALL admmgt._run('refresh', admmgt._refresh_items(v_routines, p_template.scriptversion + 1), p_parallel, p_run);
-        END IF;
+    v_version := CASE WHEN v_found LIKE 'ledger:%' THEN split_part(v_found, ':', 2)::int
+                      WHEN v_found = 'objects:0' THEN 0 END;
+    IF v_version IS NULL THEN
+        b.ok := false;
+        b.outcome := 'error';
+        b.sqlstate := '42P04';
+        b.message := format('database %s already exists and holds %s objects that did not come from the template',
+                            p_item.dbname, split_part(v_found, ':', 2));
+        b.hint := 'Drop or rename that database, or give the tenant another name, then call create_database() again.';
+        b.statement := 'look into the existing database';
+        b.lines := ARRAY[b.statement];
+        RETURN b;
     END IF;
-    PERFORM admmgt._release_upkeep();
+    b.lines := ARRAY[format('adopted the existing database at version %s', v_version)];
+    UPDATE admmgt.vendor_db_settings SET scriptversion = v_version, modifiedon = current_timestamp WHERE id = p_item.target_id;
+    RETURN b;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._book_grant(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
+RETURNS admmgt.booking
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: booking hook of the grant step: only now, with PUBLIC's CONNECT revoked on its server, does the database count as created; its blocks only make sure the grants took (and the login role exists), so log the grants */
+DECLARE
+    b admmgt.booking := p_booking;
+BEGIN
+    IF b.ok THEN
+        b.lines := ARRAY(SELECT x FROM unnest(p_item.stmts) AS x WHERE x NOT LIKE 'DO %');
+        UPDATE admmgt.vendor_db_settings SET status = 2, modifiedon = current_timestamp WHERE id = p_item.target_id;
+    END IF;
+    RETURN b;
 END;
 $$;
 
@@ -273,6 +348,7 @@ DECLARE
     v_items record;
     v_run bigint;
     v_busy text;
+    v_error admmgt.error_state;
 BEGIN
     PERFORM admmgt._check_call('create_database', p_parallel);
     v_template := admmgt._template();
@@ -281,20 +357,38 @@ BEGIN
         RETURN;
     END IF;
     CALL admmgt._begin_call('create', 'create_database', p_wait_seconds, v_run);
-    v_template := admmgt._template();
-    PERFORM admmgt._place_tenants();
+    BEGIN
+        v_template := admmgt._template();
+        PERFORM admmgt._place_tenants();
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT,
+                                v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+    END;
+    IF v_error.sqlstate IS NOT NULL THEN
+        CALL admmgt._end_call('create', v_run, v_error);
+    END IF;
     COMMIT;
-    CALL admmgt._create_copies(v_template, p_parallel, p_wait_seconds, v_run);
-    v_items := admmgt._pending_items(v_template, false);
-    -- Checked under the lock, so that a running applyScripts() (which uses the template) is
-    -- waited for with p_wait_seconds instead of being taken for a stranger in the template.
-    v_busy := CASE WHEN EXISTS (SELECT 1 FROM unnest(v_items.p_create) i WHERE i.server = 'local')
-                   THEN admmgt._template_sessions(v_template.dbname) END;
-    IF v_busy IS NOT NULL THEN
-        CALL admmgt._end_call('create', v_run);
-        RAISE EXCEPTION 'admmgt: template database % has open connections: %', v_template.dbname, v_busy
-            USING ERRCODE = 'object_in_use',
-                  HINT = format('Close them (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %L) and call again.', v_template.dbname);
+    CALL admmgt._create_copies(v_template, p_parallel, p_wait_seconds, v_run, v_error);
+    IF v_error.sqlstate IS NOT NULL THEN
+        CALL admmgt._end_call('create', v_run, v_error);
+    END IF;
+    BEGIN
+        v_items := admmgt._pending_tenant_items(v_template);
+        -- Checked under the lock, so that a running applyScripts() (which uses the template) is
+        -- waited for with p_wait_seconds instead of being taken for a stranger in the template.
+        v_busy := CASE WHEN EXISTS (SELECT 1 FROM unnest(v_items.p_create) i WHERE i.server = 'local')
+                       THEN admmgt._template_sessions(v_template.dbname) END;
+        IF v_busy IS NOT NULL THEN
+            RAISE EXCEPTION 'admmgt: template database % has open connections: %', v_template.dbname, v_busy
+                USING ERRCODE = 'object_in_use',
+                      HINT = format('Close them (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %L) and call again.', v_template.dbname);
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT,
+                                v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+    END;
+    IF v_error.sqlstate IS NOT NULL THEN
+        CALL admmgt._end_call('create', v_run, v_error);
     END IF;
     CALL admmgt._run('adopt', v_items.p_adopt, p_parallel, v_run);
     CALL admmgt._run('create', v_items.p_create, p_parallel, v_run);

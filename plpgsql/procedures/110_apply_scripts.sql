@@ -37,18 +37,14 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._apply_items(p_targets text, p_upto int, p_asof date)
+CREATE OR REPLACE FUNCTION admmgt._apply_items(p_targets admmgt.targets[], p_upto int, p_asof date)
 RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for the template (p_targets = 'template'), its copies on other servers ('copies') or its copies and the tenants with updateflag ('tenants', copies first), every script up to p_upto that each lacks, in order; each script rendered once */
+/* purpose: for each of the given targets, every script up to p_upto that it lacks, in order (copies of the template before tenants); each script rendered once */
 WITH targets AS (
-    SELECT t.id, t.dbname, t.version, t.server, false AS servertemplate FROM admmgt.targets t
-     WHERE p_targets = 'template' AND t.istemplate AND t.version < p_upto
-    UNION ALL
-    SELECT u.id, u.dbname, u.version, u.server, u.servertemplate FROM admmgt.update_targets u
-     WHERE (p_targets = 'tenants' OR (p_targets = 'copies' AND u.servertemplate)) AND u.version < p_upto
+    SELECT t.* FROM unnest(p_targets) AS t WHERE t.version < p_upto
 ), blocked AS (
     -- A script a lagging target still needs that is no longer ready (set back to 0 to be edited,
     -- or failed) stops that target there: no script is ever skipped.
@@ -60,9 +56,36 @@ WITH targets AS (
      WHERE s.id <= p_upto AND s.status IN (1, 2) AND s.id > (SELECT min(t.version) FROM targets t)
        AND s.id < coalesce((SELECT b.id FROM blocked b), p_upto + 1)
 )
-SELECT coalesce(array_agg(admmgt._item(t.id, t.dbname, t.server, t.dbname, b.id, b.stmts, true)
+SELECT coalesce(array_agg(admmgt._item('script', t.id, t.dbname, t.server, t.dbname, b.id, b.stmts, true)
                           ORDER BY t.servertemplate DESC, t.id, b.id), '{}')
   FROM targets t JOIN batches b ON b.id > t.version;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._book_script(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
+RETURNS admmgt.booking
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: booking hook of a script item: a target that committed moves to the script's version; one whose ledger already had the script (the admin side lost track of it) counts as already applied; a statement of the script that fails on the template marks the script failed (a lost connection is retried next run) */
+DECLARE
+    b admmgt.booking := p_booking;
+BEGIN
+    b.scriptid := p_item.scriptid;
+    IF NOT b.ok AND b.sqlstate = '23505' AND b.statement = admmgt._ledger_insert(p_item.scriptid) THEN
+        b.ok := true;
+        b.outcome := 'already applied';
+        b.lines := ARRAY[b.statement];
+    END IF;
+    IF b.ok THEN
+        UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, modifiedon = current_timestamp
+         WHERE id = p_item.target_id;
+    ELSIF p_state.failed_index > cardinality(admmgt._batch_prefix(p_item.atomic))
+          AND EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v WHERE v.id = p_item.target_id AND v.istemplate) THEN
+        UPDATE admmgt.scripts SET status = 3, last_error = format('%s (SQLSTATE %s) at: %s', b.message, b.sqlstate, b.statement)
+         WHERE id = p_item.scriptid;
+    END IF;
+    RETURN b;
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._notice_blocked(p_version int)
@@ -94,12 +117,27 @@ AS $$
 WITH t AS (SELECT * FROM admmgt._template()),
      r AS (SELECT admmgt._ready_scripts(t.scriptversion) AS ready, t.scriptversion FROM t),
      items AS (
-        SELECT i.*, 0 AS ord FROM r, unnest(admmgt._apply_items('template', coalesce(r.ready[cardinality(r.ready)], r.scriptversion), p_asof)) i
+        SELECT i.*, 0 AS ord FROM r, unnest(admmgt._apply_items(admmgt._template_targets(), coalesce(r.ready[cardinality(r.ready)], r.scriptversion), p_asof)) i
         UNION ALL
-        SELECT i.*, 1 FROM r, unnest(admmgt._apply_items('tenants', coalesce(r.ready[cardinality(r.ready)], r.scriptversion), p_asof)) i)
+        SELECT i.*, 1 FROM r, unnest(admmgt._apply_items(admmgt._update_targets(), coalesce(r.ready[cardinality(r.ready)], r.scriptversion), p_asof)) i)
 SELECT i.dbname, i.scriptid, s.n::int, s.stmt, coalesce(i.server, 'local')
   FROM items i CROSS JOIN LATERAL unnest(i.stmts) WITH ORDINALITY AS s(stmt, n)
  ORDER BY i.ord, i.target_id, i.scriptid, s.n;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._mark_applied(p_version int)
+RETURNS void
+LANGUAGE sql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: give status 2 to every ready script up to p_version that the template and every tenant with updateflag have, and to its rows */
+UPDATE admmgt.scripts s SET status = 2, applied_at = now(), last_error = NULL
+ WHERE s.status = 1 AND s.id <= p_version
+   AND NOT EXISTS (SELECT 1 FROM admmgt.update_targets u WHERE u.version < s.id);
+UPDATE admmgt.script_tables SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
+UPDATE admmgt.script_table_columns SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
+UPDATE admmgt.script_table_fkeys SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
+UPDATE admmgt.script_procs SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applyscripts(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
@@ -109,7 +147,9 @@ AS $$
 DECLARE
     v_template admmgt.vendor_db_settings;
     v_ready int[];
+    v_items admmgt.work_item[];
     v_run bigint;
+    v_error admmgt.error_state;
 BEGIN
     PERFORM admmgt._check_call('applyScripts', p_parallel);
     v_template := admmgt._template();
@@ -122,21 +162,34 @@ BEGIN
     END IF;
 
     CALL admmgt._begin_call('apply', 'applyScripts', p_wait_seconds, v_run);
-    v_template := admmgt._template();
-    v_ready := admmgt._ready_scripts(v_template.scriptversion);
-    CALL admmgt._run('apply', admmgt._apply_items('template', coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date), 1, v_run);
+    BEGIN
+        -- Read again under the lock: another run may have moved the template meanwhile.
+        v_template := admmgt._template();
+        v_ready := admmgt._ready_scripts(v_template.scriptversion);
+        v_items := admmgt._apply_items(admmgt._template_targets(), coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT,
+                                v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+    END;
+    IF v_error.sqlstate IS NOT NULL THEN
+        CALL admmgt._end_call('apply', v_run, v_error);
+    END IF;
+    CALL admmgt._run('apply', v_items, 1, v_run);
 
-    v_template := admmgt._template();
-    PERFORM admmgt._notice_blocked(v_template.scriptversion);
-    CALL admmgt._run('apply', admmgt._apply_items('tenants', v_template.scriptversion, current_date), p_parallel, v_run);
+    BEGIN
+        v_template := admmgt._template();
+        PERFORM admmgt._notice_blocked(v_template.scriptversion);
+        v_items := admmgt._apply_items(admmgt._update_targets(), v_template.scriptversion, current_date);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT,
+                                v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+    END;
+    IF v_error.sqlstate IS NOT NULL THEN
+        CALL admmgt._end_call('apply', v_run, v_error);
+    END IF;
+    CALL admmgt._run('apply', v_items, p_parallel, v_run);
 
-    UPDATE admmgt.scripts s SET status = 2, applied_at = now(), last_error = NULL
-     WHERE s.status = 1 AND s.id <= v_template.scriptversion
-       AND NOT EXISTS (SELECT 1 FROM admmgt.update_targets u WHERE u.version < s.id);
-    UPDATE admmgt.script_tables SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
-    UPDATE admmgt.script_table_columns SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
-    UPDATE admmgt.script_table_fkeys SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
-    UPDATE admmgt.script_procs SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
+    PERFORM admmgt._mark_applied(v_template.scriptversion);
     CALL admmgt._end_call('apply', v_run);
 END;
 $$;

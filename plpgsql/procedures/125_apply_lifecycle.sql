@@ -13,8 +13,41 @@ WITH batches AS MATERIALIZED (
 SELECT coalesce(array_agg(i.item ORDER BY t.istemplate DESC, t.servertemplate DESC, t.id, i.n), '{}')
   FROM admmgt.targets t
   JOIN batches b ON b.version = t.version AND b.stmt IS NOT NULL
- CROSS JOIN LATERAL (VALUES (1, admmgt._item(t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[b.stmt], false)),
-                            (2, admmgt._item(t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[admmgt._lifecycle_report_sql()], false))) AS i(n, item);
+ CROSS JOIN LATERAL (VALUES (1, admmgt._item('retention', t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[b.stmt], false)),
+                            (2, admmgt._item('retention_report', t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[admmgt._lifecycle_report_sql()], false))) AS i(n, item);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._book_retention(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
+RETURNS admmgt.booking
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: booking hook of a lifecycle block: it logs nothing itself when it succeeds; its read-back, the next item, says what it dropped, detached or deleted */
+DECLARE
+    b admmgt.booking := p_booking;
+BEGIN
+    IF b.ok THEN
+        b.lines := '{}';
+    END IF;
+    RETURN b;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._book_retention_report(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
+RETURNS admmgt.booking
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: booking hook of a lifecycle read-back: one line per object dropped, detached or deleted from, with its rows */
+DECLARE
+    b admmgt.booking := p_booking;
+BEGIN
+    IF b.ok THEN
+        b.lines := coalesce((SELECT array_agg(format('%s %s: %s rows', split_part(l, '|', 2), split_part(l, '|', 1), split_part(l, '|', 3)))
+                               FROM regexp_split_to_table(nullif(p_state.outputs[1], ''), E'\n') AS l), '{}');
+    END IF;
+    RETURN b;
+END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applylifecycle(p_asof date DEFAULT current_date, p_plan boolean DEFAULT false,

@@ -48,19 +48,32 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._refresh_items(p_stmts text[], p_copies_below int DEFAULT NULL)
+CREATE OR REPLACE FUNCTION admmgt._refresh_items(p_stmts text[], p_targets admmgt.targets[])
 RETURNS admmgt.work_item[]
-LANGUAGE sql STABLE
+LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the template's routines for every created copy of it and tenant with updateflag (copies first); with p_copies_below, only for the copies below that version, which are being built: their tables come with the scripts after this, so bodies are not checked against them yet (as pg_dump does) */
-SELECT coalesce(array_agg(admmgt._item(u.id, u.dbname, u.server, u.dbname, NULL,
-                                       CASE WHEN p_copies_below IS NULL THEN p_stmts
-                                            ELSE 'SET LOCAL check_function_bodies = off'::text || p_stmts END, true)
-                          ORDER BY u.servertemplate DESC, u.id), '{}')
-  FROM admmgt.update_targets u
- WHERE cardinality(p_stmts) > 0
-   AND (p_copies_below IS NULL OR (u.servertemplate AND u.version < p_copies_below));
+/* purpose: one batch of the template's routines (p_stmts) for each of the given targets, in their order */
+SELECT coalesce(array_agg(admmgt._item('routines', t.id, t.dbname, t.server, t.dbname, NULL, p_stmts, true) ORDER BY t.ordinality), '{}')
+  FROM unnest(p_targets) WITH ORDINALITY AS t
+ WHERE cardinality(p_stmts) > 0;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._book_routines(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
+RETURNS admmgt.booking
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: booking hook of a refresh batch: it also holds schemas, owners and grants, so log one line counting the definitions */
+DECLARE
+    b admmgt.booking := p_booking;
+BEGIN
+    IF b.ok THEN
+        b.lines := ARRAY[format('refreshed %s routines',
+                                (SELECT count(*) FROM unnest(p_item.stmts) AS s WHERE s LIKE 'CREATE OR REPLACE %'))];
+    END IF;
+    RETURN b;
+END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.refesh_stored_procedures(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
@@ -80,7 +93,7 @@ BEGIN
     IF cardinality(v_stmts) = 0 THEN
         RAISE NOTICE 'admmgt refresh: the template % has no functions or procedures in its app schemas', v_template.dbname;
     ELSE
-        CALL admmgt._run('refresh', admmgt._refresh_items(v_stmts), p_parallel, v_run);
+        CALL admmgt._run('refresh', admmgt._refresh_items(v_stmts, admmgt._update_targets()), p_parallel, v_run);
     END IF;
     CALL admmgt._end_call('refresh', v_run);
 END;

@@ -1,0 +1,65 @@
+-- The engine's types. They live on the replaceable side: every install drops and re-creates them
+-- with the routines (000), so changing the executor never needs a migration.
+
+-- One unit of work for the executor: statements for one target. kind names the work (script,
+-- create, adopt, grant, partitions, retention, retention_report, routines); the record layer hands
+-- a finished item to the booking hook of its kind, admmgt._book_<kind>, which lives in the file of
+-- the operation that makes such items.
+CREATE TYPE admmgt.work_item AS (
+    kind      text,
+    target_id bigint,
+    dbname    text,
+    server    text,
+    conn_db   text,
+    scriptid  integer,
+    stmts     text[],
+    atomic    boolean
+);
+
+-- What the executor knows about one sent batch.
+CREATE TYPE admmgt.exec_result AS (
+    done         boolean,
+    ok           boolean,
+    broken       boolean,
+    results      integer,
+    outputs      text[],
+    sqlstate     text,
+    message      text,
+    detail       text,
+    hint         text,
+    failed_index integer,
+    started_at   timestamptz,
+    finished_at  timestamptz
+);
+
+-- What the admin side keeps of one finished work item: the record layer fills in the defaults
+-- from the item and its result, and the item's booking hook may change them.
+CREATE TYPE admmgt.booking AS (
+    ok        boolean,
+    outcome   text,    -- script_log.outcome: ok, error, or what the hook says (already applied)
+    scriptid  integer, -- the script the log rows are about, if any
+    lines     text[],  -- one script_log row each
+    statement text,    -- the statement that failed
+    sqlstate  text,
+    message   text,
+    detail    text,
+    hint      text
+);
+
+-- An error caught in a call frame, to be raised again with its own SQLSTATE once the frame is closed.
+CREATE TYPE admmgt.error_state AS (
+    sqlstate text,
+    message  text,
+    detail   text,
+    hint     text
+);
+
+CREATE OR REPLACE FUNCTION admmgt._item(p_kind text, p_target_id bigint, p_dbname text, p_server text, p_conn_db text,
+                                        p_scriptid int, p_stmts text[], p_atomic boolean)
+RETURNS admmgt.work_item
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: build a work item by name: the one place that knows the order of its attributes */
+SELECT ROW(p_kind, p_target_id, p_dbname, p_server, p_conn_db, p_scriptid, p_stmts, p_atomic)::admmgt.work_item;
+$$;
