@@ -41,6 +41,20 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._success_lines(p_booking admmgt.booking, p_lines text[])
+RETURNS admmgt.booking
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: for a hook: log p_lines instead of the item's statements when it succeeded (a failure keeps the statement it stopped at) */
+BEGIN
+    IF p_booking.ok THEN
+        p_booking.lines := coalesce(p_lines, '{}');
+    END IF;
+    RETURN p_booking;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._record(p_op text, p_item admmgt.work_item, p_state admmgt.exec_result, p_run_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql

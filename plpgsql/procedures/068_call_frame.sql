@@ -10,7 +10,14 @@
 --   - the executor and the record layer never raise for a target: a target's failure is booked
 --     and the run goes on (050_executor.sql, 060_record.sql);
 --   - a caught error closes the frame with it, CALL admmgt._end_call(op, run, error), which
---     raises it again with its own SQLSTATE, message, detail and hint once the lock is let go.
+--     raises it again with its own SQLSTATE, message, detail and hint once the lock is let go;
+--     the idiom, in every procedure:
+--         BEGIN
+--             v_items := ...;   -- what may raise
+--         EXCEPTION WHEN OTHERS THEN
+--             GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, ...;
+--         END;
+--         CALL admmgt._end_call_if_failed(op, run, v_error);
 -- A block that catches errors cannot COMMIT, so CALL admmgt._run(...) always stands outside one.
 
 CREATE OR REPLACE FUNCTION admmgt._check_call(p_label text, p_parallel int)
@@ -97,6 +104,17 @@ BEGIN
     PERFORM admmgt._unlock(admmgt._lock_key(p_op));
     IF p_error.sqlstate IS NOT NULL THEN
         PERFORM admmgt._raise(p_error);
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt._end_call_if_failed(p_op text, p_run_id bigint, p_error admmgt.error_state)
+LANGUAGE plpgsql
+AS $$
+/* purpose: after a block under the lock: when it caught an error, close the frame with it (which raises it again); else nothing */
+BEGIN
+    IF p_error.sqlstate IS NOT NULL THEN
+        CALL admmgt._end_call(p_op, p_run_id, p_error);
     END IF;
 END;
 $$;

@@ -190,18 +190,26 @@ SELECT coalesce(jsonb_object_agg(x.server, to_jsonb(admmgt._server_databases(x.s
   FROM (SELECT DISTINCT s AS server FROM unnest(p_servers) AS s) x;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._new_database_items(p_target_id bigint, p_name text, p_server text, p_databases jsonb,
-                                                      p_create text, p_version int)
-RETURNS admmgt.work_item[]
+CREATE OR REPLACE FUNCTION admmgt._add_new_database(INOUT p_create admmgt.work_item[], INOUT p_adopt admmgt.work_item[],
+                                                    p_target_id bigint, p_name text, p_server text, p_databases jsonb,
+                                                    p_create_stmt text, p_version int)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the two steps that make one database on its server: p_create (CREATE DATABASE ...), or, when the database is already there (p_databases: what each server has), a look into it to adopt it; then the grant step, after which it counts as created */
-SELECT ARRAY[CASE WHEN coalesce(p_databases -> p_server ? p_name, false)
-                  THEN admmgt._item('adopt', p_target_id, p_name, p_server, p_name, NULL, ARRAY[admmgt._adopt_check_sql()], false)
-                  ELSE admmgt._item('create', p_target_id, p_name, p_server, admmgt._maint_db(p_server), p_version, ARRAY[p_create], false) END,
-             admmgt._item('grant', p_target_id, p_name, p_server, admmgt._maint_db(p_server), NULL,
-                          admmgt._access_stmts(p_target_id, p_name), true)];
+/* purpose: add the two steps that make one database on its server: p_create_stmt (CREATE DATABASE ...) to p_create, or, when the database is already there (p_databases: what each server has), a look into it to p_adopt; each followed by the grant step, after which it counts as created */
+WITH grant_step AS (
+    SELECT admmgt._item('grant', p_target_id, p_name, p_server, admmgt._maint_db(p_server), NULL,
+                        admmgt._access_stmts(p_target_id, p_name), true) AS item
+), found AS (
+    SELECT coalesce(p_databases -> p_server ? p_name, false) AS yes
+)
+SELECT CASE WHEN f.yes THEN p_create
+            ELSE p_create || admmgt._item('create', p_target_id, p_name, p_server, admmgt._maint_db(p_server), p_version,
+                                          ARRAY[p_create_stmt], false) || g.item END,
+       CASE WHEN f.yes THEN p_adopt || admmgt._item('adopt', p_target_id, p_name, p_server, p_name, NULL,
+                                                    ARRAY[admmgt._adopt_check_sql()], false) || g.item
+            ELSE p_adopt END
+  FROM grant_step g, found f;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._pending_tenant_items(p_template admmgt.vendor_db_settings,
@@ -215,7 +223,6 @@ DECLARE
     v_name text;
     v_dbs jsonb;
     v_from jsonb;
-    v_pair admmgt.work_item[];
 BEGIN
     p_create := '{}';
     p_adopt := '{}';
@@ -239,14 +246,9 @@ BEGIN
                 USING HINT = 'See SELECT * FROM admmgt.failures WHERE server = ' || quote_literal(v_row.server) || '; call create_database() again once the server is back.';
             CONTINUE;
         END IF;
-        v_pair := admmgt._new_database_items(v_row.id, v_name, v_row.server, v_dbs,
-                                             format('CREATE DATABASE %I TEMPLATE %I', v_name, v_from ->> 'dbname'),
-                                             (v_from ->> 'version')::int);
-        IF (v_pair[1]).kind = 'adopt' THEN
-            p_adopt := p_adopt || v_pair;
-        ELSE
-            p_create := p_create || v_pair;
-        END IF;
+        SELECT * INTO p_create, p_adopt
+          FROM admmgt._add_new_database(p_create, p_adopt, v_row.id, v_name, v_row.server, v_dbs,
+                                        format('CREATE DATABASE %I TEMPLATE %I', v_name, v_from ->> 'dbname'), (v_from ->> 'version')::int);
     END LOOP;
 END;
 $$;
@@ -328,14 +330,11 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 /* purpose: booking hook of the grant step: only now, with PUBLIC's CONNECT revoked on its server, does the database count as created; its blocks only make sure the grants took (and the login role exists), so log the grants */
-DECLARE
-    b admmgt.booking := p_booking;
 BEGIN
-    IF b.ok THEN
-        b.lines := ARRAY(SELECT x FROM unnest(p_item.stmts) AS x WHERE x NOT LIKE 'DO %');
+    IF p_booking.ok THEN
         UPDATE admmgt.vendor_db_settings SET status = 2, modifiedon = current_timestamp WHERE id = p_item.target_id;
     END IF;
-    RETURN b;
+    RETURN admmgt._success_lines(p_booking, ARRAY(SELECT x FROM unnest(p_item.stmts) AS x WHERE x NOT LIKE 'DO %'));
 END;
 $$;
 
@@ -361,17 +360,12 @@ BEGIN
         v_template := admmgt._template();
         PERFORM admmgt._place_tenants();
     EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT,
-                                v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
-    IF v_error.sqlstate IS NOT NULL THEN
-        CALL admmgt._end_call('create', v_run, v_error);
-    END IF;
+    CALL admmgt._end_call_if_failed('create', v_run, v_error);
     COMMIT;
     CALL admmgt._create_copies(v_template, p_parallel, p_wait_seconds, v_run, v_error);
-    IF v_error.sqlstate IS NOT NULL THEN
-        CALL admmgt._end_call('create', v_run, v_error);
-    END IF;
+    CALL admmgt._end_call_if_failed('create', v_run, v_error);
     BEGIN
         v_items := admmgt._pending_tenant_items(v_template);
         -- Checked under the lock, so that a running applyScripts() (which uses the template) is
@@ -384,12 +378,9 @@ BEGIN
                       HINT = format('Close them (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %L) and call again.', v_template.dbname);
         END IF;
     EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT,
-                                v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
-    IF v_error.sqlstate IS NOT NULL THEN
-        CALL admmgt._end_call('create', v_run, v_error);
-    END IF;
+    CALL admmgt._end_call_if_failed('create', v_run, v_error);
     CALL admmgt._run('adopt', v_items.p_adopt, p_parallel, v_run);
     CALL admmgt._run('create', v_items.p_create, p_parallel, v_run);
     CALL admmgt._end_call('create', v_run);

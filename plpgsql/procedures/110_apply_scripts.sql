@@ -168,12 +168,9 @@ BEGIN
         v_ready := admmgt._ready_scripts(v_template.scriptversion);
         v_items := admmgt._apply_items(admmgt._template_targets(), coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date);
     EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT,
-                                v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
-    IF v_error.sqlstate IS NOT NULL THEN
-        CALL admmgt._end_call('apply', v_run, v_error);
-    END IF;
+    CALL admmgt._end_call_if_failed('apply', v_run, v_error);
     CALL admmgt._run('apply', v_items, 1, v_run);
 
     BEGIN
@@ -181,12 +178,9 @@ BEGIN
         PERFORM admmgt._notice_blocked(v_template.scriptversion);
         v_items := admmgt._apply_items(admmgt._update_targets(), v_template.scriptversion, current_date);
     EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT,
-                                v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
-    IF v_error.sqlstate IS NOT NULL THEN
-        CALL admmgt._end_call('apply', v_run, v_error);
-    END IF;
+    CALL admmgt._end_call_if_failed('apply', v_run, v_error);
     CALL admmgt._run('apply', v_items, p_parallel, v_run);
 
     PERFORM admmgt._mark_applied(v_template.scriptversion);

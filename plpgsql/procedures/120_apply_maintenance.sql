@@ -20,23 +20,16 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._book_partitions(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
 RETURNS admmgt.booking
-LANGUAGE plpgsql STABLE
+LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: booking hook of a maintenance batch: log the partitions it created (its first query named those missing) and the rows it moved out of DEFAULT partitions (its last query, when the batch has one), not its statements */
-DECLARE
-    b admmgt.booking := p_booking;
-    v_sent int := cardinality(admmgt._batch_prefix(p_item.atomic));
-BEGIN
-    IF b.ok THEN
-        b.lines := (SELECT array_agg('created partition ' || n) FROM regexp_split_to_table(nullif(p_state.outputs[v_sent + 1], ''), ' ') n);
-        IF p_item.stmts[cardinality(p_item.stmts)] = admmgt._moves_report_sql() THEN
-            b.lines := b.lines || (SELECT array_agg(format('moved %s rows from the default partition into %s', m[2], m[1]))
-                                     FROM regexp_matches(p_state.outputs[v_sent + cardinality(p_item.stmts)], '(\S+) (\d+)', 'g') AS m);
-        END IF;
-    END IF;
-    RETURN b;
-END;
+/* purpose: booking hook of a maintenance batch: log the partitions it created (its first query, after the executor's prefix, named those missing) and the rows it moved out of DEFAULT partitions (its last query, when the batch has one), not its statements */
+SELECT admmgt._success_lines(p_booking,
+    (SELECT array_agg('created partition ' || n) FROM regexp_split_to_table(nullif(p_state.outputs[x.sent + 1], ''), ' ') n)
+    || CASE WHEN p_item.stmts[cardinality(p_item.stmts)] = admmgt._moves_report_sql() THEN
+            (SELECT array_agg(format('moved %s rows from the default partition into %s', m[2], m[1]))
+               FROM regexp_matches(p_state.outputs[x.sent + cardinality(p_item.stmts)], '(\S+) (\d+)', 'g') AS m) END)
+  FROM (SELECT cardinality(admmgt._batch_prefix(p_item.atomic)) AS sent) x;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applymaintenance(t_numdays int DEFAULT 30, p_parallel int DEFAULT NULL,
@@ -59,12 +52,9 @@ BEGIN
     BEGIN
         v_items := admmgt._maintenance_items(coalesce(p_asof, current_date), coalesce(p_asof, current_date) + t_numdays);
     EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT,
-                                v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
-    IF v_error.sqlstate IS NOT NULL THEN
-        CALL admmgt._end_call('maintain', v_run, v_error);
-    END IF;
+    CALL admmgt._end_call_if_failed('maintain', v_run, v_error);
     IF cardinality(v_items) = 0 THEN
         RAISE NOTICE 'admmgt maintain: no applied script has a RANGE-partitioned table';
     END IF;

@@ -19,35 +19,22 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._book_retention(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
 RETURNS admmgt.booking
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: booking hook of a lifecycle block: it logs nothing itself when it succeeds; its read-back, the next item, says what it dropped, detached or deleted */
-DECLARE
-    b admmgt.booking := p_booking;
-BEGIN
-    IF b.ok THEN
-        b.lines := '{}';
-    END IF;
-    RETURN b;
-END;
+SELECT admmgt._success_lines(p_booking, '{}');
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._book_retention_report(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
 RETURNS admmgt.booking
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: booking hook of a lifecycle read-back: one line per object dropped, detached or deleted from, with its rows */
-DECLARE
-    b admmgt.booking := p_booking;
-BEGIN
-    IF b.ok THEN
-        b.lines := coalesce((SELECT array_agg(format('%s %s: %s rows', split_part(l, '|', 2), split_part(l, '|', 1), split_part(l, '|', 3)))
-                               FROM regexp_split_to_table(nullif(p_state.outputs[1], ''), E'\n') AS l), '{}');
-    END IF;
-    RETURN b;
-END;
+SELECT admmgt._success_lines(p_booking,
+    (SELECT array_agg(format('%s %s: %s rows', split_part(l, '|', 2), split_part(l, '|', 1), split_part(l, '|', 3)))
+       FROM regexp_split_to_table(nullif(p_state.outputs[1], ''), E'\n') AS l));
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applylifecycle(p_asof date DEFAULT current_date, p_plan boolean DEFAULT false,

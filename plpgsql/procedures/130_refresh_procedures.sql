@@ -61,19 +61,12 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._book_routines(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
 RETURNS admmgt.booking
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: booking hook of a refresh batch: it also holds schemas, owners and grants, so log one line counting the definitions */
-DECLARE
-    b admmgt.booking := p_booking;
-BEGIN
-    IF b.ok THEN
-        b.lines := ARRAY[format('refreshed %s routines',
-                                (SELECT count(*) FROM unnest(p_item.stmts) AS s WHERE s LIKE 'CREATE OR REPLACE %'))];
-    END IF;
-    RETURN b;
-END;
+SELECT admmgt._success_lines(p_booking,
+    ARRAY[format('refreshed %s routines', (SELECT count(*) FROM unnest(p_item.stmts) AS s WHERE s LIKE 'CREATE OR REPLACE %'))]);
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.refesh_stored_procedures(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)

@@ -47,19 +47,14 @@ DECLARE
     v_row admmgt.vendor_db_settings;
     v_name text;
     v_dbs jsonb;
-    v_pair admmgt.work_item[];
 BEGIN
     p_create := '{}';
     p_adopt := '{}';
     v_dbs := admmgt._databases_by_server(ARRAY(SELECT p.server FROM admmgt._pending_copies() p));
     FOR v_row IN SELECT * FROM admmgt._pending_copies() LOOP
         v_name := lower(btrim(v_row.dbname));
-        v_pair := admmgt._new_database_items(v_row.id, v_name, v_row.server, v_dbs, format('CREATE DATABASE %I', v_name), 0);
-        IF (v_pair[1]).kind = 'adopt' THEN
-            p_adopt := p_adopt || v_pair;
-        ELSE
-            p_create := p_create || v_pair;
-        END IF;
+        SELECT * INTO p_create, p_adopt
+          FROM admmgt._add_new_database(p_create, p_adopt, v_row.id, v_name, v_row.server, v_dbs, format('CREATE DATABASE %I', v_name), 0);
     END LOOP;
 END;
 $$;
@@ -77,8 +72,7 @@ BEGIN
     BEGIN
         PERFORM admmgt._ensure_copies(p_template);
     EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS p_error.sqlstate = RETURNED_SQLSTATE, p_error.message = MESSAGE_TEXT,
-                                p_error.detail = PG_EXCEPTION_DETAIL, p_error.hint = PG_EXCEPTION_HINT;
+        GET STACKED DIAGNOSTICS p_error.sqlstate = RETURNED_SQLSTATE, p_error.message = MESSAGE_TEXT, p_error.detail = PG_EXCEPTION_DETAIL, p_error.hint = PG_EXCEPTION_HINT;
         RETURN;
     END;
     COMMIT;
@@ -94,8 +88,7 @@ BEGIN
     BEGIN
         v_items := admmgt._pending_copy_items();
     EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS p_error.sqlstate = RETURNED_SQLSTATE, p_error.message = MESSAGE_TEXT,
-                                p_error.detail = PG_EXCEPTION_DETAIL, p_error.hint = PG_EXCEPTION_HINT;
+        GET STACKED DIAGNOSTICS p_error.sqlstate = RETURNED_SQLSTATE, p_error.message = MESSAGE_TEXT, p_error.detail = PG_EXCEPTION_DETAIL, p_error.hint = PG_EXCEPTION_HINT;
         PERFORM admmgt._release_upkeep();
         RETURN;
     END;
