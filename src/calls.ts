@@ -2,7 +2,7 @@
 // procedures decide what happens to tenants; this only builds the CALL and reports the run.
 import type pg from 'pg';
 import type { Argv } from 'yargs';
-import { AdmmgtError } from './errors.js';
+import { AdmmgtError, usageError } from './errors.js';
 import { lastRun, maxRunId, withGlobalOptions, type GlobalArgs, type RunSummary } from './context.js';
 import { join, lit, sql, type Sql } from '../templates/sql.js';
 
@@ -11,12 +11,29 @@ export interface CallOptions {
   waitSeconds?: number;
 }
 
-function intOption(name: string, v: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new AdmmgtError(`--${name} must be an integer from ${min} to ${max}, not ${v}`, 'See --help.', undefined, 2);
-  }
-  return v;
+/** An integer option, checked as typed (yargs coerce), so that `--days abc` is refused naming abc (exit code 2). */
+export function integerArg(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (raw: unknown) => number {
+  return (raw) => {
+    const text = String(raw).trim();
+    const v = /^-?\d+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(v) || v < min || v > max) throw usageError(`--${name} must be an integer from ${min} to ${max}, not ${text}`);
+    return v;
+  };
+}
+
+/** A date option YYYY-MM-DD that is a real day of the calendar (2026-13-45 is refused, exit code 2). */
+export function dateArg(name: string): (raw: unknown) => string {
+  return (raw) => {
+    const text = String(raw).trim();
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
+    const d = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : undefined;
+    if (!d || d.toISOString().slice(0, 10) !== text) throw usageError(`--${name} must be a date YYYY-MM-DD, not ${text}`);
+    return text;
+  };
+}
+
+function intOption(name: string, v: number | undefined, min: number, max?: number): number | undefined {
+  return v === undefined ? undefined : integerArg(name, min, max)(v);
 }
 
 function callArgs(o: CallOptions, first: Sql[] = []): Sql {
@@ -29,8 +46,7 @@ function callArgs(o: CallOptions, first: Sql[] = []): Sql {
 }
 
 function asOfDate(value: string): Sql {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) throw new AdmmgtError(`--as-of must be a date YYYY-MM-DD, not ${value}`, 'See --help.', undefined, 2);
-  return sql`${lit(value)}::date`;
+  return sql`${lit(dateArg('as-of')(value))}::date`;
 }
 
 async function runCall(client: pg.Client, call: Sql): Promise<RunSummary | undefined> {
@@ -67,12 +83,10 @@ export function checkRun(run: RunSummary | undefined, out: (l: string) => void, 
   if (!run) return;
   out(`run ${run.run_id}: ${run.targets} target(s) done, ${run.failed} failed`);
   if (run.failed > 0) {
-    throw new AdmmgtError(
-      `${run.failed} of ${run.targets} target(s) failed in run ${run.run_id}`,
-      'See `admmgt status` (or SELECT * FROM admmgt.failures); fix the cause and run the command again: it retries only what is left.',
-      undefined,
-      3,
-    );
+    throw new AdmmgtError(`${run.failed} of ${run.targets} target(s) failed in run ${run.run_id}`, {
+      hint: 'See `admmgt status` (or SELECT * FROM admmgt.failures); fix the cause and run the command again: it retries only what is left.',
+      exitCode: 3,
+    });
   }
 }
 
@@ -84,9 +98,10 @@ export interface CallArgv extends GlobalArgs {
 
 export function callOptions<T>(y: Argv<T>): Argv<T & CallArgv> {
   return withGlobalOptions(y)
-    .option('parallel', { type: 'number', describe: 'Targets worked on at once, 1 to 64 (default 4)' })
+    .option('parallel', { type: 'string', coerce: integerArg('parallel', 1, 64), describe: 'Targets worked on at once, 1 to 64 (default 4)' })
     .option('wait', {
-      type: 'number',
+      type: 'string',
+      coerce: integerArg('wait', 0),
       describe: 'Seconds to wait for another run of the same operation (default 0: stop at once)',
     })
     .option('json', { type: 'boolean', describe: 'Print a JSON summary of the run on stdout' }) as Argv<T & CallArgv>;

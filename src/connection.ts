@@ -1,12 +1,19 @@
-// Where the admin database is: --url, then DATABASE_URL, then the PG* environment variables as
-// libpq reads them, and with none of those an embedded PostgreSQL in the project's .admmgt/ folder.
+// Where the admin database is, from what the user gave: --embedded, --url, DATABASE_URL or the
+// libpq variables (PGSERVICE with its service file included). Only the demo falls back to the
+// embedded PostgreSQL in the project's .admmgt/ folder by itself.
 import path from 'node:path';
 import pg from 'pg';
 import { startCluster, type Cluster } from './cluster.js';
+import { usageError } from './errors.js';
 import { projectRoot } from './paths.js';
+import { readService, serviceUrl } from './service-file.js';
 
 export interface ConnectionChoice {
   url?: string;
+  /** --embedded: use (and start) the embedded PostgreSQL. */
+  embedded?: boolean;
+  /** The command may use the embedded PostgreSQL when nothing else is given (demo only). */
+  embeddedByDefault?: boolean;
 }
 
 export interface AdminTarget {
@@ -18,35 +25,75 @@ export interface AdminTarget {
   embedded?: Cluster;
 }
 
-const PG_ENV = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGUSER', 'PGDATABASE'];
+/** The libpq variables that say which server to reach; any of them set means "use the environment". */
+export const LIBPQ_ENV = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGSERVICE', 'PGPASSFILE'] as const;
 
 export function embeddedDir(): string {
   return process.env.ADMMGT_EMBEDDED_DIR ?? path.join(projectRoot(), '.admmgt', 'embedded');
 }
 
-/** A URL with its password replaced, for messages. */
+/** A URL with its password replaced, for messages; a string that is no URL keeps nothing between : and @. */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '****';
     return u.toString();
   } catch {
-    return '(a connection string)';
+    return url.replace(/:[^:@/]*@/, ':****@');
   }
 }
 
-export async function resolveAdmin(choice: ConnectionChoice = {}): Promise<AdminTarget> {
-  const url = choice.url ?? process.env.DATABASE_URL;
-  if (url) return { config: { connectionString: url }, describe: redactUrl(url), url };
-  if (PG_ENV.some((k) => process.env[k])) {
-    const host = process.env.PGHOST ?? process.env.PGHOSTADDR ?? 'localhost';
-    return {
-      config: {},
-      describe: `PG* environment (host ${host}, port ${process.env.PGPORT ?? 5432}, database ${process.env.PGDATABASE ?? process.env.PGUSER ?? 'postgres'})`,
-    };
+/** Refuse, before connecting, a URL that is not a PostgreSQL URL (exit code 2). */
+export function checkPostgresUrl(url: string, source: string): void {
+  let u: URL | undefined;
+  try {
+    u = new URL(url);
+  } catch {
+    u = undefined;
   }
+  if (!u || (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') || !url.slice(u.protocol.length).startsWith('//')) {
+    throw usageError(`${source} is not a PostgreSQL URL: ${redactUrl(url)}`,
+      'Give postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or postgresql:///DATABASE?host=/socket/dir for a Unix socket.');
+  }
+}
+
+async function embeddedTarget(): Promise<AdminTarget> {
   const cluster = await startCluster({ dir: embeddedDir() });
   return { config: { connectionString: cluster.url }, describe: `embedded PostgreSQL (${cluster.psql})`, embedded: cluster };
+}
+
+async function environmentTarget(): Promise<AdminTarget> {
+  const env = process.env;
+  const service = env.PGSERVICE ? await readService(env.PGSERVICE) : undefined;
+  const p = service?.params ?? {};
+  const host = p.host ?? p.hostaddr ?? env.PGHOST ?? env.PGHOSTADDR ?? 'localhost';
+  const where = `host ${host}, port ${p.port ?? env.PGPORT ?? 5432}, database ${p.dbname ?? env.PGDATABASE ?? p.user ?? env.PGUSER ?? 'postgres'}`;
+  return {
+    config: service ? { connectionString: serviceUrl(service.params) } : {},
+    describe: service ? `service ${env.PGSERVICE} of ${service.file} (${where})` : `PG* environment (${where})`,
+  };
+}
+
+/**
+ * Where the admin database is: --embedded, --url, DATABASE_URL, the libpq variables, and, only
+ * for a command that may (the demo), the embedded PostgreSQL. Anything else stops with exit code
+ * 2: a scheduled job whose environment lost its settings must not report success on another server.
+ */
+export async function resolveAdmin(choice: ConnectionChoice = {}): Promise<AdminTarget> {
+  if (choice.embedded && choice.url) throw usageError('--embedded and --url name two servers; give one of them');
+  if (choice.embedded) return embeddedTarget();
+  const source = choice.url ? '--url' : 'DATABASE_URL';
+  const url = choice.url || process.env.DATABASE_URL;
+  if (url) {
+    checkPostgresUrl(url, source);
+    return { config: { connectionString: url }, describe: redactUrl(url), url };
+  }
+  if (LIBPQ_ENV.some((k) => process.env[k])) return environmentTarget();
+  if (choice.embeddedByDefault) return embeddedTarget();
+  throw usageError(
+    'no PostgreSQL server given',
+    `Give --url postgresql://..., set DATABASE_URL or the libpq variables (${LIBPQ_ENV.join(', ')}), or pass --embedded for the embedded PostgreSQL that admmgt demo starts.`,
+  );
 }
 
 export interface Notice {

@@ -7,6 +7,7 @@ import { connect, resolveAdmin, type AdminTarget, type Notice } from './connecti
 
 export interface GlobalArgs {
   url?: string;
+  embedded?: boolean;
   quiet?: boolean;
 }
 
@@ -14,7 +15,11 @@ export function withGlobalOptions<T>(y: Argv<T>): Argv<T & GlobalArgs> {
   return y
     .option('url', {
       type: 'string',
-      describe: 'Admin database URL (default: DATABASE_URL, then PG* variables, then the embedded PostgreSQL)',
+      describe: 'Admin database URL, postgresql://... (default: DATABASE_URL, then the libpq variables PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE, PGPASSFILE)',
+    })
+    .option('embedded', {
+      type: 'boolean',
+      describe: 'Use the embedded PostgreSQL (the one admmgt demo starts), starting it if it is stopped',
     })
     .option('quiet', { type: 'boolean', alias: 'q', describe: 'Print only errors and the result' }) as Argv<T & GlobalArgs>;
 }
@@ -56,17 +61,17 @@ export function noticePrinter(out: Out, tty: boolean = Boolean(process.stderr.is
   };
 }
 
-/** Open the admin database, run fn, always close. */
-export async function withAdmin<T>(args: GlobalArgs, fn: (s: Session) => Promise<T>): Promise<T> {
+/** Open the admin database, run fn, always close. Only the demo passes embeddedByDefault. */
+export async function withAdmin<T>(args: GlobalArgs, fn: (s: Session) => Promise<T>, opts: { embeddedByDefault?: boolean } = {}): Promise<T> {
   const out: Out = args.quiet ? () => {} : (line) => process.stderr.write(line + '\n');
-  const target = await resolveAdmin({ url: args.url });
+  const target = await resolveAdmin({ url: args.url, embedded: args.embedded, embeddedByDefault: opts.embeddedByDefault });
   let client: pg.Client;
   try {
     client = await connect(target.config, noticePrinter(out));
   } catch (e) {
     if (sqlstateOf(e)) throw e;
     throw new AdmmgtError(`cannot connect to ${target.describe}: ${e instanceof Error ? e.message : String(e)}`,
-      'Check --url, DATABASE_URL or the PG* variables; without any of them admmgt starts its embedded PostgreSQL.');
+      { hint: 'Check --url, DATABASE_URL or the libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE, PGPASSFILE).' });
   }
   try {
     return await fn({ client, target, out });

@@ -2,11 +2,27 @@
 // hint. It never prints a connection string: pg errors do not carry one, and our own errors are
 // built without it.
 
+export interface AdmmgtErrorOptions extends ErrorOptions {
+  /** What to do about it, printed as HINT. */
+  hint?: string;
+  /** 1 an error, 2 a usage error (nothing was touched), 3 targets failed or disagree. */
+  exitCode?: number;
+}
+
 export class AdmmgtError extends Error {
-  constructor(message: string, readonly hint?: string, options?: ErrorOptions, readonly exitCode = 1) {
-    super(message, options);
+  readonly hint?: string;
+  readonly exitCode: number;
+  constructor(message: string, options: AdmmgtErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AdmmgtError';
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? 1;
   }
+}
+
+/** A usage error: bad arguments or settings, refused before anything is touched (exit code 2). */
+export function usageError(message: string, hint = 'See admmgt --help.'): AdmmgtError {
+  return new AdmmgtError(message, { hint, exitCode: 2 });
 }
 
 interface PgLikeError {

@@ -13,13 +13,13 @@ import { command as maintain } from './commands/maintain.js';
 import { command as refreshProcs } from './commands/refresh-procs.js';
 import { command as sqlCommand } from './commands/sql.js';
 import { command as status } from './commands/status.js';
-import { AdmmgtError, describeError } from './errors.js';
+import { AdmmgtError, describeError, usageError } from './errors.js';
 
 export async function main(argv: string[]): Promise<number> {
   try {
     await yargs(argv)
       .scriptName('admmgt')
-      .usage('$0 <command> [options]\n\nControl plane for database-per-tenant PostgreSQL. Connects to --url, DATABASE_URL, the PG* variables, or else an embedded PostgreSQL.')
+      .usage('$0 <command> [options]\n\nControl plane for database-per-tenant PostgreSQL. Connects to --url, DATABASE_URL or the libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE, PGPASSFILE); --embedded uses the embedded PostgreSQL that the demo starts. Exit codes: 0 done, 1 error, 2 usage error (nothing touched), 3 targets failed or disagree.')
       .command(install)
       .command(sqlCommand)
       .command(createDatabases)
@@ -38,7 +38,9 @@ export async function main(argv: string[]): Promise<number> {
       .alias('help', 'h')
       .version()
       .fail((msg, err) => {
-        throw err ?? new AdmmgtError(msg, 'See admmgt --help.', undefined, 2);
+        // yargs reports its own usage errors, and a coerce function's, as a YError.
+        if (!err || err.name === 'YError') throw usageError(msg ?? err?.message);
+        throw err;
       })
       .parseAsync();
     return 0;

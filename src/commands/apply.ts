@@ -3,8 +3,6 @@ import type { Argv, CommandModule } from 'yargs';
 import { applyScripts, callOptions, checkRun, type CallArgv } from '../calls.js';
 import { withAdmin } from '../context.js';
 
-export { applyScripts };
-
 export interface PlanRow {
   dbname: string;
   server: string;

@@ -47,6 +47,6 @@ export const command: CommandModule<object, CheckArgv> = {
       const rows = await checkTargets(client, { tenant: a.tenant, server: a.server });
       process.stdout.write((a.json ? JSON.stringify(rows, null, 2) : formatChecks(rows)) + '\n');
       const bad = rows.filter((r) => r.problem).length;
-      if (bad) throw new AdmmgtError(`${bad} database(s) disagree with the registry or cannot be reached`, 'Each line above says what to do.', undefined, 3);
+      if (bad) throw new AdmmgtError(`${bad} database(s) disagree with the registry or cannot be reached`, { hint: 'Each line above says what to do.', exitCode: 3 });
     }),
 };

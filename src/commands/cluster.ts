@@ -6,7 +6,7 @@ import { parse } from 'pg-connection-string';
 import type { Argv, CommandModule } from 'yargs';
 import { redactUrl } from '../connection.js';
 import { withAdmin, withGlobalOptions, type GlobalArgs } from '../context.js';
-import { AdmmgtError } from '../errors.js';
+import { usageError } from '../errors.js';
 import { inQuietTransaction } from '../quiet.js';
 
 export interface ServerStatus {
@@ -43,11 +43,11 @@ export async function addServer(client: pg.Client, name: string, url: string, op
     c = parse(url);
     params = new URL(url).searchParams;
   } catch {
-    throw new AdmmgtError(`--url ${redactUrl(url)} is not a connection URL`, 'Give postgres://USER:PASSWORD@HOST:PORT/DATABASE.', undefined, 2);
+    throw usageError(`--url ${redactUrl(url)} is not a connection URL`, 'Give postgres://USER:PASSWORD@HOST:PORT/DATABASE.');
   }
   if (!c.host || !c.user) {
-    throw new AdmmgtError(`--url ${redactUrl(url)} must name a host and a user`,
-      'Give postgres://USER:PASSWORD@HOST:PORT/postgres (the database is the one admmgt connects to for CREATE DATABASE).', undefined, 2);
+    throw usageError(`--url ${redactUrl(url)} must name a host and a user`,
+      'Give postgres://USER:PASSWORD@HOST:PORT/postgres (the database is the one admmgt connects to for CREATE DATABASE).');
   }
   // sslmode, sslrootcert, connect_timeout, ...: kept as options of the foreign server.
   const options = Object.fromEntries([...params].filter(([k]) => !NOT_OPTIONS.has(k)));
@@ -85,6 +85,7 @@ interface AddArgv {
   name: string;
   url: string;
   adminUrl?: string;
+  embedded?: boolean;
   quiet?: boolean;
   acceptsTenants?: boolean;
   check: boolean;
@@ -109,14 +110,15 @@ const add: CommandModule<object, AddArgv> = {
       })
       .option('admin-url', {
         type: 'string',
-        describe: 'Admin database URL (in this command only; default: DATABASE_URL, then PG* variables, then the embedded PostgreSQL)',
+        describe: 'Admin database URL (in this command only; default: DATABASE_URL, then the libpq variables PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE, PGPASSFILE)',
       })
+      .option('embedded', { type: 'boolean', describe: 'The admin database is the embedded PostgreSQL (the one admmgt demo starts)' })
       .option('quiet', { type: 'boolean', alias: 'q', describe: 'Print only errors and the result' })
       .option('accepts-tenants', { type: 'boolean', describe: 'May placement put new tenants there (--no-accepts-tenants to drain it; default: true for a new server, unchanged for a registered one)' })
       .option('check', { type: 'boolean', default: true, describe: 'Connect once before registering (--no-check to register a server that is down)' })
       .option('for-role', { type: 'string', describe: 'Write the user mapping of this role, the one that runs the CALLs (default: the role you connect as; another role needs a superuser)' }) as unknown as Argv<AddArgv>,
   handler: (a) =>
-    withAdmin({ url: a.adminUrl, quiet: a.quiet }, async ({ client }) => {
+    withAdmin({ url: a.adminUrl, embedded: a.embedded, quiet: a.quiet }, async ({ client }) => {
       const version = await addServer(client, a.name, a.url,
         { acceptsTenants: a.acceptsTenants, check: a.check, password: process.env.ADMMGT_SERVER_PASSWORD, forRole: a.forRole });
       process.stdout.write(`registered server ${a.name.toLowerCase().trim()}: ${version}\n`);

@@ -2,8 +2,6 @@ import type { CommandModule } from 'yargs';
 import { callOptions, checkRun, createDatabases, type CallArgv } from '../calls.js';
 import { withAdmin } from '../context.js';
 
-export { createDatabases };
-
 export const command: CommandModule<object, CallArgv> = {
   command: 'create-databases',
   describe: 'CALL admmgt.create_database(): create every pending tenant (status 1) as a copy of the template',

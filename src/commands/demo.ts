@@ -31,7 +31,7 @@ async function startClean(client: pg.Client, out: Out): Promise<void> {
   if (foreign.length) {
     throw new AdmmgtError(
       `this admin database holds more than the demo (${foreign.slice(0, 5).map((r) => r.what).join(', ')}); the demo only resets its own objects`,
-      'Run the demo on an empty server, or on the embedded one (unset DATABASE_URL and PG* variables).',
+      { hint: 'Run the demo on an empty server, or on the embedded one (admmgt demo --embedded).' },
     );
   }
   const { rows: dbs } = await client.query<{ datname: string; ours: boolean }>(
@@ -45,7 +45,7 @@ async function startClean(client: pg.Client, out: Out): Promise<void> {
   if (strangers.length) {
     throw new AdmmgtError(
       `database(s) ${strangers.join(', ')} exist but were not made by the demo`,
-      'Drop them yourself if they are not needed, or run the demo on another server.',
+      { hint: 'Drop them yourself if they are not needed, or run the demo on another server.' },
     );
   }
   const { rows: n } = await client.query<{ c: number }>('SELECT count(*)::int AS c FROM admmgt.vendor_db_settings');
@@ -139,17 +139,21 @@ export function formatInventory(dbname: string, rows: InventoryRow[]): string {
 
 export const command: CommandModule<object, GlobalArgs> = {
   command: 'demo',
-  describe: 'Run the demo: a template, tenant BigClient, three scripts, maintenance and a stored procedure (starts clean when run again)',
+  describe: 'Run the demo: a template, tenant BigClient, three scripts, maintenance and a stored procedure (starts clean when run again); with no server given it uses the embedded PostgreSQL',
   builder: (y) => withGlobalOptions(y),
   handler: (a) =>
     withAdmin(a, async (s) => {
       s.out(`admin database: ${s.target.describe}`);
       const rows = await runDemo(s);
       process.stdout.write(formatInventory(DEMO.tenant.toLowerCase(), rows) + '\n');
-      const psql = s.target.embedded?.psql;
+      const e = s.target.embedded;
       process.stdout.write(
-        `\nDone. Look around with psql${psql ? `:\n  ${psql}` : ''}\n  SELECT * FROM admmgt.tenant_status;  SELECT * FROM admmgt.script_log ORDER BY id;\n` +
-          (s.target.embedded ? `The embedded PostgreSQL keeps running; stop it with: npx admmgt embedded stop\n` : ''),
+        `\nDone. Look around with psql${e ? `:\n  ${e.psql}` : ''}\n  SELECT * FROM admmgt.tenant_status;  SELECT * FROM admmgt.script_log ORDER BY id;\n` +
+          (e
+            ? 'The embedded PostgreSQL keeps running. Point later commands at it with --embedded, or with this URL:\n' +
+              `  npx admmgt status --embedded\n  export DATABASE_URL='${e.url}'\n` +
+              'Stop it with: npx admmgt embedded stop\n'
+            : ''),
       );
-    }),
+    }, { embeddedByDefault: true }),
 };

@@ -1,8 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { applyLifecycle, callOptions, checkRun, type CallArgv } from '../calls.js';
+import { applyLifecycle, callOptions, checkRun, dateArg, type CallArgv } from '../calls.js';
 import { withAdmin } from '../context.js';
-
-export { applyLifecycle };
 
 interface LifecycleArgv extends CallArgv {
   plan?: boolean;
@@ -15,7 +13,7 @@ export const command: CommandModule<object, LifecycleArgv> = {
   builder: (y) =>
     callOptions(y)
       .option('plan', { type: 'boolean', describe: 'Only log (script_log, outcome ok, "would ...") what would be dropped, detached or deleted' })
-      .option('as-of', { type: 'string', describe: 'Reference date YYYY-MM-DD instead of today' }) as Argv<LifecycleArgv>,
+      .option('as-of', { type: 'string', coerce: dateArg('as-of'), describe: 'Reference date YYYY-MM-DD instead of today' }) as Argv<LifecycleArgv>,
   handler: (a) =>
     withAdmin(a, async ({ client, out }) =>
       checkRun(await applyLifecycle(client, { parallel: a.parallel, waitSeconds: a.wait, asOf: a.asOf, plan: a.plan }), out, a.json)),

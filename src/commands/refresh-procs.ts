@@ -2,8 +2,6 @@ import type { CommandModule } from 'yargs';
 import { callOptions, checkRun, refreshProcedures, type CallArgv } from '../calls.js';
 import { withAdmin } from '../context.js';
 
-export { refreshProcedures };
-
 export const command: CommandModule<object, CallArgv> = {
   command: 'refresh-procs',
   describe: "CALL admmgt.refesh_stored_procedures(): copy the template's functions and procedures to every tenant with updateflag",

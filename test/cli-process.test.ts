@@ -1,0 +1,137 @@
+// The built CLI as a scheduler runs it: a subprocess with only the environment it is given, its
+// exit code, and a reader that goes away. Builds dist/ first, so it always tests this tree.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parse } from 'pg-connection-string';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../src/paths.js';
+import { markReadySql, scriptRowsSql } from '../templates/script.js';
+import { createEnv, type TestEnv } from './support/env.js';
+
+const CLI = path.join(projectRoot(), 'dist', 'src', 'cli.js');
+let env: TestEnv;
+let tmp: string;
+/** Where an embedded PostgreSQL would be made: it must never appear. */
+let embeddedDir: string;
+
+interface Result { code: number | null; stdout: string; stderr: string }
+
+/** Run the CLI with exactly this environment (as `env -i PATH=$PATH HOME=... admmgt ...`). */
+function run(args: string[], extraEnv: Record<string, string> = {}, opts: { closeStdout?: boolean } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: tmp, ADMMGT_EMBEDDED_DIR: embeddedDir, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    // A reader that is gone before the first line arrives: every write of the CLI meets EPIPE.
+    if (opts.closeStdout) child.stdout.destroy();
+    else child.stdout.on('data', (c) => (stdout += String(c)));
+    child.stderr.on('data', (c) => (stderr += String(c)));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+beforeAll(async () => {
+  execFileSync(process.execPath, [path.join(projectRoot(), 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
+    { cwd: projectRoot(), stdio: 'inherit' });
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'admmgt-cliproc-'));
+  embeddedDir = path.join(tmp, 'embedded');
+  env = await createEnv('cliproc');
+  await env.makeTemplate('cliproc_tpl');
+  await env.makeTenants(['cliproc_t1', 'cliproc_t2']);
+  await env.admin.query(scriptRowsSql({
+    id: 1, description: 'plan me',
+    tables: [{ schema: 'mgttest', name: 'items', columns: [{ name: 'id', type: 'bigint', primaryKey: true }] }],
+  }).text + markReadySql(1).text);
+});
+
+afterAll(async () => {
+  await env?.close();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+describe('no silent fallback to the embedded server', () => {
+  it.each([['apply'], ['status'], ['create-databases'], ['maintain'], ['check'], ['install']])(
+    '%s with no connection settings stops with exit code 2, naming them, and starts nothing', async (cmd) => {
+      const r = await run([cmd]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^ERROR: no PostgreSQL server given\nHINT: Give --url postgresql:\/\/\.\.\., set DATABASE_URL or the libpq variables \(PGHOST, PGHOSTADDR, PGPORT, PGUSER, PGDATABASE, PGSERVICE, PGPASSFILE\), or pass --embedded/);
+      expect(existsSync(embeddedDir)).toBe(false);
+    });
+
+  it('PGSERVICE with its service file reaches the server that service names', async () => {
+    const c = parse(env.adminUrl);
+    const file = path.join(tmp, 'pg_service.conf');
+    await writeFile(file, `# the fleet's admin database\n[fleet]\nhost=${c.host}\nport=${c.port}\ndbname=${env.adminDb}\nuser=${c.user}\n`);
+    const r = await run(['status', '--json'], { PGSERVICE: 'fleet', PGSERVICEFILE: file });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).template).toEqual({ dbname: 'cliproc_tpl', scriptversion: 0 });
+
+    const missing = await run(['status'], { PGSERVICE: 'nosuch', PGSERVICEFILE: file });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`ERROR: PGSERVICE names service nosuch, which is in none of ${file}, `);
+    expect(existsSync(embeddedDir)).toBe(false);
+  });
+
+  it('--embedded and --url together are refused', async () => {
+    const r = await run(['status', '--embedded', '--url', env.adminUrl]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--embedded and --url name two servers/);
+  });
+});
+
+describe('exit codes a scheduler can trust', () => {
+  it.each([
+    [['maintain', '--as-of', '2026-13-45'], /--as-of must be a date YYYY-MM-DD, not 2026-13-45/],
+    [['lifecycle', '--as-of', '2026-02-30'], /--as-of must be a date YYYY-MM-DD, not 2026-02-30/],
+    [['maintain', '--days', 'abc'], /--days must be an integer from 0 to 3660, not abc/],
+    [['apply', '--parallel', '1.5'], /--parallel must be an integer from 1 to 64, not 1\.5/],
+    [['apply', '--wait', '-1'], /--wait must be an integer from 0 to \d+, not -1/],
+  ])('%j is a usage error (exit code 2) before anything is called', async (args, message) => {
+    const r = await run([...args, '--url', env.adminUrl]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(await env.rows(`SELECT count(*)::int AS n FROM admmgt.runs`)).toEqual([{ n: 1 }]);
+  });
+
+  it.each([
+    ['--url', 'mysql://app:s3cret@db1/app'],
+    ['--url', 'postgres//nohost'],
+    ['DATABASE_URL', 'mysql://app:s3cret@db1/app'],
+  ])('a %s that is not a PostgreSQL URL (%s) is refused with exit code 2, without its password', async (source, url) => {
+    const r = source === '--url' ? await run(['status', '--url', url]) : await run(['status'], { DATABASE_URL: url });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`ERROR: ${source} is not a PostgreSQL URL: `);
+    expect(r.stderr).not.toContain('s3cret');
+  });
+
+  it('status exits with 3 while failures are listed, and with 0 once there are none', async () => {
+    const [{ id }] = await env.rows<{ id: string }>(`SELECT id::text FROM admmgt.vendor_db_settings WHERE dbname = 'cliproc_t1'`) as [{ id: string }];
+    await env.admin.query(`INSERT INTO admmgt.target_results (operation, scriptid, target_id, dbname, ok, sqlstate, message)
+                           VALUES ('maintain', 0, $1, 'cliproc_t1', false, '55P03', 'lock timeout')`, [id]);
+    try {
+      const r = await run(['status', '--url', env.adminUrl]);
+      expect(r.code).toBe(3);
+      expect(r.stdout).toContain('cliproc_t1 (server local) maintain: lock timeout (SQLSTATE 55P03)');
+      expect(r.stderr).toContain('ERROR: 1 failure(s) listed');
+    } finally {
+      await env.admin.query(`DELETE FROM admmgt.target_results WHERE target_id = $1`, [id]);
+    }
+    expect((await run(['status', '--url', env.adminUrl])).code).toBe(0);
+  });
+});
+
+describe('a reader that goes away', () => {
+  it.each([[['sql']], [['apply', '--plan', '--url']]])('%j ends quietly with exit code 0', async (args) => {
+    const r = await run(args.map((a) => (a === '--url' ? `--url=${env.adminUrl}` : a)), {}, { closeStdout: true });
+    expect(r.stderr).not.toMatch(/EPIPE|Unhandled|at /);
+    expect(r.code).toBe(0);
+  });
+});
