@@ -3,6 +3,8 @@
 // embedded PostgreSQL in the project's .admmgt/ folder by itself.
 import path from 'node:path';
 import pg from 'pg';
+import { parse } from 'pg-connection-string';
+import pgpass from 'pgpass';
 import { startCluster, type Cluster } from './cluster.js';
 import { usageError } from './errors.js';
 import { projectRoot } from './paths.js';
@@ -106,8 +108,23 @@ export interface Notice {
 
 export type NoticeHandler = (notice: Notice) => void;
 
+/**
+ * A password from the password file (PGPASSFILE, else ~/.pgpass), asked for only when the server
+ * wants one and none was given. node-postgres reads that file itself too, but warns that it will
+ * stop; handing it this function is the way it asks for instead.
+ */
+function passwordFromFile(config: pg.ClientConfig): pg.ClientConfig['password'] {
+  if (config.password !== undefined || process.env.PGPASSWORD) return config.password;
+  if (config.connectionString && parse(config.connectionString).password) return undefined;
+  const ask = (params: { host?: string; port?: number; database?: string; user?: string }) =>
+    new Promise<string | undefined>((resolve) => pgpass(params, resolve));
+  // node-postgres calls it with its resolved connection parameters and takes undefined as "no
+  // password"; its type declarations know neither.
+  return ask as unknown as () => Promise<string>;
+}
+
 export async function connect(config: pg.ClientConfig, onNotice?: NoticeHandler): Promise<pg.Client> {
-  const client = new pg.Client({ application_name: 'admmgt-cli', ...config });
+  const client = new pg.Client({ application_name: 'admmgt-cli', ...config, password: passwordFromFile(config) });
   if (onNotice) client.on('notice', onNotice);
   // An idle client whose server goes away emits 'error'; the next query reports it.
   client.on('error', () => {});

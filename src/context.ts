@@ -69,9 +69,11 @@ export async function withAdmin<T>(args: GlobalArgs, fn: (s: Session) => Promise
   try {
     client = await connect(target.config, noticePrinter(out));
   } catch (e) {
-    if (sqlstateOf(e)) throw e;
-    throw new AdmmgtError(`cannot connect to ${target.describe}: ${e instanceof Error ? e.message : String(e)}`,
-      { hint: 'Check --url, DATABASE_URL or the libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE, PGPASSFILE).' });
+    // A refusal by the server (a wrong password, say) keeps its SQLSTATE and says which server it was.
+    throw new AdmmgtError(`cannot connect to ${target.describe}: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: sqlstateOf(e) ? e : undefined,
+      hint: 'Check --url, DATABASE_URL or the libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE, PGPASSFILE) and the password file.',
+    });
   }
   try {
     return await fn({ client, target, out });

@@ -53,7 +53,8 @@ export function describeError(e: unknown): string {
   if (db) {
     const lines = [`ERROR ${db.code}: ${db === e ? db.message : top}`];
     if (db.detail) lines.push(`DETAIL: ${db.detail}`);
-    if (db.hint) lines.push(`HINT: ${db.hint}`);
+    const hint = db.hint ?? (e instanceof AdmmgtError ? e.hint : undefined);
+    if (hint) lines.push(`HINT: ${hint}`);
     return lines.join('\n');
   }
   const lines = [`ERROR: ${top}`];

@@ -135,3 +135,38 @@ describe('a reader that goes away', () => {
     expect(r.code).toBe(0);
   });
 });
+
+describe('passwords from the password file', () => {
+  const role = 'cliproc_pw';
+  const password = `pw-${process.pid}-${Date.now()}`;
+  let port: string;
+  let libpq: Record<string, string>;
+
+  beforeAll(async () => {
+    port = parse(env.adminUrl).port ?? '5432';
+    await env.admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}' IN ROLE admmgt_operator`);
+    await env.admin.query(`GRANT CONNECT ON DATABASE ${env.adminDb} TO ${role}`);
+    libpq = { PGHOST: '127.0.0.1', PGPORT: port, PGUSER: role, PGDATABASE: env.adminDb };
+  });
+  afterAll(async () => {
+    await env.admin.query(`DROP OWNED BY ${role}`).catch(() => {});
+    await env.admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
+  });
+
+  it('PGPASSFILE gives the password, and node-postgres prints no deprecation warning', async () => {
+    const file = path.join(tmp, 'pgpass');
+    await writeFile(file, `127.0.0.1:${port}:*:${role}:${password}\n`, { mode: 0o600 });
+    const r = await run(['status', '--json'], { ...libpq, PGPASSFILE: file });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('a wrong password is refused naming the server, with its SQLSTATE and without the password', async () => {
+    const file = path.join(tmp, 'pgpass-wrong');
+    await writeFile(file, `127.0.0.1:${port}:*:${role}:not-${password}\n`, { mode: 0o600 });
+    const r = await run(['status'], { ...libpq, PGPASSFILE: file });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`ERROR 28P01: cannot connect to PG* environment (host 127.0.0.1, port ${port}, database ${env.adminDb}): password authentication failed for user "${role}"`);
+    expect(r.stderr).not.toContain(password);
+  });
+});
