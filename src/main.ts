@@ -15,9 +15,19 @@ import { command as sqlCommand } from './commands/sql.js';
 import { command as status } from './commands/status.js';
 import { AdmmgtError, describeError, usageError } from './errors.js';
 
-export async function main(argv: string[]): Promise<number> {
+export interface MainOptions {
+  /** Wrap help text at this many columns (default: yargs' own, the terminal width up to 80). */
+  wrap?: number;
+  /** Let yargs end the process after --help or --version (default true, as the CLI needs). */
+  exitProcess?: boolean;
+}
+
+export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
   try {
-    await yargs(argv)
+    const y = yargs(argv);
+    if (options.wrap !== undefined) y.wrap(options.wrap);
+    if (options.exitProcess !== undefined) y.exitProcess(options.exitProcess);
+    await y
       .scriptName('admmgt')
       .usage('$0 <command> [options]\n\nControl plane for database-per-tenant PostgreSQL. Connects to --url, DATABASE_URL or the libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE, PGPASSFILE); --embedded uses the embedded PostgreSQL that the demo starts. Exit codes: 0 done, 1 error, 2 usage error (nothing touched), 3 targets failed or disagree.')
       .command(install)
