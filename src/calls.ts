@@ -2,7 +2,7 @@
 // procedures decide what happens to tenants; this only builds the CALL and reports the run.
 import type pg from 'pg';
 import type { Argv } from 'yargs';
-import { AdmmgtError, usageError } from './errors.js';
+import { AdmmgtError, sqlstateOf, usageError } from './errors.js';
 import { lastRun, maxRunId, withGlobalOptions, type GlobalArgs, type RunSummary } from './context.js';
 import { join, lit, sql, type Sql } from '../templates/sql.js';
 
@@ -51,7 +51,15 @@ function asOfDate(value: string): Sql {
 
 async function runCall(client: pg.Client, call: Sql): Promise<RunSummary | undefined> {
   const before = await maxRunId(client);
-  await client.query(call.text);
+  try {
+    await client.query(call.text);
+  } catch (e) {
+    // The procedure's hint names its SQL parameter; a CLI user waits with --wait.
+    if (sqlstateOf(e) === '55P03' && e instanceof Error && / is already running: /.test(e.message)) {
+      throw new AdmmgtError(e.message, { cause: e, hint: 'Wait for that run to end, or pass --wait N to wait up to N seconds.' });
+    }
+    throw e;
+  }
   return lastRun(client, before);
 }
 
@@ -81,7 +89,7 @@ export const refreshProcedures = (c: pg.Client, o: CallOptions = {}) =>
 export function checkRun(run: RunSummary | undefined, out: (l: string) => void, json = false): void {
   if (json) process.stdout.write(JSON.stringify(run ?? { run_id: null, targets: 0, failed: 0 }) + '\n');
   if (!run) return;
-  out(`run ${run.run_id}: ${run.targets} target(s) done, ${run.failed} failed`);
+  out(`run ${run.run_id}: ${run.targets} target(s), ${run.targets - run.failed} done, ${run.failed} failed`);
   if (run.failed > 0) {
     throw new AdmmgtError(`${run.failed} of ${run.targets} target(s) failed in run ${run.run_id}`, {
       hint: 'See `admmgt status` (or SELECT * FROM admmgt.failures); fix the cause and run the command again: it retries only what is left.',

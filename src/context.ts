@@ -61,8 +61,33 @@ export function noticePrinter(out: Out, tty: boolean = Boolean(process.stderr.is
   };
 }
 
-/** Open the admin database, run fn, always close. Only the demo passes embeddedByDefault. */
-export async function withAdmin<T>(args: GlobalArgs, fn: (s: Session) => Promise<T>, opts: { embeddedByDefault?: boolean } = {}): Promise<T> {
+export interface AdminOptions {
+  /** May use the embedded PostgreSQL when no server is given (the demo only). */
+  embeddedByDefault?: boolean;
+  /** Installs admmgt itself, so it may find it missing (install, demo). */
+  installs?: boolean;
+}
+
+/** Refuse, saying what to run, an admin database without admmgt or a role that may not use it. */
+async function checkInstalled(client: pg.Client, target: AdminTarget): Promise<void> {
+  const { rows } = await client.query<{ installed: boolean; usable: boolean; role: string }>(
+    `SELECT n.oid IS NOT NULL AS installed, coalesce(has_schema_privilege(n.oid, 'USAGE'), false) AS usable, current_user AS role
+       FROM (SELECT 1) x LEFT JOIN pg_namespace n ON n.nspname = 'admmgt'`);
+  const r = rows[0];
+  if (r && !r.installed) {
+    throw new AdmmgtError(`admmgt is not installed in ${target.describe}`, {
+      hint: 'Install it there first: admmgt install (as a superuser), or psql -v ON_ERROR_STOP=1 -f <(admmgt sql).',
+    });
+  }
+  if (r && !r.usable) {
+    throw new AdmmgtError(`role ${r.role} may not use admmgt in ${target.describe}`, {
+      hint: `As a superuser, in that database: GRANT admmgt_operator TO ${r.role};`,
+    });
+  }
+}
+
+/** Open the admin database, run fn, always close. */
+export async function withAdmin<T>(args: GlobalArgs, fn: (s: Session) => Promise<T>, opts: AdminOptions = {}): Promise<T> {
   const out: Out = args.quiet ? () => {} : (line) => process.stderr.write(line + '\n');
   const target = await resolveAdmin({ url: args.url, embedded: args.embedded, embeddedByDefault: opts.embeddedByDefault });
   let client: pg.Client;
@@ -76,6 +101,7 @@ export async function withAdmin<T>(args: GlobalArgs, fn: (s: Session) => Promise
     });
   }
   try {
+    if (!opts.installs) await checkInstalled(client, target);
     return await fn({ client, target, out });
   } finally {
     await client.end().catch(() => {});

@@ -47,13 +47,19 @@ function databaseError(e: unknown): (Error & PgLikeError) | undefined {
   return undefined;
 }
 
+/** What a "permission denied" on admmgt's own objects asks for. */
+function privilegeHint(db: Error & PgLikeError): string | undefined {
+  if (db.code !== '42501' || !/\badmmgt\b/.test(db.message)) return undefined;
+  return 'Grant the role that runs admmgt the rights it needs: GRANT admmgt_operator TO <that role>; (as a superuser, in the admin database).';
+}
+
 export function describeError(e: unknown): string {
   const db = databaseError(e);
   const top = e instanceof Error ? e.message : String(e);
   if (db) {
     const lines = [`ERROR ${db.code}: ${db === e ? db.message : top}`];
     if (db.detail) lines.push(`DETAIL: ${db.detail}`);
-    const hint = db.hint ?? (e instanceof AdmmgtError ? e.hint : undefined);
+    const hint = (e instanceof AdmmgtError ? e.hint : undefined) ?? db.hint ?? privilegeHint(db);
     if (hint) lines.push(`HINT: ${hint}`);
     return lines.join('\n');
   }

@@ -170,3 +170,53 @@ describe('passwords from the password file', () => {
     expect(r.stderr).not.toContain(password);
   });
 });
+
+describe('messages that say what to do', () => {
+  const urlAs = (user: string, db = env.adminDb): string => {
+    const u = new URL(env.urlFor(db));
+    u.username = user;
+    return u.toString();
+  };
+
+  it('an admin database without admmgt: says so and what to run', async () => {
+    await env.admin.query('CREATE DATABASE cliproc_empty');
+    const r = await run(['status', '--url', env.urlFor('cliproc_empty')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ERROR: admmgt is not installed in postgresql:\/\/.*\/cliproc_empty.*\nHINT: Install it there first: admmgt install/);
+  });
+
+  it('a role without admmgt_operator: names the role and the GRANT', async () => {
+    await env.admin.query('CREATE ROLE cliproc_nobody LOGIN');
+    try {
+      const r = await run(['status', '--url', urlAs('cliproc_nobody')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('ERROR: role cliproc_nobody may not use admmgt in ');
+      expect(r.stderr).toContain('HINT: As a superuser, in that database: GRANT admmgt_operator TO cliproc_nobody;');
+    } finally {
+      await env.admin.query('DROP ROLE cliproc_nobody');
+    }
+  });
+
+  it('an operation that is already running: the hint names --wait, not the SQL parameter', async () => {
+    await env.admin.query(`SELECT pg_advisory_lock(admmgt._lock_class(), admmgt._lock_key('apply'))`);
+    try {
+      const r = await run(['apply', '--url', env.adminUrl]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^ERROR 55P03: admmgt\.applyScripts is already running: pid \d+/);
+      expect(r.stderr).toContain('HINT: Wait for that run to end, or pass --wait N to wait up to N seconds.');
+    } finally {
+      await env.admin.query(`SELECT pg_advisory_unlock(admmgt._lock_class(), admmgt._lock_key('apply'))`);
+    }
+  });
+});
+
+describe('the summary of a run', () => {
+  it('counts the failed targets apart from the done ones, and exits with 3', async () => {
+    await env.admin.query(scriptRowsSql({ id: 2, description: 'fails on the template', calls: ['call mgttest.no_such_proc()'] }).text
+      + markReadySql(2).text);
+    const r = await run(['apply', '--url', env.adminUrl]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/run \d+: 3 target\(s\), 2 done, 1 failed/);
+    expect(r.stderr).toMatch(/ERROR: 1 of 3 target\(s\) failed in run \d+/);
+  });
+});

@@ -155,5 +155,5 @@ export const command: CommandModule<object, GlobalArgs> = {
               'Stop it with: npx admmgt embedded stop\n'
             : ''),
       );
-    }, { embeddedByDefault: true }),
+    }, { embeddedByDefault: true, installs: true }),
 };

@@ -36,5 +36,5 @@ export const command: CommandModule<object, GlobalArgs> = {
       out(`installing admmgt into ${target.describe}`);
       const r = await install(client, target.url, out);
       process.stdout.write(`admmgt installed: ${r.applied.length} migration(s) applied, routines of ${r.routines} files re-created\n`);
-    }),
+    }, { installs: true }),
 };
