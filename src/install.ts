@@ -10,6 +10,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { migrate } from 'postgres-migrations';
 import { migrationsDir, proceduresDir, projectRoot } from './paths.js';
+import { AdmmgtError } from './errors.js';
 import { lit, sql } from '../templates/sql.js';
 
 interface Migration {
@@ -178,4 +179,57 @@ async function installSteps(client: pg.Client, log: (line: string) => void, dir:
   }
   log(`re-created the routines of ${routines.length} files`);
   return { applied, routines: routines.length };
+}
+
+interface Rights {
+  role: string;
+  db: string;
+  superuser: boolean;
+  has_dblink: boolean;
+  can_create: boolean;
+  schema_exists: boolean;
+  owns_schema: boolean;
+  operator_role: boolean;
+  createrole: boolean;
+  fdw_usage: boolean;
+}
+
+/**
+ * What a role that is not a superuser lacks to install admmgt here, each with what to run; empty
+ * when it has all it needs. Asked before anything is changed, so a refused install leaves nothing
+ * half done. `storesConnection`: the install will also write the dblink connection (a password in
+ * the URL), which needs USAGE on the foreign-data wrapper dblink_fdw.
+ */
+export async function missingInstallRights(client: pg.Client, storesConnection: boolean): Promise<string[]> {
+  const { rows } = await client.query<Rights>(`
+    SELECT current_user AS role, current_database() AS db, r.rolsuper AS superuser,
+           EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'dblink') AS has_dblink,
+           has_database_privilege(current_database(), 'CREATE') AS can_create,
+           n.oid IS NOT NULL AS schema_exists,
+           coalesce(pg_has_role(n.nspowner, 'USAGE'), false) AS owns_schema,
+           EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'admmgt_operator') AS operator_role,
+           r.rolcreaterole AS createrole,
+           coalesce((SELECT has_foreign_data_wrapper_privilege(w.oid, 'USAGE') FROM pg_foreign_data_wrapper w
+                      WHERE w.fdwname = 'dblink_fdw'), false) AS fdw_usage
+      FROM pg_roles r LEFT JOIN pg_namespace n ON n.nspname = 'admmgt'
+     WHERE r.rolname = current_user`);
+  const r = rows[0];
+  if (!r || r.superuser) return [];
+  const missing: string[] = [];
+  if (!r.has_dblink) missing.push(`the extension dblink, which only a superuser can create here: CREATE EXTENSION dblink; (in database ${r.db})`);
+  if (!r.schema_exists && !r.can_create) missing.push(`CREATE on database ${r.db}, for schema admmgt: GRANT CREATE ON DATABASE ${r.db} TO ${r.role};`);
+  if (r.schema_exists && !r.owns_schema) missing.push(`ownership of schema admmgt, whose routines an upgrade replaces: install as its owner, or GRANT <its owner> TO ${r.role};`);
+  if (!r.operator_role && !r.createrole) missing.push(`the role admmgt_operator, which ${r.role} may not create: CREATE ROLE admmgt_operator NOLOGIN; or ALTER ROLE ${r.role} CREATEROLE;`);
+  if (storesConnection && !r.fdw_usage) missing.push(`USAGE on the foreign-data wrapper dblink_fdw, to store the connection: GRANT USAGE ON FOREIGN DATA WRAPPER dblink_fdw TO ${r.role};`);
+  return missing;
+}
+
+/** Refuse an install the connected role cannot finish, listing every right it lacks. */
+export async function checkInstallRights(client: pg.Client, storesConnection: boolean): Promise<void> {
+  const missing = await missingInstallRights(client, storesConnection);
+  if (missing.length === 0) return;
+  const { rows } = await client.query<{ role: string }>('SELECT current_user AS role');
+  throw new AdmmgtError(`role ${rows[0]?.role} cannot install admmgt here; it lacks:\n${missing.map((m) => `  - ${m}`).join('\n')}`, {
+    hint: 'Nothing was changed. Run the statements above as a superuser, or install as a superuser (admmgt install, or psql -f the output of admmgt sql).',
+  });
 }

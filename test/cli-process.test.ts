@@ -220,3 +220,28 @@ describe('the summary of a run', () => {
     expect(r.stderr).toMatch(/ERROR: 1 of 3 target\(s\) failed in run \d+/);
   });
 });
+
+describe('install by a role that is not a superuser', () => {
+  it('lists every right it lacks, with what to run, and changes nothing', async () => {
+    await env.admin.query('CREATE DATABASE cliproc_fresh');
+    await env.admin.query('CREATE ROLE cliproc_inst LOGIN CREATEDB');
+    try {
+      await env.admin.query('GRANT CONNECT ON DATABASE cliproc_fresh TO cliproc_inst');
+      const u = new URL(env.urlFor('cliproc_fresh'));
+      u.username = 'cliproc_inst';
+      const r = await run(['install', '--url', u.toString()]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain([
+        'ERROR: role cliproc_inst cannot install admmgt here; it lacks:',
+        '  - the extension dblink, which only a superuser can create here: CREATE EXTENSION dblink; (in database cliproc_fresh)',
+        '  - CREATE on database cliproc_fresh, for schema admmgt: GRANT CREATE ON DATABASE cliproc_fresh TO cliproc_inst;',
+        'HINT: Nothing was changed.',
+      ].join('\n'));
+      expect(await env.queryIn('cliproc_fresh', `SELECT to_regnamespace('admmgt') AS s, (SELECT count(*)::int FROM pg_extension WHERE extname = 'dblink') AS d`))
+        .toEqual([{ s: null, d: 0 }]);
+    } finally {
+      await env.admin.query('DROP DATABASE cliproc_fresh');
+      await env.admin.query('DROP ROLE cliproc_inst');
+    }
+  });
+});

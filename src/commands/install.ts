@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { CommandModule } from 'yargs';
 import { withAdmin, withGlobalOptions, type GlobalArgs, type Out } from '../context.js';
-import { installControlPlane, type InstallReport } from '../install.js';
+import { checkInstallRights, installControlPlane, type InstallReport } from '../install.js';
 import { inQuietTransaction } from '../quiet.js';
 
 /**
@@ -10,6 +10,7 @@ import { inQuietTransaction } from '../quiet.js';
  * as a bound parameter in a transaction whose statement logging is off.
  */
 export async function install(client: pg.Client, url: string | undefined, out: Out): Promise<InstallReport> {
+  await checkInstallRights(client, Boolean(url && new URL(url).password));
   const report = await installControlPlane(client, out);
   if (url) {
     const u = new URL(url);
