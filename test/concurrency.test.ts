@@ -9,7 +9,7 @@ import { createEnv, type TestEnv } from './support/env.js';
 
 const TEMPLATE = 'conc_tpl';
 const TENANTS = ['conc_t1', 'conc_t2', 'conc_t3', 'conc_t4'];
-const APPLY_LOCK = 'pg_advisory_lock(426601, 1)';
+const APPLY_LOCK = `pg_advisory_lock(admmgt._lock_class(), admmgt._lock_key('apply'))`;
 
 const SCRIPT1: ScriptSpec = {
   id: 1, description: 'a plain table',
@@ -138,7 +138,7 @@ describe('two runs at once', () => {
     expect(Object.values(await versions())).toEqual([0, 0, 0, 0, 0]);
     await sleep(400);
     await holder.client.query(`UPDATE admmgt.runs SET finished_at = clock_timestamp() WHERE run_id = $1`, [holderRun]);
-    await holder.client.query('SELECT pg_advisory_unlock(426601, 1)');
+    await holder.client.query(`SELECT pg_advisory_unlock(admmgt._lock_class(), admmgt._lock_key('apply'))`);
     await call;
     const elapsed = Date.now() - t0;
     expect(elapsed).toBeGreaterThanOrEqual(1000);
@@ -150,11 +150,11 @@ describe('two runs at once', () => {
   });
 
   it('keeps the locks of the operations apart: maintenance and refresh are refused only by their own holder', async () => {
-    await holder.client.query('SELECT pg_advisory_lock(426601, 2)');
+    await holder.client.query(`SELECT pg_advisory_lock(admmgt._lock_class(), admmgt._lock_key('maintain'))`);
     await expect(env.admin.query('CALL admmgt.applyMaintenance(t_numdays => 1)'))
       .rejects.toMatchObject({ code: '55P03', message: expect.stringContaining(`admmgt.applyMaintenance is already running: pid ${holder.pid}`) });
     await env.admin.query('CALL admmgt.refesh_stored_procedures()');
-    await holder.client.query('SELECT pg_advisory_unlock(426601, 2)');
+    await holder.client.query(`SELECT pg_advisory_unlock(admmgt._lock_class(), admmgt._lock_key('maintain'))`);
     await env.admin.query('CALL admmgt.applyMaintenance(t_numdays => 1)');
   });
 });
@@ -213,7 +213,7 @@ describe('a killed run', () => {
 
   it('takes its lock with it: a new call works and the rerun finishes the rest without applying twice', async () => {
     const { rows: locks } = await env.admin.query(
-      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 426601 AND objid = 1 AND objsubid = 2
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = admmgt._lock_class() AND objid = admmgt._lock_key('apply') AND objsubid = 2
           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
     expect(locks).toEqual([]);
 
@@ -272,7 +272,7 @@ describe('a CALL inside a transaction block', () => {
     const { rows: after } = await env.admin.query('SELECT count(*)::int AS n FROM admmgt.runs');
     expect(after).toEqual(before);
     const { rows: locks } = await env.admin.query(
-      `SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = 426601 AND pid = pg_backend_pid()`);
+      `SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = admmgt._lock_class() AND pid = pg_backend_pid()`);
     expect(locks).toEqual([]);
   });
 
@@ -288,7 +288,7 @@ describe('a CALL inside a transaction block', () => {
     }
     expect((await env.admin.query('SELECT count(*)::int AS n FROM admmgt.runs')).rows).toEqual(before);
     const { rows: locks } = await env.admin.query(
-      `SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = 426601 AND pid = pg_backend_pid()`);
+      `SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = admmgt._lock_class() AND pid = pg_backend_pid()`);
     expect(locks).toEqual([]);
   });
 
@@ -302,7 +302,7 @@ describe('a CALL inside a transaction block', () => {
 
 describe('a call that fails after taking its lock', () => {
   const ownLocks = async (client: pg.Client) => (await client.query(
-    `SELECT objid::int AS key FROM pg_locks WHERE locktype = 'advisory' AND classid = 426601 AND pid = pg_backend_pid()`)).rows;
+    `SELECT objid::int AS key FROM pg_locks WHERE locktype = 'advisory' AND classid = admmgt._lock_class() AND pid = pg_backend_pid()`)).rows;
 
   it('keeps the lock of a cancelled run only for its own session, and tells others that session is idle', async () => {
     await addScript({

@@ -512,7 +512,7 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     const upkeep = new pg.Client({ connectionString: env.adminUrl });
     await upkeep.connect();
     try {
-      await upkeep.query(`SELECT pg_advisory_lock(426601, 2)`);
+      await upkeep.query(`SELECT pg_advisory_lock(admmgt._lock_class(), admmgt._lock_key('maintain'))`);
       env.notices.length = 0;
       await env.admin.query('CALL admmgt.create_database()');
       expect(env.notices).toContainEqual(expect.stringMatching(
@@ -526,7 +526,8 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     const other = new pg.Client({ connectionString: env.adminUrl });
     await other.connect();
     try {
-      expect((await other.query(`SELECT pg_try_advisory_lock(426601, 2) AS m, pg_try_advisory_lock(426601, 3) AS r`)).rows)
+      expect((await other.query(`SELECT pg_try_advisory_lock(admmgt._lock_class(), admmgt._lock_key('maintain')) AS m,
+                                       pg_try_advisory_lock(admmgt._lock_class(), admmgt._lock_key('refresh')) AS r`)).rows)
         .toEqual([{ m: true, r: true }]);
     } finally {
       await other.end();
