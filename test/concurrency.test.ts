@@ -4,7 +4,7 @@
 // refused before anything is touched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { markReadySql, scriptRowsSql, type ScriptSpec } from '../templates/script.js';
+import type { ScriptSpec } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 const TEMPLATE = 'conc_tpl';
@@ -44,11 +44,8 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10
   }
 }
 
-async function versions(): Promise<Record<string, number>> {
-  const { rows } = await env.admin.query(
-    `SELECT lower(dbname) AS db, coalesce(scriptversion, 0) AS v FROM admmgt.vendor_db_settings ORDER BY id`);
-  return Object.fromEntries(rows.map((r) => [r.db, r.v]));
-}
+/** Script versions by database, 0 for the template's NULL before its first script. */
+const versions = () => env.versions({ nullAs: 0 });
 
 /** What a tenant itself says: its ledger, whether script 2's table exists, how often script 2's call ran. */
 async function tenantState(db: string) {
@@ -59,11 +56,6 @@ async function tenantState(db: string) {
              (SELECT count(*)::int FROM app.calls WHERE scriptid = 2) AS calls`),
   ]);
   return { ledger: ledger.map((r) => r.scriptid), ...objects[0]! };
-}
-
-async function addScript(spec: ScriptSpec) {
-  await env.admin.query(scriptRowsSql(spec).text);
-  await env.admin.query(markReadySql(spec.id).text);
 }
 
 beforeAll(async () => {
@@ -77,12 +69,10 @@ beforeAll(async () => {
         PERFORM pg_sleep(p_seconds);
         INSERT INTO app.calls (scriptid) VALUES (p_scriptid);
     END $$;`);
-  await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT unnest($1::text[]), 1`, [TENANTS]);
-  await until('the template to be idle', async () =>
-    (await env.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [TEMPLATE])).rows[0].n === 0);
-  await env.admin.query('CALL admmgt.create_database()');
+  await env.waitIdle(TEMPLATE, 10_000);
+  await env.makeTenants(TENANTS);
   expect(Object.keys(await versions())).toEqual([TEMPLATE, ...TENANTS]);
-  await addScript(SCRIPT1);
+  await env.addScript(SCRIPT1);
 });
 
 afterAll(async () => {
@@ -166,7 +156,7 @@ describe('a killed run', () => {
   let lagging: string[] = [];
 
   it('leaves every tenant at the old or the new version, its ledger agreeing with its objects', async () => {
-    await addScript(SCRIPT2);
+    await env.addScript(SCRIPT2);
     const runner = await session();
     killedPid = runner.pid;
     const call = runner.client.query('CALL admmgt.applyScripts(p_parallel => 1)');
@@ -305,7 +295,7 @@ describe('a call that fails after taking its lock', () => {
     `SELECT objid::int AS key FROM pg_locks WHERE locktype = 'advisory' AND classid = admmgt._lock_class() AND pid = pg_backend_pid()`)).rows;
 
   it('keeps the lock of a cancelled run only for its own session, and tells others that session is idle', async () => {
-    await addScript({
+    await env.addScript({
       id: 3, description: 'another slow one',
       tables: [{ schema: 'app', name: 'k_three', columns: [{ name: 'id', type: 'int', primaryKey: true }] }],
       calls: ['CALL app.slow_step(3, 0.4)'],
@@ -351,8 +341,7 @@ describe('a call that fails after taking its lock', () => {
     } finally {
       await squatter.end();
     }
-    await until('the template to be idle', async () =>
-      (await env.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [TEMPLATE])).rows[0].n === 0);
+    await env.waitIdle(TEMPLATE, 10_000);
     await env.admin.query('CALL admmgt.create_database()');
     expect((await versions()).conc_late).toBe(3);
   });
