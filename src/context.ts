@@ -32,7 +32,8 @@ export interface Session {
   out: Out;
 }
 
-const PROGRESS = /^admmgt (\w+): (\S+) (done|FAILED) {2}\((\d+)\/(\d+) done, (\d+) failed\)$/;
+/** A run's per-target progress NOTICE (admmgt._run in plpgsql/procedures/070_run.sql); a test pins the format. */
+export const PROGRESS = /^admmgt (\w+): (\S+) (done|FAILED) {2}\((\d+)\/(\d+) done, (\d+) failed\)$/;
 
 /**
  * NOTICEs as they arrive. On a terminal the per-target progress NOTICEs become one progress bar

@@ -1,6 +1,5 @@
 // The CLI as a user meets it: exit codes, one-line errors, JSON output, and the CALLs it makes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scriptRowsSql, markReadySql } from '../templates/script.js';
 import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
@@ -43,11 +42,11 @@ describe('admmgt CLI', () => {
     expect(r.stderr).toMatch(/admmgt create: cli_one done/);
     expect(await env.databases()).toEqual(expect.arrayContaining(['cli_one', 'cli_two']));
 
-    await env.admin.query(scriptRowsSql({
+    await env.addScript({
       id: 1, description: 'cli',
       tables: [{ schema: 'mgttest', name: 'events', columns: [{ name: 'id', type: 'bigint', primaryKey: true, identity: true },
         { name: 'at', type: 'date', nullable: false }], partitions: [{ column: 'at', type: 'range', value: 'month' }] }],
-    }).text + markReadySql(1).text);
+    });
     r = await cli('apply', '--url', env.adminUrl, '--plan');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/-- cli_tpl: script 1\n/);
@@ -60,10 +59,8 @@ describe('admmgt CLI', () => {
 
     r = await cli('maintain', '--url', env.adminUrl, '--days', '62', '--as-of', '2030-01-15');
     expect(r.code).toBe(0);
-    const parts = await env.queryIn<{ relname: string }>('cli_one',
-      `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent = 'mgttest.events'::regclass AND c.relname LIKE 'events_p2030%' ORDER BY 1`);
-    expect(parts.map((p) => p.relname)).toEqual(['events_p20300101', 'events_p20300201', 'events_p20300301']);
+    const parts = (await env.partitions('cli_one', 'mgttest.events')).map((p) => p.name).filter((n) => n.startsWith('events_p2030'));
+    expect(parts).toEqual(['events_p20300101', 'events_p20300201', 'events_p20300301']);
 
     await env.queryIn('cli_tpl', `CREATE FUNCTION mgttest.answer() RETURNS int LANGUAGE sql AS 'SELECT 42'`);
     r = await cli('refresh-procs', '--url', env.adminUrl);
@@ -82,9 +79,9 @@ describe('admmgt CLI', () => {
 
   it('exits 3 with a one-line reason when a target fails, and status lists the failure', async () => {
     await env.queryIn('cli_two', 'CREATE TABLE mgttest.blocker (id int)');
-    await env.admin.query(scriptRowsSql({
+    await env.addScript({
       id: 2, description: 'clash', tables: [{ schema: 'mgttest', name: 'blocker', columns: [{ name: 'id', type: 'int' }] }],
-    }).text + markReadySql(2).text);
+    });
     const r = await cli('apply', '--url', env.adminUrl);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/ERROR: 1 of 3 target\(s\) failed in run \d+/);

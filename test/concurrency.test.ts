@@ -4,12 +4,12 @@
 // refused before anything is touched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { markReadySql, scriptRowsSql, type ScriptSpec } from '../templates/script.js';
+import type { ScriptSpec } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 const TEMPLATE = 'conc_tpl';
 const TENANTS = ['conc_t1', 'conc_t2', 'conc_t3', 'conc_t4'];
-const APPLY_LOCK = 'pg_advisory_lock(426601, 1)';
+const APPLY_LOCK = `pg_advisory_lock(admmgt._lock_class(), admmgt._lock_key('apply'))`;
 
 const SCRIPT1: ScriptSpec = {
   id: 1, description: 'a plain table',
@@ -44,11 +44,8 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10
   }
 }
 
-async function versions(): Promise<Record<string, number>> {
-  const { rows } = await env.admin.query(
-    `SELECT lower(dbname) AS db, coalesce(scriptversion, 0) AS v FROM admmgt.vendor_db_settings ORDER BY id`);
-  return Object.fromEntries(rows.map((r) => [r.db, r.v]));
-}
+/** Script versions by database, 0 for the template's NULL before its first script. */
+const versions = () => env.versions({ nullAs: 0 });
 
 /** What a tenant itself says: its ledger, whether script 2's table exists, how often script 2's call ran. */
 async function tenantState(db: string) {
@@ -59,11 +56,6 @@ async function tenantState(db: string) {
              (SELECT count(*)::int FROM app.calls WHERE scriptid = 2) AS calls`),
   ]);
   return { ledger: ledger.map((r) => r.scriptid), ...objects[0]! };
-}
-
-async function addScript(spec: ScriptSpec) {
-  await env.admin.query(scriptRowsSql(spec).text);
-  await env.admin.query(markReadySql(spec.id).text);
 }
 
 beforeAll(async () => {
@@ -77,12 +69,10 @@ beforeAll(async () => {
         PERFORM pg_sleep(p_seconds);
         INSERT INTO app.calls (scriptid) VALUES (p_scriptid);
     END $$;`);
-  await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT unnest($1::text[]), 1`, [TENANTS]);
-  await until('the template to be idle', async () =>
-    (await env.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [TEMPLATE])).rows[0].n === 0);
-  await env.admin.query('CALL admmgt.create_database()');
+  await env.waitIdle(TEMPLATE, 10_000);
+  await env.makeTenants(TENANTS);
   expect(Object.keys(await versions())).toEqual([TEMPLATE, ...TENANTS]);
-  await addScript(SCRIPT1);
+  await env.addScript(SCRIPT1);
 });
 
 afterAll(async () => {
@@ -138,7 +128,7 @@ describe('two runs at once', () => {
     expect(Object.values(await versions())).toEqual([0, 0, 0, 0, 0]);
     await sleep(400);
     await holder.client.query(`UPDATE admmgt.runs SET finished_at = clock_timestamp() WHERE run_id = $1`, [holderRun]);
-    await holder.client.query('SELECT pg_advisory_unlock(426601, 1)');
+    await holder.client.query(`SELECT pg_advisory_unlock(admmgt._lock_class(), admmgt._lock_key('apply'))`);
     await call;
     const elapsed = Date.now() - t0;
     expect(elapsed).toBeGreaterThanOrEqual(1000);
@@ -150,11 +140,11 @@ describe('two runs at once', () => {
   });
 
   it('keeps the locks of the operations apart: maintenance and refresh are refused only by their own holder', async () => {
-    await holder.client.query('SELECT pg_advisory_lock(426601, 2)');
+    await holder.client.query(`SELECT pg_advisory_lock(admmgt._lock_class(), admmgt._lock_key('maintain'))`);
     await expect(env.admin.query('CALL admmgt.applyMaintenance(t_numdays => 1)'))
       .rejects.toMatchObject({ code: '55P03', message: expect.stringContaining(`admmgt.applyMaintenance is already running: pid ${holder.pid}`) });
     await env.admin.query('CALL admmgt.refesh_stored_procedures()');
-    await holder.client.query('SELECT pg_advisory_unlock(426601, 2)');
+    await holder.client.query(`SELECT pg_advisory_unlock(admmgt._lock_class(), admmgt._lock_key('maintain'))`);
     await env.admin.query('CALL admmgt.applyMaintenance(t_numdays => 1)');
   });
 });
@@ -166,7 +156,7 @@ describe('a killed run', () => {
   let lagging: string[] = [];
 
   it('leaves every tenant at the old or the new version, its ledger agreeing with its objects', async () => {
-    await addScript(SCRIPT2);
+    await env.addScript(SCRIPT2);
     const runner = await session();
     killedPid = runner.pid;
     const call = runner.client.query('CALL admmgt.applyScripts(p_parallel => 1)');
@@ -213,7 +203,7 @@ describe('a killed run', () => {
 
   it('takes its lock with it: a new call works and the rerun finishes the rest without applying twice', async () => {
     const { rows: locks } = await env.admin.query(
-      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 426601 AND objid = 1 AND objsubid = 2
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = admmgt._lock_class() AND objid = admmgt._lock_key('apply') AND objsubid = 2
           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
     expect(locks).toEqual([]);
 
@@ -272,7 +262,7 @@ describe('a CALL inside a transaction block', () => {
     const { rows: after } = await env.admin.query('SELECT count(*)::int AS n FROM admmgt.runs');
     expect(after).toEqual(before);
     const { rows: locks } = await env.admin.query(
-      `SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = 426601 AND pid = pg_backend_pid()`);
+      `SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = admmgt._lock_class() AND pid = pg_backend_pid()`);
     expect(locks).toEqual([]);
   });
 
@@ -288,7 +278,7 @@ describe('a CALL inside a transaction block', () => {
     }
     expect((await env.admin.query('SELECT count(*)::int AS n FROM admmgt.runs')).rows).toEqual(before);
     const { rows: locks } = await env.admin.query(
-      `SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = 426601 AND pid = pg_backend_pid()`);
+      `SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = admmgt._lock_class() AND pid = pg_backend_pid()`);
     expect(locks).toEqual([]);
   });
 
@@ -302,10 +292,10 @@ describe('a CALL inside a transaction block', () => {
 
 describe('a call that fails after taking its lock', () => {
   const ownLocks = async (client: pg.Client) => (await client.query(
-    `SELECT objid::int AS key FROM pg_locks WHERE locktype = 'advisory' AND classid = 426601 AND pid = pg_backend_pid()`)).rows;
+    `SELECT objid::int AS key FROM pg_locks WHERE locktype = 'advisory' AND classid = admmgt._lock_class() AND pid = pg_backend_pid()`)).rows;
 
   it('keeps the lock of a cancelled run only for its own session, and tells others that session is idle', async () => {
-    await addScript({
+    await env.addScript({
       id: 3, description: 'another slow one',
       tables: [{ schema: 'app', name: 'k_three', columns: [{ name: 'id', type: 'int', primaryKey: true }] }],
       calls: ['CALL app.slow_step(3, 0.4)'],
@@ -351,8 +341,7 @@ describe('a call that fails after taking its lock', () => {
     } finally {
       await squatter.end();
     }
-    await until('the template to be idle', async () =>
-      (await env.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [TEMPLATE])).rows[0].n === 0);
+    await env.waitIdle(TEMPLATE, 10_000);
     await env.admin.query('CALL admmgt.create_database()');
     expect((await versions()).conc_late).toBe(3);
   });

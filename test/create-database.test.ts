@@ -3,7 +3,6 @@
 // Every database of this file starts with createdb_.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 let env: TestEnv;
@@ -77,10 +76,7 @@ describe('create_database', () => {
     await env.queryIn(TPL, `CREATE TABLE mgttest.base (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text);
       INSERT INTO mgttest.base (note) VALUES ('made in the template');
       CREATE PROCEDURE mgttest.hello() LANGUAGE sql AS 'SELECT 1'`);
-    await env.admin.query(`BEGIN;
-      ${scriptRowsSql({ id: 1, description: 'one table', tables: [{ schema: 'mgttest', name: 'from_script', columns: [{ name: 'id', type: 'int' }] }] }).text}
-      ${markReadySql(1).text}
-      COMMIT;`);
+    await env.addScript({ id: 1, description: 'one table', tables: [{ schema: 'mgttest', name: 'from_script', columns: [{ name: 'id', type: 'int' }] }] });
     await env.admin.query('CALL admmgt.applyScripts()');
     expect(await tenant(TPL)).toEqual({ status: 2, scriptversion: 1 });
   });
@@ -360,10 +356,7 @@ describe('create_database', () => {
       .toEqual([{ n: 5 }]);
     expect(env.notices.join('\n')).toMatch(/\(5\/5 done, 0 failed\)/);
     // Every tenant now takes the next script, in parallel as well.
-    await env.admin.query(`BEGIN;
-      ${scriptRowsSql({ id: 2, description: 'two', tables: [{ schema: 'mgttest', name: 'second', columns: [{ name: 'id', type: 'int' }] }] }).text}
-      ${markReadySql(2).text}
-      COMMIT;`);
+    await env.addScript({ id: 2, description: 'two', tables: [{ schema: 'mgttest', name: 'second', columns: [{ name: 'id', type: 'int' }] }] });
     await env.admin.query('CALL admmgt.applyScripts(p_parallel => 3)');
     for (const n of names) {
       expect(await tenant(n)).toEqual({ status: 2, scriptversion: 2 });

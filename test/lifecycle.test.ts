@@ -1,7 +1,6 @@
 // Retention from script_tables.lifecycle: expired RANGE partitions are dropped or detached where the
 // age column is their key; elsewhere expired rows are deleted; a plan only says what would go.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 const TPL = 'life_tpl';
@@ -21,7 +20,7 @@ beforeAll(async () => {
   env = await createEnv('life');
   await env.makeTemplate(TPL, ['app']);
   await env.makeTenants([T1, T2]);
-  await env.admin.query(scriptRowsSql({
+  await env.addScript({
     id: 1, description: 'tables with retention',
     tables: [
       { schema: 'app', name: 'events', lifecycle: { at: 'current_date-90' },
@@ -36,7 +35,7 @@ beforeAll(async () => {
         columns: [{ name: 'id', type: 'bigint', primaryKey: true, identity: true }, { name: 'kind', type: 'text' },
           { name: 'created', type: 'date' }] },
     ],
-  }).text + markReadySql(1).text);
+  });
   await env.admin.query('CALL admmgt.applyScripts()');
   await env.admin.query(`CALL admmgt.applyMaintenance(t_numdays => 400, p_asof => '2030-01-01')`);
   await env.queryIn(T1, `

@@ -3,7 +3,7 @@
 // the partitions it created logged per target, and a failing tenant reported while the others
 // complete. Expected partitions are computed here in TypeScript, independently of the SQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { markReadySql, scriptRowsSql, type ScriptSpec, type TableSpec } from '../templates/script.js';
+import type { ScriptSpec, TableSpec } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 const TEMPLATE = 'maint_tpl';
@@ -132,16 +132,9 @@ let env: TestEnv;
 
 /** Every RANGE period partition in the app schema of a database, by parent: name, relkind, bound. */
 async function rangeCatalog(db: string): Promise<Record<string, string[]>> {
-  const rows = await env.queryIn<{ parent: string; child: string; relkind: string; bound: string }>(db, `
-    SELECT p.relname AS parent, c.relname AS child, c.relkind, pg_get_expr(c.relpartbound, c.oid) AS bound
-      FROM pg_inherits i
-      JOIN pg_class c ON c.oid = i.inhrelid
-      JOIN pg_class p ON p.oid = i.inhparent
-      JOIN pg_namespace n ON n.oid = p.relnamespace
-     WHERE n.nspname = $1 AND p.relkind = 'p' AND pg_get_expr(c.relpartbound, c.oid) LIKE 'FOR VALUES FROM%'
-     ORDER BY p.relname, c.relname`, [SCHEMA]);
+  const rows = await env.partitions(db, { schema: SCHEMA });
   const out: Record<string, string[]> = {};
-  for (const r of rows) (out[r.parent] ??= []).push(`${r.child} ${r.relkind} ${r.bound}`);
+  for (const r of rows.filter((p) => p.bound.startsWith('FOR VALUES FROM'))) (out[r.parent] ??= []).push(`${r.name} ${r.kind} ${r.bound}`);
   return out;
 }
 
@@ -167,20 +160,16 @@ async function maintain(days: number, asof: string): Promise<string> {
   return (await lastRun()).run_id;
 }
 
-const waitIdle = (db: string) => env.waitIdle(db);
-
 async function applyScript(spec: ScriptSpec) {
-  await env.admin.query(scriptRowsSql(spec).text);
-  await env.admin.query(markReadySql(spec.id).text);
+  await env.addScript(spec);
   await env.admin.query('CALL admmgt.applyScripts()');
 }
 
 beforeAll(async () => {
   env = await createEnv('maint');
   await env.makeTemplate(TEMPLATE, [SCHEMA]);
-  await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ($1, 1), ($2, 1)`, [T1, T2]);
-  await waitIdle(TEMPLATE);
-  await env.admin.query('CALL admmgt.create_database()');
+  await env.waitIdle(TEMPLATE);
+  await env.makeTenants([T1, T2]);
   serverToday = (await env.admin.query(`SELECT current_date::text AS d`)).rows[0].d;
   await applyScript(SCRIPT1);
   for (const db of DBS) modelApply(db, 1);
@@ -198,12 +187,9 @@ describe('applyMaintenance', () => {
   it('has, after the apply, only the period of today in every RANGE parent (the baseline of the model)', async () => {
     for (const db of DBS) expect(await rangeCatalog(db)).toEqual(expectedCatalog(db));
     // The LIST level of the subpartitioned table.
-    const lists = await env.queryIn(T1, `
-      SELECT c.relname, c.relkind, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i
-        JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'app.m_list'::regclass ORDER BY 1`);
-    expect(lists).toEqual([
-      { relname: 'm_list_eu', relkind: 'p', bound: "FOR VALUES IN ('eu')" },
-      { relname: 'm_list_us', relkind: 'p', bound: "FOR VALUES IN ('us')" },
+    expect(await env.partitions(T1, 'app.m_list')).toEqual([
+      { name: 'm_list_eu', kind: 'p', bound: "FOR VALUES IN ('eu')" },
+      { name: 'm_list_us', kind: 'p', bound: "FOR VALUES IN ('us')" },
     ]);
   });
 
@@ -262,11 +248,10 @@ describe('applyMaintenance', () => {
 
   it('makes week partitions start on Monday and span seven days', async () => {
     for (const db of DBS) {
-      const rows = await env.queryIn<{ relname: string; lo: string; hi: string; dow: number }>(db, `
-        SELECT c.relname, b[1] AS lo, b[2] AS hi, extract(isodow FROM b[1]::date)::int AS dow
-          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
-               LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), $$FROM \\('([0-9-]+)'\\) TO \\('([0-9-]+)'\\)$$) AS b
-         WHERE i.inhparent = 'app.m_week'::regclass ORDER BY 1`);
+      const rows = (await env.partitions(db, 'app.m_week')).map((p) => {
+        const [, lo = '', hi = ''] = /FROM \('([0-9-]+)'\) TO \('([0-9-]+)'\)/.exec(p.bound) ?? [];
+        return { relname: p.name, lo, hi, dow: day(lo).getUTCDay() };
+      });
       expect(rows.length).toBeGreaterThan(10);
       for (const r of rows) {
         expect(r.dow).toBe(1);

@@ -11,9 +11,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startCluster, stopCluster, type Cluster } from '../src/cluster.js';
 import { DEMO, script1, script2, script3, testProc1Sql } from '../templates/demo.js';
-import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { cli } from './support/cli.js';
-import { createEnv, type TestEnv } from './support/env.js';
+import { addScript, createEnv, type TestEnv } from './support/env.js';
 
 const NAMES = ['east', 'north', 'west'] as const;
 type Name = (typeof NAMES)[number] | 'south';
@@ -49,12 +48,8 @@ async function placement(): Promise<Record<string, string>> {
   return Object.fromEntries(rows.map((r) => [r.dbname, r.server]));
 }
 
-async function versions(): Promise<Record<string, number>> {
-  const rows = await admin<{ k: string; v: number }>(
-    `SELECT CASE WHEN servertemplate THEN server || ':' || dbname ELSE dbname END AS k, coalesce(scriptversion, 0) AS v
-       FROM admmgt.vendor_db_settings WHERE status = 2 ORDER BY 1`);
-  return Object.fromEntries(rows.map((r) => [r.k, r.v]));
-}
+/** Script versions of the created databases; a server's copy of the template is server:dbname. */
+const versions = () => env.versions({ nullAs: 0, createdOnly: true });
 
 /** What a database holds of the demo, read from its own catalogs. */
 const CATALOG = `
@@ -252,9 +247,8 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
 
   it('places 30 tenants on the server with the fewest, builds a copy of the template on each and creates every tenant from it', async () => {
     // The template gets scripts 1 and 2 and the procedure of script 3 before any tenant exists.
-    await admin(scriptRowsSql(script1).text);
-    await admin(scriptRowsSql(script2).text);
-    await admin(`${markReadySql(1).text}; ${markReadySql(2).text}`);
+    await env.addScript(script1);
+    await env.addScript(script2);
     await env.admin.query('CALL admmgt.applyScripts()');
     await env.queryIn(TPL, testProc1Sql().text);
 
@@ -366,8 +360,7 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
   });
 
   it("applies script 3, runs maintenance and refreshes procedures on every server; each tenant's catalog matches the template's", async () => {
-    await admin(scriptRowsSql(script3).text);
-    await admin(markReadySql(3).text);
+    await env.addScript(script3);
     await env.admin.query('CALL admmgt.applyScripts(p_parallel => 4)');
     await env.admin.query(`CALL admmgt.applyMaintenance(t_numdays => ${DEMO.lookaheadDays}, p_parallel => 4)`);
     await env.queryIn(TPL, `CREATE FUNCTION mgttest.tenant_label() RETURNS text LANGUAGE sql AS $$ SELECT current_database()::text $$`);
@@ -413,8 +406,7 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     await env.queryIn(TPL, `CREATE PROCEDURE mgttest.slow() LANGUAGE plpgsql AS $$
       BEGIN PERFORM pg_sleep(CASE WHEN current_database() = ${env.admin.escapeLiteral(inFlight)} THEN 120 ELSE 0.05 END); END $$`);
     await env.admin.query('CALL admmgt.refesh_stored_procedures(p_parallel => 4)');
-    await admin(scriptRowsSql({ id: 4, description: 'slow', calls: ['call mgttest.slow()'] }).text);
-    await admin(markReadySql(4).text);
+    await env.addScript({ id: 4, description: 'slow', calls: ['call mgttest.slow()'] });
     expect(await admin(`SELECT server, count(DISTINCT dbname)::int AS n FROM admmgt.plan_scripts() GROUP BY 1 ORDER BY 1`)).toEqual([
       { server: 'east', n: 11 }, { server: 'local', n: 1 }, { server: 'north', n: 11 }, { server: 'west', n: 11 },
     ]);
@@ -512,7 +504,7 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     const upkeep = new pg.Client({ connectionString: env.adminUrl });
     await upkeep.connect();
     try {
-      await upkeep.query(`SELECT pg_advisory_lock(426601, 2)`);
+      await upkeep.query(`SELECT pg_advisory_lock(admmgt._lock_class(), admmgt._lock_key('maintain'))`);
       env.notices.length = 0;
       await env.admin.query('CALL admmgt.create_database()');
       expect(env.notices).toContainEqual(expect.stringMatching(
@@ -526,7 +518,8 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     const other = new pg.Client({ connectionString: env.adminUrl });
     await other.connect();
     try {
-      expect((await other.query(`SELECT pg_try_advisory_lock(426601, 2) AS m, pg_try_advisory_lock(426601, 3) AS r`)).rows)
+      expect((await other.query(`SELECT pg_try_advisory_lock(admmgt._lock_class(), admmgt._lock_key('maintain')) AS m,
+                                       pg_try_advisory_lock(admmgt._lock_class(), admmgt._lock_key('refresh')) AS r`)).rows)
         .toEqual([{ m: true, r: true }]);
     } finally {
       await other.end();
@@ -562,8 +555,8 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
       expect((await op.query('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows).toEqual([{ rolsuper: false }]);
       await op.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('srv_op1', 1), ('srv_op2', 1)`);
       await op.query('CALL admmgt.create_database()');
-      await op.query(`BEGIN; ${scriptRowsSql({ id: 5, description: 'by the operator', addColumns: [
-        { schema: 'mgttest', table: 'parenttable', column: { name: 'op_note', type: 'text' } }] }).text} ${markReadySql(5).text} COMMIT;`);
+      await addScript(op, { id: 5, description: 'by the operator', addColumns: [
+        { schema: 'mgttest', table: 'parenttable', column: { name: 'op_note', type: 'text' } }] });
       await op.query('CALL admmgt.applyScripts(p_parallel => 4)');
       await op.query(`CALL admmgt.applyMaintenance(t_numdays => ${DEMO.lookaheadDays}, p_parallel => 4)`);
       await op.query('CALL admmgt.refesh_stored_procedures(p_parallel => 4)');
