@@ -21,7 +21,7 @@ import { installControlPlane } from '../src/install.js';
 import { projectRoot } from '../src/paths.js';
 import { script1, testProc1Sql } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
-import { id } from '../templates/sql.js';
+import { id } from '../src/sql.js';
 
 const { values: args } = parseArgs({
   options: {

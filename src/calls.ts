@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { Argv } from 'yargs';
 import { AdmmgtError, sqlstateOf, usageError } from './errors.js';
 import { lastRun, maxRunId, withGlobalOptions, type GlobalArgs, type RunSummary } from './context.js';
-import { join, lit, sql, type Sql } from '../templates/sql.js';
+import { join, lit, sql, type Sql } from './sql.js';
 
 export interface CallOptions {
   parallel?: number;

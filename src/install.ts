@@ -11,7 +11,7 @@ import type pg from 'pg';
 import { migrate } from 'postgres-migrations';
 import { migrationsDir, proceduresDir, projectRoot } from './paths.js';
 import { AdmmgtError } from './errors.js';
-import { lit, sql } from '../templates/sql.js';
+import { lit, sql } from './sql.js';
 
 interface Migration {
   id: number;

@@ -3,7 +3,7 @@
 // a CALL of a procedure that inserts five rows).
 import dedent from 'dedent';
 import type { ScriptSpec } from './script.js';
-import { id, lit, sql, type Sql } from './sql.js';
+import { id, lit, sql, type Sql } from '../src/sql.js';
 
 export const DEMO = {
   template: 'unitemplate',

@@ -1,7 +1,7 @@
 // A migration script as typed data, and the SQL that writes it into admmgt's script tables.
 // Table ids come from the rows just inserted (RETURNING), never from guesses, so the same script
 // can be registered on any install.
-import { id, join, lit, raw, sql, type Sql } from './sql.js';
+import { id, join, lit, raw, sql, type Sql } from '../src/sql.js';
 
 export interface ColumnSpec {
   name: string;

@@ -10,7 +10,7 @@ import { AdmmgtError } from '../errors.js';
 import { install } from './install.js';
 import { DEMO, registerTemplateSql, registerTenantSql, script1, script2, script3, testProc1Sql } from '../../templates/demo.js';
 import { markReadySql, scriptRowsSql, type ScriptSpec } from '../../templates/script.js';
-import { id, lit, sql } from '../../templates/sql.js';
+import { id, lit, sql } from '../sql.js';
 
 const DEMO_COMMENT = 'admmgt demo';
 const DEMO_DATABASES = [DEMO.template, DEMO.tenant.toLowerCase()];
