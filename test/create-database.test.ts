@@ -175,7 +175,6 @@ describe('create_database', () => {
       ['postgres', 'postgres'],
       ['template1', 'Template1'],
       ['template0', 'template0'],
-      ['the template itself (after trimming and folding)', ` ${TPL.toUpperCase()} `],
       ['the admin database', 'createdb_admin'],
     ];
     const cases = [

@@ -67,14 +67,14 @@ RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: fold a tenant database name to lower case and refuse anything but a slug */
+/* purpose: fold a tenant database name to lower case and refuse anything but a slug; blanks around it are refused too, since 'x ', ' X' and 'x' would be one database */
 DECLARE
-    v_name text := lower(btrim(p_value));
+    v_name text := lower(p_value);
 BEGIN
     IF v_name IS NULL OR v_name !~ '^[a-z][a-z0-9_-]*$' OR octet_length(v_name) > 63 THEN
         RAISE EXCEPTION 'admmgt: invalid database name % in %', quote_literal(p_value), p_row
             USING ERRCODE = 'invalid_name',
-                  HINT = 'A database name is a letter, then letters, digits, _ or -, at most 63 bytes after folding to lower case.';
+                  HINT = 'A database name is a letter, then letters, digits, _ or -, at most 63 bytes after folding to lower case, with no blanks around it.';
     END IF;
     RETURN v_name;
 END;
@@ -109,12 +109,12 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._sql_fragment(p_value text, p_what text, p_row text)
+CREATE OR REPLACE FUNCTION admmgt._sql_fragment(p_value text, p_what text, p_row text, p_list boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: accept a SQL fragment (a DEFAULT expression, a CALL) only if it cannot end its statement or start another one */
+/* purpose: accept a SQL fragment (a DEFAULT expression, a CALL) only if it is one expression: it cannot end its statement or start another one, and has no comma outside parentheses (which would add a clause: DEFAULT 0, DROP COLUMN x), unless it is a list (p_list: a CALL's arguments) */
 DECLARE
     v_text  text := btrim(p_value);
     v_len   int := length(v_text);
@@ -145,6 +145,8 @@ BEGIN
         ELSIF v_ch = ')' THEN
             v_depth := v_depth - 1;
             IF v_depth < 0 THEN v_bad := 'an unbalanced ")"'; EXIT; END IF;
+        ELSIF v_ch = ',' AND v_depth = 0 AND NOT p_list THEN
+            v_bad := 'a comma outside parentheses'; EXIT;
         ELSIF v_ch IN (';', '$') THEN
             v_bad := format('the character %L outside a string', v_ch); EXIT;
         ELSIF substr(v_text, v_i, 2) IN ('--', '/*') THEN
@@ -157,7 +159,7 @@ BEGIN
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'admmgt: invalid % % in %: it contains %', p_what, quote_literal(p_value), p_row, v_bad
             USING ERRCODE = 'syntax_error',
-                  HINT = 'A fragment must be one expression or one CALL, without ;, comments, backslashes or dollar quotes.';
+                  HINT = 'A fragment must be one expression or one CALL, without ;, comments, backslashes, dollar quotes or commas outside parentheses.';
     END IF;
     RETURN v_text;
 END;
@@ -168,15 +170,18 @@ RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: accept a script_procs call as one CALL of a schema-qualified procedure */
+/* purpose: accept a script_procs call as one CALL of a schema-qualified procedure whose one argument list is all that follows its name ("p(), (1)" and "p() (1)" are refused) */
 DECLARE
     v_call text := regexp_replace(btrim(coalesce(p_value, '')), ';\s*$', '');
+    v_args text := (regexp_match(v_call, '^call\s+[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\s*\((.*)\)$', 'i'))[1];
 BEGIN
-    IF v_call !~* '^call\s+[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\s*\(.*\)$' THEN
+    IF v_args IS NULL THEN
         RAISE EXCEPTION 'admmgt: invalid call % in %', coalesce(quote_literal(p_value), 'NULL'), p_row
             USING ERRCODE = 'syntax_error',
                   HINT = 'Write one CALL of a schema-qualified procedure, for example: call mgttest.testproc1()';
     END IF;
+    -- The arguments between the first "(" and the last ")" are a list that never closes early.
+    PERFORM admmgt._sql_fragment(v_args, 'call arguments', p_row, true);
     RETURN admmgt._sql_fragment(v_call, 'call', p_row);
 END;
 $$;

@@ -59,7 +59,8 @@ BEGIN
             RAISE EXCEPTION 'admmgt: identity column in % cannot have a default', v_where
                 USING ERRCODE = 'invalid_table_definition', HINT = 'Clear defaultval or isidentity.';
         END IF;
-        v_def := v_def || ' DEFAULT ' || admmgt._sql_fragment(p_col.defaultval, 'default', v_where);
+        -- In parentheses, so that the fragment stays one expression whatever the checks above miss.
+        v_def := v_def || ' DEFAULT (' || admmgt._sql_fragment(p_col.defaultval, 'default', v_where) || ')';
     END IF;
     RETURN v_def;
 END;

@@ -1,5 +1,23 @@
 -- Render layer, part 3: the RANGE periods a target at a given script version must have.
 
+CREATE OR REPLACE FUNCTION admmgt._foreign_triggers_guard_sql(p_table text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: PL/pgSQL for a block that is about to move or delete rows of p_table (a qualified name): refuse when a trigger of that table or one of its partitions would run code that neither a superuser nor the role admmgt connects as owns, since it would run with admmgt's rights */
+SELECT format($g$
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(%1$L::pg_catalog.regclass) t
+                 JOIN pg_catalog.pg_trigger g ON g.tgrelid = t.relid
+                 JOIN pg_catalog.pg_proc f ON f.oid = g.tgfoid
+                 JOIN pg_catalog.pg_roles o ON o.oid = f.proowner
+                WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND NOT o.rolsuper AND o.rolname <> current_user) THEN
+        RAISE EXCEPTION 'admmgt: %% has a trigger that runs a function of another role; admmgt moves and deletes no rows there', %1$L
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'A trigger would run that function with admmgt''s rights. Disable the trigger for the run (ALTER TABLE ... DISABLE TRIGGER ...), or move or delete those rows yourself.';
+    END IF;$g$, p_table);
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._period_partition_from_default(p_schema text, p_table text, p_parent text, p_list_value text,
                                                                  p_keycol text, p_start date, p_end date, p_tbs text)
 RETURNS text
@@ -12,6 +30,8 @@ DECLARE
     v_n bigint;
 BEGIN
     IF pg_catalog.to_regclass(%1$L) IS NULL THEN
+        IF EXISTS (SELECT 1 FROM %2$I.%3$I WHERE %4$I >= %5$L AND %4$I < %6$L) THEN%10$s
+        END IF;
         CREATE TEMP TABLE admmgt_move ON COMMIT DROP AS SELECT * FROM %2$I.%3$I LIMIT 0;
         WITH m AS (DELETE FROM %2$I.%3$I WHERE %4$I >= %5$L AND %4$I < %6$L RETURNING *)
         INSERT INTO admmgt_move SELECT * FROM m;
@@ -25,7 +45,8 @@ BEGIN
     END IF;
 END
 $b$, format('%I.%I', p_schema, n.part), p_schema, admmgt._default_partition(p_parent), p_keycol, p_start, p_end,
-     n.part, p_parent, CASE WHEN p_tbs IS NOT NULL THEN format(' TABLESPACE %I', p_tbs) ELSE '' END))
+     n.part, p_parent, CASE WHEN p_tbs IS NOT NULL THEN format(' TABLESPACE %I', p_tbs) ELSE '' END,
+     admmgt._foreign_triggers_guard_sql(format('%I.%I', p_schema, p_parent))))
   FROM (SELECT admmgt._partition_name(p_table, p_list_value, p_start, format('%I.%I', p_schema, p_table)) AS part) n;
 $$;
 

@@ -106,7 +106,7 @@ ELSE
     IF pg_catalog.to_regclass(%1$L) IS NOT NULL THEN
         IF %3$L THEN
             SELECT count(*) INTO v_n FROM %1$s WHERE %2$s;
-        ELSE
+        ELSE%5$s
             v_n := 0;
             LOOP
                 DELETE FROM %1$s WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM %1$s WHERE %2$s LIMIT 10000);
@@ -119,7 +119,7 @@ ELSE
         INSERT INTO admmgt_lifecycle VALUES (%1$L, %4$L, v_n);
     END IF;$b$, format('%I.%I', t.schemaname, t.tablename),
        array_to_string(p.conds || format('%I < %L', p.agecol, p_asof - p.days), ' AND '), p_plan,
-       CASE WHEN p_plan THEN 'would delete' ELSE 'delete' END)
+       CASE WHEN p_plan THEN 'would delete' ELSE 'delete' END, admmgt._foreign_triggers_guard_sql(format('%I.%I', t.schemaname, t.tablename)))
        FROM t, p)
 END
  WHERE EXISTS (SELECT 1 FROM p);
@@ -141,7 +141,7 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS admmgt_lifecycle (obj text, action text, n bigint);
 %s
 END$b$, coalesce(nullif(current_setting('admmgt.lock_timeout', true), ''), '5s'), string_agg(x.body, E'\n' ORDER BY x.id)))
-  FROM (SELECT t.id, admmgt._lifecycle_table_sql(t.id, p_asof, p_plan) AS body
+  FROM (SELECT t.id, admmgt._lifecycle_table_sql(t.id, admmgt._finite_date(p_asof, 'p_asof'), p_plan) AS body
           FROM admmgt.script_tables t WHERE t.scriptid <= p_version AND t.lifecycle IS NOT NULL) x
  WHERE x.body IS NOT NULL
 HAVING count(*) > 0;

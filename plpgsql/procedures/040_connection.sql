@@ -102,12 +102,20 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM unnest(v_opts) o WHERE o LIKE 'connect\_timeout=%') THEN
         v_opts := v_opts || 'connect_timeout=10'::text;
     END IF;
+    -- A target is untrusted: nothing its roles create may run with admmgt's rights. Every session
+    -- admmgt opens there resolves names in pg_catalog first and never in a schema a tenant can
+    -- write to, and applies no row security policy (a query it would affect fails instead).
+    -- Appended after the server's own options, so that these win.
+    v_opts := v_opts || ('options=' || concat_ws(' ',
+        (SELECT substr(o, 9) FROM unnest(v_opts) o WHERE o LIKE 'options=%' LIMIT 1),
+        '-c search_path=pg_catalog,pg_temp -c row_security=off'));
     FOREACH v_opt IN ARRAY v_opts LOOP
-        IF split_part(v_opt, '=', 1) <> 'dbname' THEN
+        IF split_part(v_opt, '=', 1) <> 'dbname' AND v_opt NOT LIKE 'options=%' THEN
             v_pairs := v_pairs || (split_part(v_opt, '=', 1) || '='
                                    || admmgt._conninfo_quote(substr(v_opt, position('=' IN v_opt) + 1)));
         END IF;
     END LOOP;
+    v_pairs := v_pairs || ('options=' || admmgt._conninfo_quote(substr(v_opts[cardinality(v_opts)], 9)));
     RETURN array_to_string(v_pairs || ('dbname=' || admmgt._conninfo_quote(p_dbname))
                            || ('application_name=' || admmgt._conninfo_quote('admmgt')), ' ');
 END;

@@ -43,10 +43,12 @@ DECLARE
     v_error admmgt.error_state;
 BEGIN
     PERFORM admmgt._check_call('applyMaintenance', p_parallel);
-    IF t_numdays IS NULL OR t_numdays < 0 OR t_numdays > 3660 THEN
-        RAISE EXCEPTION 'admmgt: t_numdays must be between 0 and 3660, not %', coalesce(t_numdays::text, 'NULL')
+    IF t_numdays IS NULL OR t_numdays < 0 OR t_numdays > admmgt._window_days() THEN
+        RAISE EXCEPTION 'admmgt: t_numdays must be between 0 and %, not %', admmgt._window_days(), coalesce(t_numdays::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the look-ahead in days, for example t_numdays => 30.';
     END IF;
+    PERFORM admmgt._finite_date(coalesce(p_asof, current_date), 'p_asof');
+    PERFORM admmgt._finite_date(coalesce(p_asof, current_date) + t_numdays, 'p_asof + t_numdays');
     PERFORM admmgt._template();
     CALL admmgt._begin_call('maintain', 'applyMaintenance', p_wait_seconds, v_run);
     BEGIN

@@ -47,6 +47,8 @@ DECLARE
     v_run bigint;
 BEGIN
     PERFORM admmgt._check_call('applyLifecycle', p_parallel);
+    -- An as-of day that never comes would make every partition expired.
+    PERFORM admmgt._finite_date(coalesce(p_asof, current_date), 'p_asof');
     PERFORM admmgt._template();
     v_items := admmgt._lifecycle_items(coalesce(p_asof, current_date), coalesce(p_plan, false));
     IF cardinality(v_items) = 0 THEN

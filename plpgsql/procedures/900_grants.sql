@@ -24,3 +24,20 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA admmgt TO admmgt_op
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA admmgt TO admmgt_operator;
 -- The ledger of the installer is not the operator's to change.
 REVOKE INSERT, UPDATE, DELETE ON admmgt.migrations FROM admmgt_operator;
+
+-- dblink connects wherever it is told, from the server: with EXECUTE for PUBLIC, any role that can
+-- log in to the admin database (a tenant's login role among them) could probe ports or reach
+-- other databases through it. Only the operator needs it. Other users of dblink in this database
+-- need a GRANT of their own after this.
+DO $$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+                  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+                  JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'dblink' LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', v_fn);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO admmgt_operator', v_fn);
+    END LOOP;
+END;
+$$;
