@@ -366,11 +366,12 @@ describe('render_maintenance: every period from p_from through p_to of the RANGE
           BEGIN
               IF pg_catalog.to_regclass(''app.events_p20300701'') IS NULL THEN
                   IF EXISTS (SELECT 1 FROM app.events_default WHERE at >= ''2030-07-01'' AND at < ''2030-08-01'') THEN
-              IF EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(''app.events''::pg_catalog.regclass) t
-                           JOIN pg_catalog.pg_trigger g ON g.tgrelid = t.relid
+              IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
                            JOIN pg_catalog.pg_proc f ON f.oid = g.tgfoid
                            JOIN pg_catalog.pg_roles o ON o.oid = f.proowner
-                          WHERE NOT g.tgisinternal AND g.tgenabled <> ''D'' AND NOT o.rolsuper AND o.rolname <> current_user) THEN
+                          WHERE g.tgrelid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(''app.events''::pg_catalog.regclass) t
+                                              UNION ALL SELECT ''app.events''::pg_catalog.regclass)
+                            AND NOT g.tgisinternal AND g.tgenabled <> ''D'' AND NOT o.rolsuper AND o.rolname <> current_user) THEN
                   RAISE EXCEPTION ''admmgt: % has a trigger that runs a function of another role; admmgt moves and deletes no rows there'', ''app.events''
                       USING ERRCODE = ''object_not_in_prerequisite_state'',
                             HINT = ''A trigger would run that function with admmgt''''s rights. Disable the trigger for the run (ALTER TABLE ... DISABLE TRIGGER ...), or move or delete those rows yourself.'';
@@ -402,11 +403,12 @@ describe('render_maintenance: every period from p_from through p_to of the RANGE
           BEGIN
               IF pg_catalog.to_regclass(''app.items_x_p20300701'') IS NULL THEN
                   IF EXISTS (SELECT 1 FROM app.items_x_default WHERE closed >= ''2030-07-01'' AND closed < ''2030-10-01'') THEN
-              IF EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(''app.items_x''::pg_catalog.regclass) t
-                           JOIN pg_catalog.pg_trigger g ON g.tgrelid = t.relid
+              IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
                            JOIN pg_catalog.pg_proc f ON f.oid = g.tgfoid
                            JOIN pg_catalog.pg_roles o ON o.oid = f.proowner
-                          WHERE NOT g.tgisinternal AND g.tgenabled <> ''D'' AND NOT o.rolsuper AND o.rolname <> current_user) THEN
+                          WHERE g.tgrelid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(''app.items_x''::pg_catalog.regclass) t
+                                              UNION ALL SELECT ''app.items_x''::pg_catalog.regclass)
+                            AND NOT g.tgisinternal AND g.tgenabled <> ''D'' AND NOT o.rolsuper AND o.rolname <> current_user) THEN
                   RAISE EXCEPTION ''admmgt: % has a trigger that runs a function of another role; admmgt moves and deletes no rows there'', ''app.items_x''
                       USING ERRCODE = ''object_not_in_prerequisite_state'',
                             HINT = ''A trigger would run that function with admmgt''''s rights. Disable the trigger for the run (ALTER TABLE ... DISABLE TRIGGER ...), or move or delete those rows yourself.'';

@@ -53,12 +53,12 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._periods(p_unit text, p_from date, p_to date)
-RETURNS TABLE (period_start date, period_end date)
+CREATE OR REPLACE FUNCTION admmgt._check_window(p_from date, p_to date)
+RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: every period of p_unit that holds a day from p_from through p_to; a window of more than _window_days() days, or with a day that never comes, is refused */
+/* purpose: refuse a window of days with a day that never comes, or of more than _window_days() days, naming it; true otherwise */
 BEGIN
     PERFORM admmgt._finite_date(p_from, 'the first day of the window'), admmgt._finite_date(p_to, 'the last day of the window');
     IF p_to - p_from > admmgt._window_days() THEN
@@ -66,6 +66,18 @@ BEGIN
             USING ERRCODE = 'program_limit_exceeded',
                   HINT = 'Create partitions at most about ten years ahead (t_numdays => 3660).';
     END IF;
+    RETURN true;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._periods(p_unit text, p_from date, p_to date)
+RETURNS TABLE (period_start date, period_end date)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: every period of p_unit that holds a day from p_from through p_to; a window of more than _window_days() days, or with a day that never comes, is refused */
+BEGIN
+    PERFORM admmgt._check_window(p_from, p_to);
     RETURN QUERY
     SELECT s::date, (s + admmgt._period_step(p_unit))::date
       FROM generate_series(date_trunc(p_unit, p_from::timestamp),

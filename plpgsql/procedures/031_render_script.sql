@@ -111,6 +111,7 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: every statement of one script, in the order a target runs them: schemas, tables, added columns, foreign keys, calls */
 BEGIN
+    PERFORM admmgt._finite_date(p_asof, 'p_asof');
     IF NOT EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id = p_scriptid) THEN
         RAISE EXCEPTION 'admmgt: script % does not exist', p_scriptid
             USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, status FROM admmgt.scripts.';
