@@ -55,7 +55,7 @@ async function runCall(client: pg.Client, call: Sql): Promise<RunSummary | undef
     await client.query(call.text);
   } catch (e) {
     // The procedure's hint names its SQL parameter; a CLI user waits with --wait.
-    if (sqlstateOf(e) === '55P03' && e instanceof Error && / is already running: /.test(e.message)) {
+    if (sqlstateOf(e) === '55P03' && e instanceof Error && / is already running: | cannot start while /.test(e.message)) {
       throw new AdmmgtError(e.message, { cause: e, hint: 'Wait for that run to end, or pass --wait N to wait up to N seconds.' });
     }
     throw e;

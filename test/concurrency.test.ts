@@ -105,7 +105,7 @@ describe('two runs at once', () => {
   it('gives creating tenants the same lock as applying scripts', async () => {
     await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('conc_late', 1)`);
     await expect(env.admin.query('CALL admmgt.create_database()'))
-      .rejects.toMatchObject({ code: '55P03', message: expect.stringContaining(`admmgt.create_database is already running: pid ${holder.pid}`) });
+      .rejects.toMatchObject({ code: '55P03', message: expect.stringContaining(`admmgt.create_database cannot start while apply is running (they share one lock): pid ${holder.pid}`) });
     expect(await env.admin.query(`SELECT datname FROM pg_database WHERE datname = 'conc_late'`)).toMatchObject({ rows: [] });
     await env.admin.query(`DELETE FROM admmgt.vendor_db_settings WHERE dbname = 'conc_late'`);
   });

@@ -168,3 +168,56 @@ describe('dblink in the admin database', () => {
     }
   });
 });
+
+describe('rows PostgreSQL would refuse only in the template', () => {
+  const table = (partitions: NonNullable<NonNullable<ScriptSpec['tables']>[number]['partitions']>, keyType = 'date'): ScriptSpec => ({
+    id: 4, description: 'partitions',
+    tables: [{ schema: 'app', name: 'parted', columns: [{ name: 'id', type: 'bigint', primaryKey: true },
+      { name: 'k', type: keyType, nullable: false }, { name: 'v', type: 'text', nullable: false }], partitions }],
+  });
+  const cleanup = () => env.admin.query(`DELETE FROM admmgt.script_table_partitions WHERE tableid IN (SELECT id FROM admmgt.script_tables WHERE scriptid = 4);
+    DELETE FROM admmgt.script_table_columns WHERE scriptid = 4; DELETE FROM admmgt.script_tables WHERE scriptid = 4; DELETE FROM admmgt.scripts WHERE id = 4`);
+
+  it('a RANGE partition on a text column is refused up front, naming the row', async () => {
+    await env.addScript(table([{ column: 'k', type: 'range', value: 'month' }], 'text'));
+    try {
+      const [{ id }] = await env.rows<{ id: string }>(`SELECT p.id::text FROM admmgt.script_table_partitions p JOIN admmgt.script_tables t ON t.id = p.tableid WHERE t.scriptid = 4`) as [{ id: string }];
+      const e = await env.errorOf('CALL admmgt.applyScripts()');
+      expect([e.code, e.message]).toEqual(['42804', `admmgt: admmgt.script_table_partitions id ${id} partitions by RANGE on column k of type text, which is not a date or a timestamp`]);
+      expect(await env.queryIn(TPL, `SELECT to_regclass('app.parted') AS t`)).toEqual([{ t: null }]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('LIST values whose partitions would get one name are refused up front, naming both rows', async () => {
+    await env.addScript(table([{ column: 'v', type: 'list', value: 'a-b' }, { column: 'v', type: 'list', value: 'A_B' }]));
+    try {
+      const ids = (await env.rows<{ id: string }>(`SELECT p.id::text FROM admmgt.script_table_partitions p JOIN admmgt.script_tables t ON t.id = p.tableid
+                                                   WHERE t.scriptid = 4 ORDER BY p.id`)).map((r) => r.id);
+      const e = await env.errorOf('CALL admmgt.applyScripts()');
+      expect([e.code, e.message]).toEqual(['42P07',
+        `admmgt: admmgt.script_table_partitions id ${ids[0]} and admmgt.script_table_partitions id ${ids[1]} name LIST values whose partitions would both be called parted_a_b`]);
+      expect(await env.queryIn(TPL, `SELECT to_regclass('app.parted') AS t`)).toEqual([{ t: null }]);
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+describe('the registry', () => {
+  it("a deleted tenant's old failure is not listed any more", async () => {
+    const [{ id }] = await env.rows<{ id: string }>(`SELECT id::text FROM admmgt.vendor_db_settings WHERE dbname = $1`, [T1]) as [{ id: string }];
+    await env.admin.query(`INSERT INTO admmgt.target_results (operation, scriptid, target_id, dbname, ok, sqlstate, message)
+                           VALUES ('maintain', 0, $1, $2, false, '55P03', 'lock timeout')`, [id, T1]);
+    expect(await env.rows(`SELECT dbname FROM admmgt.failures`)).toEqual([{ dbname: T1 }]);
+    await env.admin.query(`UPDATE admmgt.vendor_db_settings SET deleted = true, deletedon = now() WHERE id = $1`, [id]);
+    try {
+      expect(await env.rows(`SELECT dbname FROM admmgt.failures`)).toEqual([]);
+      expect(await env.rows(`SELECT failures::int FROM admmgt.server_status`)).toEqual([{ failures: 0 }]);
+    } finally {
+      await env.admin.query(`UPDATE admmgt.vendor_db_settings SET deleted = false, deletedon = NULL WHERE id = $1`, [id]);
+      await env.admin.query(`DELETE FROM admmgt.target_results WHERE target_id = $1`, [id]);
+    }
+  });
+});

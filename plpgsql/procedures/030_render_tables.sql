@@ -180,6 +180,41 @@ SELECT format('CREATE TABLE %s%I.%I PARTITION OF %I.%I FOR VALUES FROM (%L) TO (
   FROM admmgt._periods(p_unit, p_day, p_day) AS p;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._check_partition_keys(p_tableid bigint, p_scriptid int)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse, before any target is touched, what PostgreSQL would only refuse in the template: a RANGE key that is not a date or timestamp column (periods are days), and two LIST values whose partitions would get one name */
+DECLARE
+    v_bad record;
+BEGIN
+    SELECT s.row_id, k.col, c.datatype INTO v_bad
+      FROM admmgt._partition_spec(p_tableid) s
+     CROSS JOIN LATERAL (VALUES (CASE WHEN s.parttype = 'range' THEN s.partcol END), (s.subcol)) AS k(col)
+      JOIN admmgt.script_table_columns c ON c.tableid = p_tableid AND c.scriptid = p_scriptid AND lower(btrim(c.columnname)) = k.col
+     WHERE lower(regexp_replace(btrim(c.datatype), '\s+', ' ', 'g'))
+           !~ '^(date|timestamptz( ?\([0-6]\))?|timestamp( ?\([0-6]\))?( with(out)? time zone)?)$'
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'admmgt: % partitions by RANGE on column % of type %, which is not a date or a timestamp', admmgt._row('script_table_partitions', v_bad.row_id), v_bad.col, v_bad.datatype
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'RANGE partitions are periods of days (day, week, month, quarter, year): partition by a date, timestamp or timestamptz column.';
+    END IF;
+    SELECT min(s.row_id) AS first_id, max(s.row_id) AS second_id, n.name INTO v_bad
+      FROM admmgt._partition_spec(p_tableid) s, admmgt._table_def(p_tableid) t,
+           LATERAL (SELECT admmgt._partition_name(t.tablename, s.partvalue, NULL, admmgt._row('script_table_partitions', s.row_id)) AS name) n
+     WHERE s.parttype = 'list'
+     GROUP BY n.name HAVING count(*) > 1
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'admmgt: % and % name LIST values whose partitions would both be called %', admmgt._row('script_table_partitions', v_bad.first_id), admmgt._row('script_table_partitions', v_bad.second_id), v_bad.name
+            USING ERRCODE = 'duplicate_table',
+                  HINT = 'A LIST partition is named after its value with every run of characters other than a-z and 0-9 folded to _: give the values names that stay apart.';
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt.render_create_table(p_tableid bigint, p_asof date DEFAULT current_date)
 RETURNS SETOF text
 LANGUAGE plpgsql STABLE
@@ -220,6 +255,7 @@ BEGIN
         END IF;
         v_by := format(' PARTITION BY %s (%I)', upper(v_spec.parttype), v_spec.partcol);
     END LOOP;
+    PERFORM admmgt._check_partition_keys(p_tableid, v_t.scriptid);
 
     IF EXISTS (SELECT 1 FROM admmgt.script_table_columns c
                 WHERE c.tableid = p_tableid AND c.scriptid = v_t.scriptid AND c.isprimarykey = 1) THEN

@@ -32,15 +32,15 @@ AS $$
 SELECT CASE p_op WHEN 'maintain' THEN 2 WHEN 'lifecycle' THEN 2 WHEN 'refresh' THEN 3 ELSE 1 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._lock_holder(p_key int)
-RETURNS text
+CREATE OR REPLACE FUNCTION admmgt._lock_holders(p_key int)
+RETURNS TABLE (pid int, operation text, description text)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: who holds an operation lock, for the message a second caller gets; an idle holder is a call that failed (the lock outlives it) */
-SELECT format('pid %s (%s, user %s)%s', l.pid,
+/* purpose: who holds an operation lock, with the operation of its run (NULL for an install, which holds every lock while it replaces the routines), for the message a second caller gets; an idle holder is a call that failed (the lock outlives it) */
+SELECT l.pid, r.operation,
+       format('pid %s (%s, user %s)%s', l.pid,
               CASE WHEN r.run_id IS NULL
-                   -- An install holds every operation's lock while it replaces the routines.
                    THEN format('no admmgt run; application %L', a.application_name)
                    ELSE format('run %s: %s since %s', r.run_id, r.operation, to_char(r.started_at, 'YYYY-MM-DD HH24:MI:SS TZ')) END,
               a.usename,
@@ -53,6 +53,15 @@ SELECT format('pid %s (%s, user %s)%s', l.pid,
    -- Advisory locks belong to one database: another admin database on the cluster has its own.
    AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
  LIMIT 1;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._lock_holder(p_key int)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: who holds an operation lock, as the message a second caller gets */
+SELECT h.description FROM admmgt._lock_holders(p_key) h;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._lock(p_key int)

@@ -50,14 +50,21 @@ AS $$
 /* purpose: the frame of a public procedure: no transaction block, one run per operation at a time, no stale connections */
 DECLARE
     v_deadline timestamptz := clock_timestamp() + make_interval(secs => greatest(coalesce(p_wait_seconds, 0), 0));
+    v_holder record;
 BEGIN
     PERFORM admmgt._check_call(p_label, NULL);
     -- Fails with "invalid transaction termination" in the cases the test above cannot see.
     COMMIT;
     WHILE NOT admmgt._try_lock(p_op) LOOP
         IF clock_timestamp() >= v_deadline THEN
-            RAISE EXCEPTION 'admmgt.% is already running: %', p_label,
-                            coalesce(admmgt._lock_holder(admmgt._lock_key(p_op)), 'holder has just finished')
+            SELECT * INTO v_holder FROM admmgt._lock_holders(admmgt._lock_key(p_op));
+            IF v_holder.operation IS NOT NULL AND v_holder.operation <> p_op THEN
+                -- Operations that share a lock: say which one holds it.
+                RAISE EXCEPTION 'admmgt.% cannot start while % is running (they share one lock): %', p_label, v_holder.operation, v_holder.description
+                    USING ERRCODE = 'lock_not_available',
+                          HINT = 'Wait for that run to end, or pass p_wait_seconds => N to wait up to N seconds.';
+            END IF;
+            RAISE EXCEPTION 'admmgt.% is already running: %', p_label, coalesce(v_holder.description, 'holder has just finished')
                 USING ERRCODE = 'lock_not_available',
                       HINT = 'Wait for that run to end, or pass p_wait_seconds => N to wait up to N seconds.';
         END IF;

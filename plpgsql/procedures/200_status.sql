@@ -14,7 +14,8 @@ SELECT r.operation, nullif(r.scriptid, 0) AS scriptid, r.dbname, r.sqlstate, r.m
        r.statement, r.run_id, r.finished_at, v.on_server AS server
   FROM admmgt.target_results r
   JOIN admmgt.registry v ON v.id = r.target_id
- WHERE NOT r.ok;
+ -- A deleted tenant's old failures need no one any more.
+ WHERE NOT r.ok AND NOT v.deleted;
 
 CREATE OR REPLACE VIEW admmgt.server_status AS
 SELECT s.name AS server,
@@ -26,7 +27,7 @@ SELECT s.name AS server,
        count(*) FILTER (WHERE v.status = 1 AND NOT v.servertemplate) AS pending,
        max(coalesce(v.scriptversion, 0)) FILTER (WHERE v.status = 2 AND (v.istemplate OR v.servertemplate)) AS template_version,
        (SELECT count(*) FROM admmgt.target_results r JOIN admmgt.registry x ON x.id = r.target_id
-         WHERE NOT r.ok AND x.on_server = s.name) AS failures
+         WHERE NOT r.ok AND NOT x.deleted AND x.on_server = s.name) AS failures
   FROM admmgt.servers s
   LEFT JOIN pg_foreign_server f ON f.srvname = coalesce(s.fdwserver, 'admmgt_local')
   LEFT JOIN admmgt.registry v ON v.on_server = s.name AND NOT v.deleted
