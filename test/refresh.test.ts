@@ -189,7 +189,7 @@ describe('refesh_stored_procedures', () => {
                            CREATE ROLE refresh_owner NOLOGIN; CREATE ROLE refresh_user NOLOGIN`);
     try {
       await env.queryIn(TEMPLATE, `GRANT CREATE, USAGE ON SCHEMA app TO refresh_owner;
-        CREATE FUNCTION app.f_definer() RETURNS text LANGUAGE sql SECURITY DEFINER AS 'SELECT current_user::text';
+        CREATE FUNCTION app.f_definer() RETURNS text LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS 'SELECT current_user::text';
         ALTER FUNCTION app.f_definer() OWNER TO refresh_owner;
         REVOKE ALL ON FUNCTION app.f_definer() FROM PUBLIC;
         GRANT EXECUTE ON FUNCTION app.f_definer() TO refresh_user`);
@@ -206,6 +206,32 @@ describe('refesh_stored_procedures', () => {
         await env.queryIn(db, 'DROP FUNCTION IF EXISTS app.f_definer(); REVOKE ALL ON SCHEMA app FROM refresh_owner');
       }
       await env.admin.query('DROP ROLE IF EXISTS refresh_owner; DROP ROLE IF EXISTS refresh_user');
+    }
+  });
+
+  it.each([
+    ['owned by a superuser', `CREATE FUNCTION app.run_sql(q text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+                               AS $$ BEGIN EXECUTE q; END $$`, 'app.run_sql(text) (owned by superuser postgres)'],
+    ['without SET search_path', `CREATE FUNCTION app.run_sql(q text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN EXECUTE q; END $$;
+                                 ALTER FUNCTION app.run_sql(text) OWNER TO refresh_owner`, 'app.run_sql(text) (no SET search_path)'],
+  ])('refuses a SECURITY DEFINER routine %s, naming it, and copies nothing until a DBA lists it', async (_what, ddl, named) => {
+    await env.admin.query(`DROP ROLE IF EXISTS refresh_owner; CREATE ROLE refresh_owner NOLOGIN`);
+    await env.queryIn(TEMPLATE, `GRANT CREATE, USAGE ON SCHEMA app TO refresh_owner; ${ddl}`);
+    try {
+      const e = await env.errorOf('CALL admmgt.refesh_stored_procedures()');
+      const [{ su }] = await env.rows<{ su: string }>('SELECT current_user AS su') as [{ su: string }];
+      expect([e.code, e.message]).toEqual(['42501', `admmgt: refresh would copy SECURITY DEFINER routines of template ${TEMPLATE} into every tenant: ${named.replace('superuser postgres', `superuser ${su}`)}`]);
+      expect(e.hint).toContain('INSERT INTO admmgt.definer_allowed');
+      for (const db of UPDATED) expect(await env.queryIn(db, `SELECT to_regprocedure('app.run_sql(text)') AS f`), db).toEqual([{ f: null }]);
+      await env.admin.query(`INSERT INTO admmgt.definer_allowed (signature, note) VALUES ('app.run_sql(text)', 'reviewed')`);
+      await refresh();
+      for (const db of UPDATED) expect(await env.queryIn(db, `SELECT to_regprocedure('app.run_sql(text)')::text AS f`), db).toEqual([{ f: 'app.run_sql(text)' }]);
+    } finally {
+      await env.admin.query(`DELETE FROM admmgt.definer_allowed`);
+      for (const db of [TEMPLATE, ...UPDATED]) {
+        await env.queryIn(db, 'DROP FUNCTION IF EXISTS app.run_sql(text); REVOKE ALL ON SCHEMA app FROM refresh_owner');
+      }
+      await env.admin.query('DROP ROLE IF EXISTS refresh_owner');
     }
   });
 });

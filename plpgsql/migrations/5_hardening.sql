@@ -3,3 +3,15 @@
 -- already are refused, naming them, when create_database() or an operation reaches them).
 ALTER TABLE admmgt.vendor_db_settings
     ADD CONSTRAINT vendor_db_settings_dbname_blanks CHECK (dbname = btrim(dbname)) NOT VALID;
+
+-- Refresh copies the template's routines into every tenant. A SECURITY DEFINER routine runs with
+-- its owner's rights in each of them: one owned by a superuser, or one without a pinned
+-- search_path, is refused unless a DBA has reviewed it and listed it here.
+CREATE TABLE admmgt.definer_allowed (
+    signature  text PRIMARY KEY,
+    note       text,
+    allowed_by name NOT NULL DEFAULT current_user,
+    allowed_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE admmgt.definer_allowed IS
+    'SECURITY DEFINER routines of the template that refresh may copy although a superuser owns them or they pin no search_path: signature as regprocedure prints it, e.g. mgttest.run_sql(text)';

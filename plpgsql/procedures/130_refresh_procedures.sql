@@ -1,5 +1,37 @@
 -- CALL admmgt.refesh_stored_procedures();   (the spelling is part of the interface)
 
+CREATE OR REPLACE FUNCTION admmgt._check_definers(p_template text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse, naming them, the SECURITY DEFINER routines of the template's app schemas that a superuser owns or that pin no search_path, unless admmgt.definer_allowed lists them: refresh would give every tenant a way to run code with those rights */
+DECLARE
+    v_bad text;
+BEGIN
+    SELECT string_agg(format('%s (%s)', r.sig, r.why), ', ' ORDER BY r.sig) INTO v_bad
+      FROM dblink(admmgt._connstr('local', p_template), $q$
+            SELECT p.oid::pg_catalog.regprocedure::text,
+                   pg_catalog.concat_ws(' and ',
+                       CASE WHEN o.rolsuper THEN 'owned by superuser ' || o.rolname END,
+                       CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+                            THEN 'no SET search_path' END)
+              FROM pg_catalog.pg_proc p
+              JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+              JOIN pg_catalog.pg_roles o ON o.oid = p.proowner
+             WHERE p.prosecdef
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt') AND n.nspname NOT LIKE 'pg\_%'
+               AND (o.rolsuper OR NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c WHERE c LIKE 'search\_path=%'))
+           $q$) AS r(sig text, why text)
+     WHERE r.sig NOT IN (SELECT a.signature FROM admmgt.definer_allowed a);
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'admmgt: refresh would copy SECURITY DEFINER routines of template % into every tenant: %', p_template, v_bad
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Every tenant could run them with their owner''s rights. Give such a routine an owner that is not a superuser and SET search_path = pg_catalog, <its schema>; or, once reviewed, list it: INSERT INTO admmgt.definer_allowed (signature, note) VALUES (''schema.name(argtypes)'', ''why'').';
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._template_routines(p_template text)
 RETURNS text[]
 LANGUAGE plpgsql
@@ -81,6 +113,7 @@ BEGIN
     PERFORM admmgt._check_call('refesh_stored_procedures', p_parallel);
     v_template := admmgt._template();
     -- Read the template before taking the lock: an error after it would leave the lock with this session.
+    PERFORM admmgt._check_definers(v_template.dbname);
     v_stmts := admmgt._template_routines(v_template.dbname);
     CALL admmgt._begin_call('refresh', 'refesh_stored_procedures', p_wait_seconds, v_run);
     IF cardinality(v_stmts) = 0 THEN

@@ -96,6 +96,7 @@ BEGIN
     CALL admmgt._run('create', v_items.p_create, p_parallel, p_run);
     IF cardinality(admmgt._copy_targets_below(p_template.scriptversion)) > 0 THEN
         BEGIN
+            PERFORM admmgt._check_definers(p_template.dbname);
             v_routines := admmgt._template_routines(p_template.dbname);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'admmgt create: could not read the routines of template %: % (SQLSTATE %)', p_template.dbname, SQLERRM, SQLSTATE
