@@ -1,14 +1,47 @@
-// A transaction in which the server does not log statements, where the role may turn that off:
-// for the calls that carry a password as a bound parameter (statement logging records those too).
+// A transaction in which the server does not log statements, for the calls that carry a password
+// as a bound parameter (statement logging records those too). A role that may not turn that
+// logging off (only a superuser may change these settings) is refused before the password is
+// sent, with the steps to do the same by hand.
 import type pg from 'pg';
+import { AdmmgtError } from './errors.js';
 
-export async function inQuietTransaction<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
+const QUIET = ["log_statement = 'none'", 'log_min_duration_statement = -1', 'log_parameter_max_length = 0',
+  'log_parameter_max_length_on_error = 0', 'log_min_error_statement = panic'];
+
+interface Logging {
+  log_statement: string;
+  log_min_duration_statement: string;
+  log_parameter_max_length: string;
+  log_parameter_max_length_on_error: string;
+}
+
+/** Which settings in force would still write this transaction's parameters to the server log. */
+function stillLogged(s: Logging): string[] {
+  const withParams = s.log_parameter_max_length !== '0';
+  const out: string[] = [];
+  if (s.log_statement === 'all' && withParams) out.push(`log_statement = ${s.log_statement}`);
+  if (s.log_min_duration_statement !== '-1' && withParams) out.push(`log_min_duration_statement = ${s.log_min_duration_statement}`);
+  if (s.log_parameter_max_length_on_error !== '0') out.push(`log_parameter_max_length_on_error = ${s.log_parameter_max_length_on_error}`);
+  return out;
+}
+
+export async function inQuietTransaction<T>(client: pg.Client, fn: () => Promise<T>, what = 'this password'): Promise<T> {
   await client.query('BEGIN');
   try {
-    for (const setting of ["log_statement = 'none'", 'log_min_duration_statement = -1', 'log_parameter_max_length = 0',
-      'log_parameter_max_length_on_error = 0', 'log_min_error_statement = panic']) {
+    for (const setting of QUIET) {
       await client.query('SAVEPOINT admmgt_quiet');
       await client.query(`SET LOCAL ${setting}`).catch(() => client.query('ROLLBACK TO SAVEPOINT admmgt_quiet'));
+    }
+    const { rows } = await client.query<Logging>(
+      `SELECT current_setting('log_statement') AS log_statement, current_setting('log_min_duration_statement') AS log_min_duration_statement,
+              current_setting('log_parameter_max_length') AS log_parameter_max_length,
+              current_setting('log_parameter_max_length_on_error') AS log_parameter_max_length_on_error`);
+    const logged = rows[0] ? stillLogged(rows[0]) : [];
+    if (logged.length) {
+      throw new AdmmgtError(`${what} would reach the server log (${logged.join(', ')}), and this role may not turn that off; nothing was sent`, {
+        hint: 'Run it as a superuser, or in psql as a superuser: SET log_statement = \'none\'; SET log_min_duration_statement = -1; '
+          + '\\prompt \'password: \' pw  then the SQL call with :\'pw\' (see docs/operations.md, Registering a server).',
+      });
     }
     const result = await fn();
     await client.query('COMMIT');

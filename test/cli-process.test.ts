@@ -2,11 +2,11 @@
 // exit code, and a reader that goes away. Builds dist/ first, so it always tests this tree.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'pg-connection-string';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { projectRoot } from '../src/paths.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
@@ -243,5 +243,42 @@ describe('install by a role that is not a superuser', () => {
       await env.admin.query('DROP DATABASE cliproc_fresh');
       await env.admin.query('DROP ROLE cliproc_inst');
     }
+  });
+});
+
+describe('cluster add keeps the password out of the server log', () => {
+  const role = 'cliproc_logged';
+  const pw = `Srv-${process.pid}-secret`;
+  beforeAll(async () => {
+    await env.admin.query(`CREATE ROLE ${role} LOGIN IN ROLE admmgt_operator`);
+    await env.admin.query(`GRANT USAGE ON FOREIGN DATA WRAPPER dblink_fdw TO ${role}`);
+    // Only a superuser may change log_statement: this role's sessions log every statement.
+    await env.admin.query(`ALTER ROLE ${role} SET log_statement = 'all'`);
+  });
+  afterAll(async () => {
+    await env.admin.query(`DROP OWNED BY ${role}`).catch(() => {});
+    await env.admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
+  });
+
+  it('a role that may not turn statement logging off is refused before the password is sent', async () => {
+    const admin = new URL(env.adminUrl);
+    admin.username = role;
+    const r = await run(['cluster', 'add', 'logged', '--url', `postgres://someone:${pw}@127.0.0.1:1/postgres`, '--admin-url', admin.toString(), '--no-check']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ERROR: the password of server logged would reach the server log (log_statement = all), and this role may not turn that off; nothing was sent');
+    expect(r.stderr).not.toContain(pw);
+    expect(await env.rows(`SELECT count(*)::int AS n FROM admmgt.servers WHERE name = 'logged'`)).toEqual([{ n: 0 }]);
+    expect(await env.rows(`SELECT count(*)::int AS n FROM pg_foreign_server WHERE srvname = 'admmgt_srv_logged'`)).toEqual([{ n: 0 }]);
+    const socketDir = inject('pgSocketDir');
+    if (socketDir) expect(await readFile(path.join(path.dirname(socketDir), 'postgres.log'), 'utf8')).not.toContain(pw);
+  });
+
+  it.each([
+    ['postgres://u:p@127.0.0.1:99999/postgres', 'the port 99999 of --url is not between 1 and 65535'],
+    ['postgres://u@127.0.0.1:5432/postgres?passfile=/tmp/x', '--url names a passfile, which admmgt cannot use'],
+  ])('%s is refused with exit code 2, saying why', async (url, message) => {
+    const r = await run(['cluster', 'add', 'odd', '--url', url, '--admin-url', env.adminUrl, '--no-check']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`ERROR: ${message}`);
   });
 });

@@ -39,6 +39,10 @@ const NOT_OPTIONS = new Set(['host', 'hostaddr', 'port', 'user', 'password', 'db
 export async function addServer(client: pg.Client, name: string, url: string, opts: AddServerOptions = {}): Promise<string> {
   let c: ReturnType<typeof parse>;
   let params: URLSearchParams;
+  const port = /^[a-z]+:\/\/(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/?]*):(\d+)/i.exec(url)?.[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+    throw usageError(`the port ${port} of --url is not between 1 and 65535`, 'Give postgres://USER:PASSWORD@HOST:PORT/DATABASE.');
+  }
   try {
     c = parse(url);
     params = new URL(url).searchParams;
@@ -49,19 +53,25 @@ export async function addServer(client: pg.Client, name: string, url: string, op
     throw usageError(`--url ${redactUrl(url)} must name a host and a user`,
       'Give postgres://USER:PASSWORD@HOST:PORT/postgres (the database is the one admmgt connects to for CREATE DATABASE).');
   }
+  if (params.has('passfile')) {
+    throw usageError('--url names a passfile, which admmgt cannot use: dblink lets a role that is not a superuser connect only with a password in the connection (the user mapping)',
+      'Leave passfile out; give the password in the URL or in ADMMGT_SERVER_PASSWORD, which go into the user mapping only.');
+  }
   // sslmode, sslrootcert, connect_timeout, ...: kept as options of the foreign server.
   const options = Object.fromEntries([...params].filter(([k]) => !NOT_OPTIONS.has(k)));
+  const password = c.password || opts.password || null;
   // The password travels as a bound parameter, never in a statement's text, in a transaction
-  // that turns statement logging off where the role may (logged statements show parameters).
-  return inQuietTransaction(client, async () => {
+  // that turns statement logging off, and not at all where the role may not turn it off.
+  const register = async () => {
     const { rows } = await client.query<{ version: string }>(
       `SELECT admmgt.add_server($1, $2, $3::int, $4, $5, p_maintdb => $6, p_accepts_tenants => $7, p_check => $8, p_options => $9,
                                 p_for_role => coalesce($10, current_user)) AS version`,
-      [name, c.host, c.port ? Number(c.port) : 5432, c.user, c.password || opts.password || null, c.database || null,
+      [name, c.host, c.port ? Number(c.port) : 5432, c.user, password, c.database || null,
         opts.acceptsTenants ?? null, opts.check ?? true, Object.keys(options).length ? JSON.stringify(options) : null, opts.forRole ?? null],
     );
     return rows[0]?.version ?? '';
-  });
+  };
+  return password ? inQuietTransaction(client, register, `the password of server ${name}`) : register();
 }
 
 export async function listServers(client: pg.Client): Promise<ServerStatus[]> {

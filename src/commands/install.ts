@@ -21,7 +21,7 @@ export async function install(client: pg.Client, url: string | undefined, out: O
         Number(u.port || u.searchParams.get('port') || 5432),
         decodeURIComponent(u.username) || 'postgres',
         decodeURIComponent(u.password),
-      ]));
+      ]), 'the password of the --url');
       out('stored the connection for dblink in server admmgt_local and a user mapping');
     }
   }
