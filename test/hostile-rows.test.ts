@@ -221,3 +221,21 @@ describe('the registry', () => {
     }
   });
 });
+
+describe('the admin cluster registered again', () => {
+  it('under another name, over TCP, is refused: it is server local', async () => {
+    const password = `Self-${process.pid}`;
+    await env.admin.query(`CREATE ROLE hrow_self LOGIN PASSWORD '${password}'`);
+    try {
+      const port = Number(new URL(env.adminUrl).port);
+      const e = await env.errorOf(`SELECT admmgt.add_server('self', '127.0.0.1', ${port}, 'hrow_self', '${password}', p_maintdb => '${env.adminDb}')`);
+      expect([e.code, e.detail]).toEqual(['42710', 'Nothing was registered.']);
+      expect(e.message).toMatch(/^admmgt: server self is the cluster that is registered as server local already \(system identifier \d+\)$/);
+      expect(e.hint).toContain('admmgt.set_connection');
+      expect(await env.rows(`SELECT name FROM admmgt.servers ORDER BY name`)).toEqual([{ name: 'local' }]);
+      expect(await env.rows(`SELECT count(*)::int AS n FROM pg_foreign_server WHERE srvname = 'admmgt_srv_self'`)).toEqual([{ n: 0 }]);
+    } finally {
+      await env.admin.query(`DROP OWNED BY hrow_self; DROP ROLE hrow_self`);
+    }
+  });
+});

@@ -139,6 +139,14 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     expect(await admin(`SELECT name FROM admmgt.servers WHERE name = 'bad'`)).toEqual([]);
     expect(await admin(`SELECT srvname FROM pg_foreign_server WHERE srvname = 'admmgt_srv_bad'`)).toEqual([]);
 
+    // One cluster under a second name (here east again, by another address) is refused.
+    const twice = await admin(`SELECT admmgt.add_server('e10', 'localhost', $1, 'postgres', $2)`, [clusters.east.port, PASSWORD])
+      .then(() => { throw new Error('e10 was registered'); }, (e: pg.DatabaseError) => e);
+    expect([twice.code, twice.detail]).toEqual(['42710', 'Nothing was registered.']);
+    expect(twice.message).toMatch(/^admmgt: server e10 is the cluster that is registered as server east already \(system identifier \d+\)$/);
+    expect(await admin(`SELECT name FROM admmgt.servers WHERE name = 'e10'`)).toEqual([]);
+    expect(await admin(`SELECT srvname FROM pg_foreign_server WHERE srvname = 'admmgt_srv_e10'`)).toEqual([]);
+
     // The password from the environment, not the URL; the URL's libpq parameters go onto the foreign server.
     const url = `postgresql://postgres@127.0.0.1:${clusters.west.port}/postgres?sslmode=disable&connect_timeout=5`;
     process.env.ADMMGT_SERVER_PASSWORD = PASSWORD;

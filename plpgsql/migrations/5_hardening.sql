@@ -15,3 +15,10 @@ CREATE TABLE admmgt.definer_allowed (
 );
 COMMENT ON TABLE admmgt.definer_allowed IS
     'SECURITY DEFINER routines of the template that refresh may copy although a superuser owns them or they pin no search_path: signature as regprocedure prints it, e.g. mgttest.run_sql(text)';
+
+-- One cluster registered twice (as itself under another name, or over TCP and a socket) made
+-- create_database() adopt the real template as a copy of itself. add_server() records each
+-- server's system identifier and refuses one that is already registered.
+ALTER TABLE admmgt.servers ADD COLUMN system_identifier text;
+COMMENT ON COLUMN admmgt.servers.system_identifier IS
+    'pg_control_system().system_identifier of the cluster, as add_server() found it (NULL: registered with p_check => false, or before this column)';

@@ -203,6 +203,29 @@ AS $$
 SELECT admmgt._store_connection('admmgt_local', p_host, p_port, p_user, p_password, p_for_role, NULL);
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._check_not_registered(p_name text, p_identifier text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse a server whose cluster is already registered: the admin database's own (local), or another row reaching the same cluster by another address; two rows for one cluster would make its template a copy of itself */
+DECLARE
+    v_same text;
+BEGIN
+    SELECT s.name INTO v_same FROM admmgt.servers s
+     WHERE s.name <> p_name
+       AND CASE WHEN s.name = 'local' THEN (SELECT c.system_identifier::text FROM pg_catalog.pg_control_system() c) ELSE s.system_identifier END = p_identifier
+     ORDER BY s.name = 'local' DESC, s.name LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'admmgt: server % is the cluster that is registered as server % already (system identifier %)', p_name, v_same, p_identifier
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'Nothing was registered.',
+                  HINT = CASE WHEN v_same = 'local' THEN 'That is the admin database''s own cluster, which is always server local; to reach it over TCP with a password, use SELECT admmgt.set_connection(host, port, user, password).'
+                              ELSE format('Change how server %s is reached instead: admmgt cluster add %s --url ...', v_same, v_same) END;
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt.add_server(p_name text, p_host text, p_port int, p_user text, p_password text DEFAULT NULL,
                                              p_maintdb text DEFAULT NULL, p_accepts_tenants boolean DEFAULT NULL,
                                              p_for_role name DEFAULT current_user, p_check boolean DEFAULT true,
@@ -216,6 +239,7 @@ DECLARE
     v_name text := admmgt._server_name(p_name, 'the argument p_name of admmgt.add_server');
     v_fdw name := 'admmgt_srv_' || v_name;
     v_version text;
+    v_identifier text;
     v_state text;
     v_msg text;
     v_detail text;
@@ -237,8 +261,9 @@ BEGIN
            accepts_tenants = coalesce(p_accepts_tenants, s.accepts_tenants);
     IF coalesce(p_check, true) THEN
         BEGIN
-            SELECT r.v INTO v_version
-              FROM dblink(admmgt._connstr(v_name, admmgt._maint_db(v_name), p_for_role), 'SELECT pg_catalog.version()') AS r(v text);
+            SELECT r.v, r.id INTO v_version, v_identifier
+              FROM dblink(admmgt._connstr(v_name, admmgt._maint_db(v_name), p_for_role),
+                          'SELECT pg_catalog.version(), (SELECT system_identifier::text FROM pg_catalog.pg_control_system())') AS r(v text, id text);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
             RAISE EXCEPTION 'admmgt: server % (host %, port %) cannot be reached as user % (the mapping of role %): %', v_name, p_host, p_port, p_user, p_for_role,
@@ -247,6 +272,10 @@ BEGIN
                       DETAIL = 'Nothing was registered.',
                       HINT = 'Check host, port, user, password and pg_hba.conf of that server, or pass p_check => false to register it while it is down.';
         END;
+    END IF;
+    IF v_identifier IS NOT NULL THEN
+        PERFORM admmgt._check_not_registered(v_name, v_identifier);
+        UPDATE admmgt.servers SET system_identifier = v_identifier WHERE name = v_name;
     END IF;
     RETURN coalesce(v_version, 'not checked');
 END;
