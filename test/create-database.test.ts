@@ -271,7 +271,13 @@ describe('create_database', () => {
     await env.admin.query(`CREATE DATABASE createdb_copy TEMPLATE ${TPL}`);
     await env.admin.query('CREATE DATABASE createdb_empty');
     await register('createdb_copy');
-    await register('createdb_empty');
+    const empty = await register('createdb_empty');
+    // An empty database of that name may be somebody else's: refused until the row says to adopt it.
+    await env.admin.query('CALL admmgt.create_database()');
+    expect(await tenant('createdb_empty')).toEqual({ status: 1, scriptversion: null });
+    expect(await admin(`SELECT sqlstate, message FROM admmgt.failures WHERE dbname = 'createdb_empty'`)).toEqual([
+      { sqlstate: '42P04', message: 'database createdb_empty already exists; it is empty, but not a copy of the template' }]);
+    await admin(`UPDATE admmgt.vendor_db_settings SET adopt_empty = true WHERE id = $1`, [empty]);
     await env.admin.query('CALL admmgt.create_database()');
     expect(await tenant('createdb_copy')).toEqual({ status: 2, scriptversion: 1 });
     expect(await tenant('createdb_empty')).toEqual({ status: 2, scriptversion: 0 });

@@ -105,7 +105,7 @@ describe('a non-superuser operator', () => {
   it('never marks created a database whose PUBLIC CONNECT it could not revoke (it does not own it)', async () => {
     // An empty database a superuser made beforehand: adopted, but the operator's REVOKE only warns.
     await env.admin.query('CREATE DATABASE sec_foreign');
-    await operator.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('sec_foreign', 1)`);
+    await operator.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status, adopt_empty) VALUES ('sec_foreign', 1, true)`);
     await operator.query('CALL admmgt.create_database()');
     const { rows } = await operator.query(`SELECT sqlstate, message, statement FROM admmgt.failures WHERE dbname = 'sec_foreign'`);
     expect(rows).toEqual([{ sqlstate: '42501', message: 'admmgt: PUBLIC may still connect to database sec_foreign', statement: expect.stringMatching(/^DO /) }]);

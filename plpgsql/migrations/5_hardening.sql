@@ -22,3 +22,9 @@ COMMENT ON TABLE admmgt.definer_allowed IS
 ALTER TABLE admmgt.servers ADD COLUMN system_identifier text;
 COMMENT ON COLUMN admmgt.servers.system_identifier IS
     'pg_control_system().system_identifier of the cluster, as add_server() found it (NULL: registered with p_check => false, or before this column)';
+
+-- A database that merely has a pending tenant's name and is empty was adopted silently: it may be
+-- somebody else's. Adopting one that is not a copy of the template now needs the DBA's word.
+ALTER TABLE admmgt.vendor_db_settings ADD COLUMN adopt_empty boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN admmgt.vendor_db_settings.adopt_empty IS
+    'true: create_database() may take over an existing empty database of this name (one that is a copy of the template, with its ledger, is always taken over)';

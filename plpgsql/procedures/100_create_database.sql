@@ -296,7 +296,7 @@ RETURNS admmgt.booking
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: booking hook of a look into a pending tenant's existing database: a template copy (it has the ledger) is taken over at the ledger's version, an empty database at 0; one holding objects of its own is refused and left alone */
+/* purpose: booking hook of a look into a pending tenant's existing database: a template copy (it has the ledger) is taken over at the ledger's version, an empty database at 0 when its row allows it (adopt_empty, or a copy of the template admmgt registered); one holding objects of its own is refused and left alone */
 DECLARE
     b admmgt.booking := p_booking;
     v_found text := p_state.outputs[1];
@@ -307,6 +307,18 @@ BEGIN
     END IF;
     v_version := CASE WHEN v_found LIKE 'ledger:%' THEN split_part(v_found, ':', 2)::int
                       WHEN v_found = 'objects:0' THEN 0 END;
+    IF v_version = 0 AND v_found = 'objects:0'
+       AND NOT EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v WHERE v.id = p_item.target_id AND (v.adopt_empty OR v.servertemplate)) THEN
+        -- An empty database of that name may be somebody else's: adopt it only when the row says so.
+        b.ok := false;
+        b.outcome := 'error';
+        b.sqlstate := '42P04';
+        b.message := format('database %s already exists; it is empty, but not a copy of the template', p_item.dbname);
+        b.hint := format('To take it over: UPDATE admmgt.vendor_db_settings SET adopt_empty = true WHERE id = %s; then call create_database() again. Or drop it, or give the tenant another name.', p_item.target_id);
+        b.statement := 'look into the existing database';
+        b.lines := ARRAY[b.statement];
+        RETURN b;
+    END IF;
     IF v_version IS NULL THEN
         b.ok := false;
         b.outcome := 'error';
