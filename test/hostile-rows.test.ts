@@ -239,3 +239,20 @@ describe('the admin cluster registered again', () => {
     }
   });
 });
+
+describe('a scriptversion set by hand', () => {
+  it('does not make a script count as applied: the script stays ready until the tenant really ran it', async () => {
+    await env.addScript({ id: 6, description: 'after a hand edit', addColumns: [{ schema: 'app', table: 'accounts', column: { name: 'late', type: 'int' } }] });
+    const before = await env.rows<{ scriptversion: number }>(`SELECT scriptversion FROM admmgt.vendor_db_settings WHERE dbname = $1`, [T1]);
+    await env.admin.query(`UPDATE admmgt.vendor_db_settings SET scriptversion = 6 WHERE dbname = $1`, [T1]);
+    await env.admin.query('CALL admmgt.applyScripts()');
+    expect(await columns(TPL)).toContain('late');
+    expect(await columns(T1)).not.toContain('late');
+    expect(await env.rows(`SELECT status FROM admmgt.scripts WHERE id = 6`)).toEqual([{ status: 1 }]);
+    // Put right, the tenant takes the script, and only then does it count as applied.
+    await env.admin.query(`UPDATE admmgt.vendor_db_settings SET scriptversion = $2 WHERE dbname = $1`, [T1, before[0]!.scriptversion]);
+    await env.admin.query('CALL admmgt.applyScripts()');
+    expect(await columns(T1)).toContain('late');
+    expect(await env.rows(`SELECT status FROM admmgt.scripts WHERE id = 6`)).toEqual([{ status: 2 }]);
+  });
+});

@@ -28,3 +28,12 @@ COMMENT ON COLUMN admmgt.servers.system_identifier IS
 ALTER TABLE admmgt.vendor_db_settings ADD COLUMN adopt_empty boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN admmgt.vendor_db_settings.adopt_empty IS
     'true: create_database() may take over an existing empty database of this name (one that is a copy of the template, with its ledger, is always taken over)';
+
+-- A script counts as applied everywhere only from what the targets recorded: each ran it (an ok
+-- outcome), or was made from a copy of the template that had it. baseversion is the version a
+-- database had when admmgt created or adopted it; a scriptversion set by hand proves nothing.
+ALTER TABLE admmgt.vendor_db_settings ADD COLUMN baseversion int;
+COMMENT ON COLUMN admmgt.vendor_db_settings.baseversion IS
+    'The version the database had when create_database() created or adopted it (the scripts below it came with its copy)';
+-- Databases created before this version: what they have, they are taken to have had from the start.
+UPDATE admmgt.vendor_db_settings SET baseversion = scriptversion WHERE status = 2 AND baseversion IS NULL;

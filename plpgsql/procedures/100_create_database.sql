@@ -284,7 +284,7 @@ AS $$
 /* purpose: booking hook of a CREATE DATABASE: the new database has the version of the copy it came from; it stays pending until its grant step */
 BEGIN
     IF p_booking.ok THEN
-        UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, modifiedon = current_timestamp
+        UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, baseversion = p_item.scriptid, modifiedon = current_timestamp
          WHERE id = p_item.target_id;
     END IF;
     RETURN p_booking;
@@ -331,7 +331,7 @@ BEGIN
         RETURN b;
     END IF;
     b.lines := ARRAY[format('adopted the existing database at version %s', v_version)];
-    UPDATE admmgt.vendor_db_settings SET scriptversion = v_version, modifiedon = current_timestamp WHERE id = p_item.target_id;
+    UPDATE admmgt.vendor_db_settings SET scriptversion = v_version, baseversion = v_version, modifiedon = current_timestamp WHERE id = p_item.target_id;
     RETURN b;
 END;
 $$;

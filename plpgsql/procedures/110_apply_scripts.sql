@@ -130,10 +130,14 @@ RETURNS void
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: give status 2 to every ready script up to p_version that the template and every tenant with updateflag have, and to its rows */
+/* purpose: give status 2 to every ready script up to p_version that the template and every tenant with updateflag have, as they recorded it: each ran it (an ok outcome), or was made from a copy that had it (baseversion); a scriptversion set by hand proves nothing */
 UPDATE admmgt.scripts s SET status = 2, applied_at = now(), last_error = NULL
  WHERE s.status = 1 AND s.id <= p_version
-   AND NOT EXISTS (SELECT 1 FROM admmgt.update_targets u WHERE u.version < s.id);
+   AND NOT EXISTS (SELECT 1 FROM admmgt.update_targets u JOIN admmgt.vendor_db_settings v ON v.id = u.id
+                    WHERE u.version < s.id
+                       OR (coalesce(v.baseversion, 0) < s.id
+                           AND NOT EXISTS (SELECT 1 FROM admmgt.target_results r
+                                            WHERE r.operation = 'apply' AND r.scriptid = s.id AND r.target_id = u.id AND r.ok)));
 UPDATE admmgt.script_tables SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
 UPDATE admmgt.script_table_columns SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
 UPDATE admmgt.script_table_fkeys SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
