@@ -256,3 +256,20 @@ describe('a scriptversion set by hand', () => {
     expect(await env.rows(`SELECT status FROM admmgt.scripts WHERE id = 6`)).toEqual([{ status: 2 }]);
   });
 });
+
+describe('a batch that does not parse', () => {
+  it('fails on the template naming the script, not BEGIN, and the script is marked failed', async () => {
+    // int(5) passes the type check but is no PostgreSQL type syntax: the whole batch does not parse.
+    await env.addScript({ id: 7, description: 'a type PostgreSQL cannot parse', addColumns: [{ schema: 'app', table: 'accounts', column: { name: 'n', type: 'int(5)' } }] });
+    try {
+      await env.admin.query('CALL admmgt.applyScripts()');
+      expect(await env.rows(`SELECT status, last_error FROM admmgt.scripts WHERE id = 7`)).toEqual([{
+        status: 3, last_error: expect.stringMatching(/^syntax error at or near "\(" \(SQLSTATE 42601\) at: script 7 as a whole, which does not parse \(no statement ran\)$/) }]);
+      expect(await env.rows(`SELECT statement FROM admmgt.failures WHERE scriptid = 7`)).toEqual([{ statement: 'script 7 as a whole, which does not parse (no statement ran)' }]);
+      expect(await columns(TPL)).not.toContain('n');
+    } finally {
+      await env.admin.query(`DELETE FROM admmgt.script_table_columns WHERE scriptid = 7; DELETE FROM admmgt.target_results WHERE scriptid = 7;
+                             DELETE FROM admmgt.scripts WHERE id = 7`);
+    }
+  });
+});

@@ -66,7 +66,7 @@ RETURNS admmgt.booking
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: booking hook of a script item: a target that committed moves to the script's version; one whose ledger already had the script (the admin side lost track of it) counts as already applied; a statement of the script that fails on the template marks the script failed (a lost connection is retried next run) */
+/* purpose: booking hook of a script item: a target that committed moves to the script's version; one whose ledger already had the script (the admin side lost track of it) counts as already applied; a statement of the script that fails on the template, or a batch that does not parse there, marks the script failed (a lost connection is retried next run) */
 DECLARE
     b admmgt.booking := p_booking;
 BEGIN
@@ -76,10 +76,16 @@ BEGIN
         b.outcome := 'already applied';
         b.lines := ARRAY[b.statement];
     END IF;
+    IF NOT b.ok AND NOT p_state.broken AND p_state.failed_index BETWEEN 1 AND cardinality(admmgt._batch_prefix(p_item.atomic)) THEN
+        -- The executor's own first statements cannot fail: the batch as a whole did not parse, so
+        -- no statement ran. The script is at fault, not BEGIN.
+        b.statement := format('script %s as a whole, which does not parse (no statement ran)', p_item.scriptid);
+        b.lines := ARRAY[b.statement];
+    END IF;
     IF b.ok THEN
         UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, modifiedon = current_timestamp
          WHERE id = p_item.target_id;
-    ELSIF p_state.failed_index > cardinality(admmgt._batch_prefix(p_item.atomic))
+    ELSIF (p_state.failed_index > cardinality(admmgt._batch_prefix(p_item.atomic)) OR b.statement LIKE 'script % as a whole, %')
           AND EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v WHERE v.id = p_item.target_id AND v.istemplate) THEN
         UPDATE admmgt.scripts SET status = 3, last_error = format('%s (SQLSTATE %s) at: %s', b.message, b.sqlstate, b.statement)
          WHERE id = p_item.scriptid;
