@@ -86,8 +86,9 @@ export const refreshProcedures = (c: pg.Client, o: CallOptions = {}) =>
   runCall(c, sql`CALL admmgt.refesh_stored_procedures(${callArgs(o)})`);
 
 /** Report a run; one with failed targets ends the command with an error (exit code 3). */
-export function checkRun(run: RunSummary | undefined, out: (l: string) => void, json = false): void {
-  if (json) process.stdout.write(JSON.stringify(run ?? { run_id: null, targets: 0, failed: 0 }) + '\n');
+export function checkRun(run: RunSummary | undefined, out: (l: string) => void, json = false, operation?: string): void {
+  // One shape whether or not the call made a run: {"run_id", "operation", "targets", "failed"}.
+  if (json) process.stdout.write(JSON.stringify(run ?? { run_id: null, operation: operation ?? null, targets: 0, failed: 0 }) + '\n');
   if (!run) return;
   out(`run ${run.run_id}: ${run.targets} target(s), ${run.targets - run.failed} done, ${run.failed} failed`);
   if (run.failed > 0) {

@@ -49,8 +49,15 @@ describe('admmgt CLI', () => {
     });
     r = await cli('apply', '--url', env.adminUrl, '--plan');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/-- cli_tpl: script 1\n/);
-    expect(r.stdout).toMatch(/CREATE TABLE mgttest\.events/);
+    // A summary by default: per script its statements, transaction mode and targets.
+    const [{ statements }] = await env.rows<{ statements: number }>(`SELECT cardinality(admmgt.script_batch(1)) AS statements`) as [{ statements: number }];
+    expect(r.stdout).toBe(`script 1: ${statements} statement(s), one per target transaction, on 3 target(s): cli_tpl, cli_one, cli_two\n`);
+    r = await cli('apply', '--url', env.adminUrl, '--plan', '--sql');
+    expect(r.stdout).toMatch(/^script 1: .*\n  CREATE SCHEMA IF NOT EXISTS admmgt;\n/);
+    expect(r.stdout).toMatch(/\n  CREATE TABLE mgttest\.events/);
+    r = await cli('apply', '--url', env.adminUrl, '--plan', '--json');
+    expect(JSON.parse(r.stdout)).toEqual({ operation: 'apply', scripts: [{ scriptid: 1, statements, transaction: 'one per target',
+      targets: ['cli_tpl', 'cli_one', 'cli_two'].map((dbname) => ({ dbname, server: 'local' })) }] });
     expect(await env.queryIn('cli_tpl', `SELECT to_regclass('mgttest.events') IS NULL AS absent`)).toEqual([{ absent: true }]);
 
     r = await cli('apply', '--url', env.adminUrl);
@@ -69,8 +76,10 @@ describe('admmgt CLI', () => {
   });
 
   it('runs the lifecycle command, in plan mode too', async () => {
-    const r = await cli('lifecycle', '--url', env.adminUrl, '--plan', '--as-of', '2031-01-01');
+    const r = await cli('lifecycle', '--url', env.adminUrl, '--plan', '--as-of', '2031-01-01', '--json');
     expect(r.code).toBe(0);
+    // Nothing to do: the same JSON shape as a run.
+    expect(JSON.parse(r.stdout)).toEqual({ run_id: null, operation: 'lifecycle', targets: 0, failed: 0 });
     expect(r.stderr).toMatch(/no applied script has a table with a lifecycle/);
     const bad = await cli('lifecycle', '--url', env.adminUrl, '--as-of', 'tomorrow');
     expect(bad.code).toBe(2);

@@ -190,7 +190,7 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
     expect(JSON.parse(list.stdout)).toEqual([
       expect.objectContaining({ server: 'local', host: null, accepts_tenants: false, tenants: 0 }),
       ...NAMES.map((n) => expect.objectContaining({
-        server: n, host: '127.0.0.1', port: String(clusters[n].port), fdwserver: `admmgt_srv_${n}`, accepts_tenants: true, tenants: 0,
+        server: n, host: '127.0.0.1', port: clusters[n].port, fdwserver: `admmgt_srv_${n}`, accepts_tenants: true, tenants: 0,
       })),
     ]);
     expect(list.stdout + r.stdout).not.toContain('wo"rd');

@@ -12,7 +12,7 @@ import { inQuietTransaction } from '../quiet.js';
 export interface ServerStatus {
   server: string;
   host: string | null;
-  port: string | null;
+  port: number | null;
   fdwserver: string | null;
   accepts_tenants: boolean;
   tenants: number;
@@ -76,7 +76,7 @@ export async function addServer(client: pg.Client, name: string, url: string, op
 
 export async function listServers(client: pg.Client): Promise<ServerStatus[]> {
   const { rows } = await client.query<ServerStatus>(
-    `SELECT server, host, port, fdwserver, accepts_tenants, tenants::int, pending::int, template_version, failures::int
+    `SELECT server, host, port::int, fdwserver, accepts_tenants, tenants::int, pending::int, template_version, failures::int
        FROM admmgt.server_status ORDER BY server = 'local' DESC, server`);
   return rows;
 }

@@ -16,5 +16,5 @@ export const command: CommandModule<object, LifecycleArgv> = {
       .option('as-of', { type: 'string', coerce: dateArg('as-of'), describe: 'Reference date YYYY-MM-DD instead of today' }) as Argv<LifecycleArgv>,
   handler: (a) =>
     withAdmin(a, async ({ client, out }) =>
-      checkRun(await applyLifecycle(client, { parallel: a.parallel, waitSeconds: a.wait, asOf: a.asOf, plan: a.plan }), out, a.json)),
+      checkRun(await applyLifecycle(client, { parallel: a.parallel, waitSeconds: a.wait, asOf: a.asOf, plan: a.plan }), out, a.json, 'lifecycle')),
 };

@@ -16,5 +16,5 @@ export const command: CommandModule<object, MaintainArgv> = {
       .option('as-of', { type: 'string', coerce: dateArg('as-of'), describe: 'Reference date YYYY-MM-DD instead of today' }) as Argv<MaintainArgv>,
   handler: (a) =>
     withAdmin(a, async ({ client, out }) =>
-      checkRun(await applyMaintenance(client, a.days, { parallel: a.parallel, waitSeconds: a.wait, asOf: a.asOf }), out, a.json)),
+      checkRun(await applyMaintenance(client, a.days, { parallel: a.parallel, waitSeconds: a.wait, asOf: a.asOf }), out, a.json, 'maintain')),
 };

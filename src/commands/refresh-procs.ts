@@ -7,5 +7,5 @@ export const command: CommandModule<object, CallArgv> = {
   describe: "CALL admmgt.refesh_stored_procedures(): copy the template's functions and procedures to every tenant with updateflag",
   builder: (y) => callOptions(y),
   handler: (a) =>
-    withAdmin(a, async ({ client, out }) => checkRun(await refreshProcedures(client, { parallel: a.parallel, waitSeconds: a.wait }), out, a.json)),
+    withAdmin(a, async ({ client, out }) => checkRun(await refreshProcedures(client, { parallel: a.parallel, waitSeconds: a.wait }), out, a.json, 'refresh')),
 };
