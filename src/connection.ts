@@ -1,6 +1,7 @@
 // Where the admin database is, from what the user gave: --embedded, --url, DATABASE_URL or the
 // libpq variables (PGSERVICE with its service file included). Only the demo falls back to the
 // embedded PostgreSQL in the project's .admmgt/ folder by itself.
+import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { parse } from 'pg-connection-string';
@@ -30,8 +31,19 @@ export interface AdminTarget {
 /** The libpq variables that say which server to reach; any of them set means "use the environment". */
 export const LIBPQ_ENV = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGSERVICE', 'PGPASSFILE'] as const;
 
+/**
+ * Where the embedded PostgreSQL keeps its data: ADMMGT_EMBEDDED_DIR, else .admmgt/embedded in a
+ * checkout of admmgt; installed as a package, admmgt sits inside node_modules, which the next
+ * npm ci wipes, so then in the user's data folder (XDG_DATA_HOME, else ~/.local/share).
+ */
+export function defaultEmbeddedDir(root: string, env: NodeJS.ProcessEnv, home: string): string {
+  if (env.ADMMGT_EMBEDDED_DIR) return env.ADMMGT_EMBEDDED_DIR;
+  if (!root.split(path.sep).includes('node_modules')) return path.join(root, '.admmgt', 'embedded');
+  return path.join(env.XDG_DATA_HOME || path.join(home, '.local', 'share'), 'admmgt', 'embedded');
+}
+
 export function embeddedDir(): string {
-  return process.env.ADMMGT_EMBEDDED_DIR ?? path.join(projectRoot(), '.admmgt', 'embedded');
+  return defaultEmbeddedDir(projectRoot(), process.env, os.homedir());
 }
 
 /** A URL with its password replaced, for messages; a string that is no URL keeps nothing between : and @. */

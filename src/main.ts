@@ -14,6 +14,7 @@ import { command as refreshProcs } from './commands/refresh-procs.js';
 import { command as sqlCommand } from './commands/sql.js';
 import { command as status } from './commands/status.js';
 import { AdmmgtError, describeError, usageError } from './errors.js';
+import { packageVersion } from './install.js';
 
 export interface MainOptions {
   /** Wrap help text at this many columns (default: yargs' own, the terminal width up to 80). */
@@ -46,7 +47,8 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .strict()
       .help()
       .alias('help', 'h')
-      .version()
+      // Its own version: yargs would otherwise read the package.json nearest the caller.
+      .version(await packageVersion())
       .fail((msg, err) => {
         // yargs reports its own usage errors, and a coerce function's, as a YError.
         if (!err || err.name === 'YError') throw usageError(msg ?? err?.message);

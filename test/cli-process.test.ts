@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'pg-connection-string';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { defaultEmbeddedDir } from '../src/connection.js';
 import { projectRoot } from '../src/paths.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
@@ -280,5 +281,15 @@ describe('cluster add keeps the password out of the server log', () => {
     const r = await run(['cluster', 'add', 'odd', '--url', url, '--admin-url', env.adminUrl, '--no-check']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`ERROR: ${message}`);
+  });
+});
+
+describe('the package', () => {
+  it('keeps the embedded data out of node_modules when admmgt is installed as a package', () => {
+    const home = '/home/ops';
+    expect(defaultEmbeddedDir('/srv/app/node_modules/admmgt', {}, home)).toBe('/home/ops/.local/share/admmgt/embedded');
+    expect(defaultEmbeddedDir('/srv/app/node_modules/admmgt', { XDG_DATA_HOME: '/var/lib/ops' }, home)).toBe('/var/lib/ops/admmgt/embedded');
+    expect(defaultEmbeddedDir('/work/admmgt', {}, home)).toBe('/work/admmgt/.admmgt/embedded');
+    expect(defaultEmbeddedDir('/srv/app/node_modules/admmgt', { ADMMGT_EMBEDDED_DIR: '/data/pg' }, home)).toBe('/data/pg');
   });
 });
