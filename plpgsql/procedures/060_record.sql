@@ -55,6 +55,24 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._refused(p_booking admmgt.booking, p_sqlstate text, p_message text, p_hint text, p_statement text)
+RETURNS admmgt.booking
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: for a hook: book a work item that ran as failed after all, with the reason the hook found */
+BEGIN
+    p_booking.ok := false;
+    p_booking.outcome := 'error';
+    p_booking.sqlstate := p_sqlstate;
+    p_booking.message := p_message;
+    p_booking.hint := p_hint;
+    p_booking.statement := p_statement;
+    p_booking.lines := ARRAY[p_statement];
+    RETURN p_booking;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._record(p_op text, p_item admmgt.work_item, p_state admmgt.exec_result, p_run_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql

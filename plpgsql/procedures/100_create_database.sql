@@ -310,25 +310,15 @@ BEGIN
     IF v_version = 0 AND v_found = 'objects:0'
        AND NOT EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v WHERE v.id = p_item.target_id AND (v.adopt_empty OR v.servertemplate)) THEN
         -- An empty database of that name may be somebody else's: adopt it only when the row says so.
-        b.ok := false;
-        b.outcome := 'error';
-        b.sqlstate := '42P04';
-        b.message := format('database %s already exists; it is empty, but not a copy of the template', p_item.dbname);
-        b.hint := format('To take it over: UPDATE admmgt.vendor_db_settings SET adopt_empty = true WHERE id = %s; then call create_database() again. Or drop it, or give the tenant another name.', p_item.target_id);
-        b.statement := 'look into the existing database';
-        b.lines := ARRAY[b.statement];
-        RETURN b;
+        RETURN admmgt._refused(b, '42P04', format('database %s already exists; it is empty, but not a copy of the template', p_item.dbname),
+            format('To take it over: UPDATE admmgt.vendor_db_settings SET adopt_empty = true WHERE id = %s; then call create_database() again. Or drop it, or give the tenant another name.', p_item.target_id),
+            'look into the existing database');
     END IF;
     IF v_version IS NULL THEN
-        b.ok := false;
-        b.outcome := 'error';
-        b.sqlstate := '42P04';
-        b.message := format('database %s already exists and holds %s objects that did not come from the template',
-                            p_item.dbname, split_part(v_found, ':', 2));
-        b.hint := 'Drop or rename that database, or give the tenant another name, then call create_database() again.';
-        b.statement := 'look into the existing database';
-        b.lines := ARRAY[b.statement];
-        RETURN b;
+        RETURN admmgt._refused(b, '42P04', format('database %s already exists and holds %s objects that did not come from the template',
+                                                  p_item.dbname, split_part(v_found, ':', 2)),
+            'Drop or rename that database, or give the tenant another name, then call create_database() again.',
+            'look into the existing database');
     END IF;
     b.lines := ARRAY[format('adopted the existing database at version %s', v_version)];
     UPDATE admmgt.vendor_db_settings SET scriptversion = v_version, baseversion = v_version, modifiedon = current_timestamp WHERE id = p_item.target_id;
