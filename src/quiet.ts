@@ -5,14 +5,18 @@
 import type pg from 'pg';
 import { AdmmgtError } from './errors.js';
 
-const QUIET = ["log_statement = 'none'", 'log_min_duration_statement = -1', 'log_parameter_max_length = 0',
-  'log_parameter_max_length_on_error = 0', 'log_min_error_statement = panic'];
+const QUIET = ["log_statement = 'none'", 'log_min_duration_statement = -1', 'log_min_duration_sample = -1',
+  'log_parameter_max_length = 0', 'log_parameter_max_length_on_error = 0', 'log_min_error_statement = panic'];
 
 interface Logging {
   log_statement: string;
   log_min_duration_statement: string;
   log_parameter_max_length: string;
   log_parameter_max_length_on_error: string;
+  /** NULL on servers older than PostgreSQL 13 (no sampling of statements). */
+  log_min_duration_sample: string | null;
+  log_statement_sample_rate: string | null;
+  log_transaction_sample_rate: string | null;
 }
 
 /** Which settings in force would still write this transaction's parameters to the server log. */
@@ -22,6 +26,13 @@ function stillLogged(s: Logging): string[] {
   if (s.log_statement === 'all' && withParams) out.push(`log_statement = ${s.log_statement}`);
   if (s.log_min_duration_statement !== '-1' && withParams) out.push(`log_min_duration_statement = ${s.log_min_duration_statement}`);
   if (s.log_parameter_max_length_on_error !== '0') out.push(`log_parameter_max_length_on_error = ${s.log_parameter_max_length_on_error}`);
+  if (withParams && s.log_min_duration_sample !== null && s.log_min_duration_sample !== '-1' && Number(s.log_statement_sample_rate) !== 0) {
+    out.push(`log_min_duration_sample = ${s.log_min_duration_sample}`);
+  }
+  // Decided when the transaction began: setting it to 0 inside does not help.
+  if (withParams && s.log_transaction_sample_rate !== null && Number(s.log_transaction_sample_rate) !== 0) {
+    out.push(`log_transaction_sample_rate = ${s.log_transaction_sample_rate}`);
+  }
   return out;
 }
 
@@ -35,7 +46,10 @@ export async function inQuietTransaction<T>(client: pg.Client, fn: () => Promise
     const { rows } = await client.query<Logging>(
       `SELECT current_setting('log_statement') AS log_statement, current_setting('log_min_duration_statement') AS log_min_duration_statement,
               current_setting('log_parameter_max_length') AS log_parameter_max_length,
-              current_setting('log_parameter_max_length_on_error') AS log_parameter_max_length_on_error`);
+              current_setting('log_parameter_max_length_on_error') AS log_parameter_max_length_on_error,
+              current_setting('log_min_duration_sample', true) AS log_min_duration_sample,
+              current_setting('log_statement_sample_rate', true) AS log_statement_sample_rate,
+              current_setting('log_transaction_sample_rate', true) AS log_transaction_sample_rate`);
     const logged = rows[0] ? stillLogged(rows[0]) : [];
     if (logged.length) {
       throw new AdmmgtError(`${what} would reach the server log (${logged.join(', ')}), and this role may not turn that off; nothing was sent`, {

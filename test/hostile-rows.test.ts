@@ -67,12 +67,14 @@ describe('a fragment is one expression', () => {
   });
 
   it('a default is rendered in parentheses, and one with commas inside them works', async () => {
-    await env.addScript({ id: 2, description: 'a default with commas inside parentheses',
-      addColumns: [{ schema: 'app', table: 'accounts', column: { name: 'code', type: 'text', default: "concat('a', 'b')" } }] });
-    expect(await env.rows(`SELECT stmt FROM admmgt.render_script(2)`))
-      .toEqual([{ stmt: "ALTER TABLE app.accounts ADD COLUMN code text DEFAULT (concat('a', 'b'))" }]);
+    await env.addScript({ id: 2, description: 'defaults with commas inside parentheses and brackets',
+      addColumns: [{ schema: 'app', table: 'accounts', column: { name: 'code', type: 'text', default: "concat('a', 'b')" } },
+        { schema: 'app', table: 'accounts', column: { name: 'tags', type: 'text[]', default: "ARRAY['x', 'y']" } }] });
+    expect(await env.rows(`SELECT stmt FROM admmgt.render_script(2)`)).toEqual([
+      { stmt: "ALTER TABLE app.accounts ADD COLUMN code text DEFAULT (concat('a', 'b'))" },
+      { stmt: "ALTER TABLE app.accounts ADD COLUMN tags text[] DEFAULT (ARRAY['x', 'y'])" }]);
     await env.admin.query('CALL admmgt.applyScripts()');
-    expect(await env.queryIn(T1, 'SELECT code FROM app.accounts')).toEqual([{ code: 'ab' }]);
+    expect(await env.queryIn(T1, 'SELECT code, tags FROM app.accounts')).toEqual([{ code: 'ab', tags: ['x', 'y'] }]);
   });
 
   it.each([

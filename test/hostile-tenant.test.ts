@@ -181,7 +181,18 @@ describe('a hostile tenant', () => {
       .toEqual([{ n: 0 }]);
     expect(await env.queryIn(T1, 'SELECT id FROM app.notes')).toEqual([{ id: '1' }]);
     expect(await env.rows(`SELECT sqlstate, message FROM admmgt.failures WHERE operation = 'lifecycle' AND dbname = $1`, [T1]))
-      .toEqual([{ sqlstate: '55000', message: 'admmgt: app.notes has a trigger that runs a function of another role; admmgt moves and deletes no rows there' }]);
+      .toEqual([{ sqlstate: '55000', message: 'admmgt: app.notes has a trigger that runs a function of another role or a WHEN condition; admmgt moves and deletes no rows there' }]);
+  });
+
+  it('lifecycle deletes no row where a trigger has a WHEN condition, whoever owns its function', async () => {
+    // The condition calls the tenant's code; the function is a superuser's built-in.
+    await env.queryIn(T1, `DROP TRIGGER spy ON app.notes; SET ROLE hos_tenant;
+      CREATE TRIGGER spy_when BEFORE DELETE ON app.notes FOR EACH ROW WHEN (app.spy() IS NULL) EXECUTE FUNCTION suppress_redundant_updates_trigger()`);
+    await env.admin.query('CALL admmgt.applyLifecycle()');
+    expect(await planted()).toEqual(NOTHING_RAN);
+    expect(await env.queryIn(T1, 'SELECT id FROM app.notes')).toEqual([{ id: '1' }]);
+    expect(await env.rows(`SELECT message FROM admmgt.failures WHERE operation = 'lifecycle' AND dbname = $1`, [T1]))
+      .toEqual([{ message: 'admmgt: app.notes has a trigger that runs a function of another role or a WHEN condition; admmgt moves and deletes no rows there' }]);
   });
 
   it('inventory does not count a table with row security', async () => {

@@ -371,8 +371,9 @@ describe('render_maintenance: every period from p_from through p_to of the RANGE
                            JOIN pg_catalog.pg_roles o ON o.oid = f.proowner
                           WHERE g.tgrelid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(''app.events''::pg_catalog.regclass) t
                                               UNION ALL SELECT ''app.events''::pg_catalog.regclass)
-                            AND NOT g.tgisinternal AND g.tgenabled <> ''D'' AND NOT o.rolsuper AND o.rolname <> current_user) THEN
-                  RAISE EXCEPTION ''admmgt: % has a trigger that runs a function of another role; admmgt moves and deletes no rows there'', ''app.events''
+                            AND NOT g.tgisinternal AND g.tgenabled <> ''D''
+                            AND (g.tgqual IS NOT NULL OR (NOT o.rolsuper AND o.rolname <> current_user))) THEN
+                  RAISE EXCEPTION ''admmgt: % has a trigger that runs a function of another role or a WHEN condition; admmgt moves and deletes no rows there'', ''app.events''
                       USING ERRCODE = ''object_not_in_prerequisite_state'',
                             HINT = ''A trigger would run that function with admmgt''''s rights. Disable the trigger for the run (ALTER TABLE ... DISABLE TRIGGER ...), or move or delete those rows yourself.'';
               END IF;
@@ -408,8 +409,9 @@ describe('render_maintenance: every period from p_from through p_to of the RANGE
                            JOIN pg_catalog.pg_roles o ON o.oid = f.proowner
                           WHERE g.tgrelid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(''app.items_x''::pg_catalog.regclass) t
                                               UNION ALL SELECT ''app.items_x''::pg_catalog.regclass)
-                            AND NOT g.tgisinternal AND g.tgenabled <> ''D'' AND NOT o.rolsuper AND o.rolname <> current_user) THEN
-                  RAISE EXCEPTION ''admmgt: % has a trigger that runs a function of another role; admmgt moves and deletes no rows there'', ''app.items_x''
+                            AND NOT g.tgisinternal AND g.tgenabled <> ''D''
+                            AND (g.tgqual IS NOT NULL OR (NOT o.rolsuper AND o.rolname <> current_user))) THEN
+                  RAISE EXCEPTION ''admmgt: % has a trigger that runs a function of another role or a WHEN condition; admmgt moves and deletes no rows there'', ''app.items_x''
                       USING ERRCODE = ''object_not_in_prerequisite_state'',
                             HINT = ''A trigger would run that function with admmgt''''s rights. Disable the trigger for the run (ALTER TABLE ... DISABLE TRIGGER ...), or move or delete those rows yourself.'';
               END IF;

@@ -37,3 +37,4 @@ COMMENT ON COLUMN admmgt.vendor_db_settings.baseversion IS
     'The version the database had when create_database() created or adopted it (the scripts below it came with its copy)';
 -- Databases created before this version: what they have, they are taken to have had from the start.
 UPDATE admmgt.vendor_db_settings SET baseversion = scriptversion WHERE status = 2 AND baseversion IS NULL;
+CREATE UNIQUE INDEX servers_system_identifier ON admmgt.servers (system_identifier) WHERE system_identifier IS NOT NULL;

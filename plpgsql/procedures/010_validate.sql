@@ -140,11 +140,12 @@ BEGIN
             END IF;
         ELSIF v_ch IN ('''', '"') THEN
             v_quote := v_ch;
-        ELSIF v_ch = '(' THEN
+        ELSIF v_ch IN ('(', '[') THEN
+            -- Brackets nest like parentheses: ARRAY['a', 'b'] is one expression.
             v_depth := v_depth + 1;
-        ELSIF v_ch = ')' THEN
+        ELSIF v_ch IN (')', ']') THEN
             v_depth := v_depth - 1;
-            IF v_depth < 0 THEN v_bad := 'an unbalanced ")"'; EXIT; END IF;
+            IF v_depth < 0 THEN v_bad := 'an unbalanced "' || v_ch || '"'; EXIT; END IF;
         ELSIF v_ch = ',' AND v_depth = 0 AND NOT p_list THEN
             v_bad := 'a comma outside parentheses'; EXIT;
         ELSIF v_ch IN (';', '$') THEN
@@ -155,7 +156,7 @@ BEGIN
         v_i := v_i + 1;
     END LOOP;
     IF v_bad IS NULL AND v_quote IS NOT NULL THEN v_bad := 'an unterminated quote'; END IF;
-    IF v_bad IS NULL AND v_depth <> 0 THEN v_bad := 'an unbalanced "("'; END IF;
+    IF v_bad IS NULL AND v_depth <> 0 THEN v_bad := 'an unbalanced "(" or "["'; END IF;
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'admmgt: invalid % % in %: it contains %', p_what, quote_literal(p_value), p_row, v_bad
             USING ERRCODE = 'syntax_error',

@@ -5,15 +5,16 @@ RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: PL/pgSQL for a block that is about to move or delete rows of p_table (a qualified name): refuse when a trigger of that table or of a partition of it (pg_partition_tree lists none for a plain table) would run code that neither a superuser nor the role admmgt connects as owns, since it would run with admmgt's rights */
+/* purpose: PL/pgSQL for a block that is about to move or delete rows of p_table (a qualified name): refuse when a trigger of that table or of a partition of it (pg_partition_tree lists none for a plain table) would run code that neither a superuser nor the role admmgt connects as owns, or has a WHEN condition (which may call anything), since it would run with admmgt's rights */
 SELECT format($g$
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
                  JOIN pg_catalog.pg_proc f ON f.oid = g.tgfoid
                  JOIN pg_catalog.pg_roles o ON o.oid = f.proowner
                 WHERE g.tgrelid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(%1$L::pg_catalog.regclass) t
                                     UNION ALL SELECT %1$L::pg_catalog.regclass)
-                  AND NOT g.tgisinternal AND g.tgenabled <> 'D' AND NOT o.rolsuper AND o.rolname <> current_user) THEN
-        RAISE EXCEPTION 'admmgt: %% has a trigger that runs a function of another role; admmgt moves and deletes no rows there', %1$L
+                  AND NOT g.tgisinternal AND g.tgenabled <> 'D'
+                  AND (g.tgqual IS NOT NULL OR (NOT o.rolsuper AND o.rolname <> current_user))) THEN
+        RAISE EXCEPTION 'admmgt: %% has a trigger that runs a function of another role or a WHEN condition; admmgt moves and deletes no rows there', %1$L
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'A trigger would run that function with admmgt''s rights. Disable the trigger for the run (ALTER TABLE ... DISABLE TRIGGER ...), or move or delete those rows yourself.';
     END IF;$g$, p_table);

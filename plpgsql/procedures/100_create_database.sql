@@ -305,7 +305,8 @@ BEGIN
     IF NOT b.ok THEN
         RETURN b;
     END IF;
-    v_version := CASE WHEN v_found LIKE 'ledger:%' THEN split_part(v_found, ':', 2)::int
+    -- What the database answered is not admmgt's to trust: cast only what is a plain version.
+    v_version := CASE WHEN v_found ~ '^ledger:[0-9]{1,9}$' THEN split_part(v_found, ':', 2)::int
                       WHEN v_found = 'objects:0' THEN 0 END;
     IF v_version = 0 AND v_found = 'objects:0'
        AND NOT EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v WHERE v.id = p_item.target_id AND (v.adopt_empty OR v.servertemplate)) THEN
@@ -315,8 +316,9 @@ BEGIN
             'look into the existing database');
     END IF;
     IF v_version IS NULL THEN
-        RETURN admmgt._refused(b, '42P04', format('database %s already exists and holds %s objects that did not come from the template',
-                                                  p_item.dbname, split_part(v_found, ':', 2)),
+        RETURN admmgt._refused(b, '42P04', CASE WHEN v_found LIKE 'objects:%'
+                                                THEN format('database %s already exists and holds %s objects that did not come from the template', p_item.dbname, split_part(v_found, ':', 2))
+                                                ELSE format('database %s already exists and its ledger admmgt.applied_scripts does not hold plain script ids', p_item.dbname) END,
             'Drop or rename that database, or give the tenant another name, then call create_database() again.',
             'look into the existing database');
     END IF;

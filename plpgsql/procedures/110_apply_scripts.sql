@@ -76,9 +76,9 @@ BEGIN
         b.outcome := 'already applied';
         b.lines := ARRAY[b.statement];
     END IF;
-    IF NOT b.ok AND NOT p_state.broken AND p_state.failed_index BETWEEN 1 AND cardinality(admmgt._batch_prefix(p_item.atomic)) THEN
-        -- The executor's own first statements cannot fail: the batch as a whole did not parse, so
-        -- no statement ran. The script is at fault, not BEGIN.
+    IF NOT b.ok AND NOT p_state.broken AND p_state.failed_index = 1 AND p_item.atomic THEN
+        -- BEGIN cannot fail: the batch as a whole did not parse, so no statement ran. The script
+        -- is at fault, not BEGIN.
         b.statement := format('script %s as a whole, which does not parse (no statement ran)', p_item.scriptid);
         b.lines := ARRAY[b.statement];
     END IF;

@@ -21,6 +21,11 @@ BEGIN
               JOIN pg_catalog.pg_roles o ON o.oid = p.proowner
              WHERE p.prosecdef
                AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt') AND n.nspname NOT LIKE 'pg\_%'
+               -- The routines refresh copies (_template_routines), no others.
+               AND p.prokind IN ('f', 'p')
+               AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid AND d.deptype = 'e')
                AND (o.rolsuper OR NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c WHERE c LIKE 'search\_path=%'))
            $q$) AS r(sig text, why text)
      WHERE r.sig NOT IN (SELECT a.signature FROM admmgt.definer_allowed a);

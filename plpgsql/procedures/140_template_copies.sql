@@ -67,6 +67,8 @@ AS $$
 DECLARE
     v_items record;
     v_routines text[];
+    v_refresh admmgt.work_item[];
+    v_apply admmgt.work_item[];
     v_holder text;
 BEGIN
     BEGIN
@@ -107,9 +109,17 @@ BEGIN
             IF cardinality(v_routines) > 0 THEN
                 v_routines := 'SET LOCAL check_function_bodies = off'::text || v_routines;
             END IF;
-            CALL admmgt._run('refresh', admmgt._refresh_items(v_routines, admmgt._copy_targets_below(p_template.scriptversion)), p_parallel, p_run);
-            CALL admmgt._run('apply', admmgt._apply_items(admmgt._copy_targets_below(p_template.scriptversion), p_template.scriptversion, current_date),
-                             p_parallel, p_run);
+            -- Rendering the scripts may raise (a row that no longer renders): not under the lock.
+            BEGIN
+                v_refresh := admmgt._refresh_items(v_routines, admmgt._copy_targets_below(p_template.scriptversion));
+                v_apply := admmgt._apply_items(admmgt._copy_targets_below(p_template.scriptversion), p_template.scriptversion, current_date);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS p_error.sqlstate = RETURNED_SQLSTATE, p_error.message = MESSAGE_TEXT, p_error.detail = PG_EXCEPTION_DETAIL, p_error.hint = PG_EXCEPTION_HINT;
+                PERFORM admmgt._release_upkeep();
+                RETURN;
+            END;
+            CALL admmgt._run('refresh', v_refresh, p_parallel, p_run);
+            CALL admmgt._run('apply', v_apply, p_parallel, p_run);
             CALL admmgt._run('refresh', admmgt._refresh_items(v_routines, admmgt._copy_targets_below(p_template.scriptversion + 1)), p_parallel, p_run);
         END IF;
     END IF;
