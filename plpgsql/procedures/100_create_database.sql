@@ -222,11 +222,15 @@ DECLARE
     v_row admmgt.vendor_db_settings;
     v_name text;
     v_dbs jsonb;
+    v_templates jsonb;
     v_from jsonb;
 BEGIN
     p_create := '{}';
     p_adopt := '{}';
     v_dbs := admmgt._databases_by_server(ARRAY(SELECT p.server FROM admmgt._pending_tenants() p WHERE p.server IS NOT NULL));
+    -- Where each server's tenants are copied from, asked once: the template on local, its created copy elsewhere.
+    SELECT jsonb_object_agg(t.server, jsonb_build_object('dbname', t.dbname, 'version', t.version)) INTO v_templates
+      FROM admmgt.targets t WHERE t.istemplate OR t.servertemplate;
     FOR v_row IN SELECT * FROM admmgt._pending_tenants() LOOP
         IF v_row.server IS NULL THEN
             RAISE NOTICE 'admmgt create: tenant % was registered during this call; the next call places and creates it', v_row.dbname;
@@ -238,9 +242,7 @@ BEGIN
             RAISE WARNING '%', SQLERRM USING HINT = 'The row is left pending; fix it and call create_database() again.';
             CONTINUE;
         END;
-        -- Where the server's tenants are copied from: the template on local, its created copy elsewhere.
-        SELECT jsonb_build_object('dbname', t.dbname, 'version', t.version) INTO v_from
-          FROM admmgt.targets t WHERE (t.istemplate OR t.servertemplate) AND t.server = v_row.server;
+        v_from := v_templates -> v_row.server;
         IF v_from IS NULL THEN
             RAISE WARNING 'admmgt create: tenant % waits: the copy of the template on server % is not created yet', v_name, v_row.server
                 USING HINT = 'See SELECT * FROM admmgt.failures WHERE server = ' || quote_literal(v_row.server) || '; call create_database() again once the server is back.';
