@@ -104,12 +104,12 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt.render_script(p_scriptid int, p_asof date DEFAULT current_date)
-RETURNS TABLE (seq int, stmt text)
+CREATE OR REPLACE FUNCTION admmgt.render_steps(p_scriptid int, p_asof date DEFAULT current_date)
+RETURNS TABLE (seq int, stmt text, txmode text, source text, index_schema text, index_name text)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: every statement of one script, in the order a target runs them: schemas, tables, added columns, foreign keys, calls */
+/* purpose: every statement of one script, in the order a target runs them, with its transaction mode and the row it comes from; the order is documented in docs/writing-scripts.md */
 BEGIN
     PERFORM admmgt._finite_date(p_asof, 'p_asof');
     IF NOT EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id = p_scriptid) THEN
@@ -117,28 +117,63 @@ BEGIN
             USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, status FROM admmgt.scripts.';
     END IF;
     RETURN QUERY
-    SELECT (row_number() OVER ())::int, s.stmt
+    SELECT (row_number() OVER (ORDER BY x.phase, x.id, x.n))::int, x.stmt, x.txmode, x.source, x.index_schema, x.index_name
       FROM (
-        SELECT x.stmt FROM (
-            -- A target made or adopted before the schema existed in the template still gets it.
-            SELECT 0 AS id, 0 AS part, 0::bigint AS n, format('CREATE SCHEMA IF NOT EXISTS %I', d.schemaname) AS stmt
-              FROM (SELECT DISTINCT (admmgt._table_def(t.id)).schemaname FROM admmgt.script_tables t
-                     WHERE t.scriptid = p_scriptid) d
-            UNION ALL
-            SELECT t.id, 1 AS part, r.n, r.stmt
-              FROM admmgt.script_tables t
-             CROSS JOIN LATERAL admmgt.render_create_table(t.id, p_asof) WITH ORDINALITY AS r(stmt, n)
-             WHERE t.scriptid = p_scriptid
-            UNION ALL
-            SELECT 0, 2, r.n, r.stmt FROM admmgt.render_add_columns(p_scriptid) WITH ORDINALITY AS r(stmt, n)
-            UNION ALL
-            SELECT 0, 3, r.n, r.stmt FROM admmgt.render_fkeys(p_scriptid) WITH ORDINALITY AS r(stmt, n)
-            UNION ALL
-            SELECT p.id, 4, 1, admmgt._call_stmt(p.proccallstmt, admmgt._row('script_procs', p.id))
-              FROM admmgt.script_procs p WHERE p.scriptid = p_scriptid
-        ) x ORDER BY x.part, x.id, x.n
-      ) s;
+        -- A target made or adopted before the schema existed in the template still gets it.
+        SELECT 0 AS phase, 0::bigint AS id, 0::bigint AS n, format('CREATE SCHEMA IF NOT EXISTS %I', d.schemaname) AS stmt,
+               'script'::text AS txmode, format('schema %s', d.schemaname) AS source, NULL::text AS index_schema, NULL::text AS index_name
+          FROM (SELECT DISTINCT (admmgt._table_def(t.id)).schemaname FROM admmgt.script_tables t
+                 WHERE t.scriptid = p_scriptid) d
+        UNION ALL
+        SELECT 1, t.id, r.n, r.stmt, 'script', admmgt._row('script_tables', t.id), NULL, NULL
+          FROM admmgt.script_tables t
+         CROSS JOIN LATERAL admmgt.render_create_table(t.id, p_asof) WITH ORDINALITY AS r(stmt, n)
+         WHERE t.scriptid = p_scriptid
+        UNION ALL
+        SELECT 2, 0, r.n, r.stmt, 'script', 'script_table_columns', NULL, NULL
+          FROM admmgt.render_add_columns(p_scriptid) WITH ORDINALITY AS r(stmt, n)
+        UNION ALL
+        SELECT 3, 0, r.n, r.stmt, 'script', r.source, NULL, NULL
+          FROM admmgt.render_column_changes(p_scriptid) WITH ORDINALITY AS r(stmt, source, n)
+        UNION ALL
+        SELECT 4, 0, r.n, r.stmt, 'script', r.source, NULL, NULL
+          FROM admmgt.render_table_changes(p_scriptid) WITH ORDINALITY AS r(stmt, source, n)
+        UNION ALL
+        SELECT 5, 0, r.n, r.stmt, 'script', r.source, NULL, NULL
+          FROM admmgt.render_constraints(p_scriptid) WITH ORDINALITY AS r(stmt, source, n)
+        UNION ALL
+        SELECT 6, 0, r.n, r.stmt, 'script', 'script_table_fkeys', NULL, NULL
+          FROM admmgt.render_fkeys(p_scriptid) WITH ORDINALITY AS r(stmt, n)
+        UNION ALL
+        SELECT 7, 0, r.n, r.stmt, 'script', r.source, NULL, NULL
+          FROM admmgt.render_indexes(p_scriptid, false) WITH ORDINALITY AS r(stmt, source, index_schema, index_name, n)
+        UNION ALL
+        SELECT 8, 0, r.n, r.stmt, 'script', r.source, NULL, NULL
+          FROM admmgt.render_views(p_scriptid) WITH ORDINALITY AS r(stmt, source, n)
+        UNION ALL
+        SELECT 9, 0, r.n, r.stmt, 'script', r.source, NULL, NULL
+          FROM admmgt.render_triggers(p_scriptid) WITH ORDINALITY AS r(stmt, source, n)
+        UNION ALL
+        SELECT 10, p.id, 1, admmgt._call_stmt(p.proccallstmt, admmgt._row('script_procs', p.id)), 'script',
+               admmgt._row('script_procs', p.id), NULL, NULL
+          FROM admmgt.script_procs p WHERE p.scriptid = p_scriptid
+        UNION ALL
+        SELECT 11, 0, r.n, r.stmt, r.txmode, r.source, NULL, NULL
+          FROM admmgt.render_sql_steps(p_scriptid) WITH ORDINALITY AS r(stmt, txmode, source, n)
+        UNION ALL
+        SELECT 12, 0, r.n, r.stmt, 'none', r.source, r.index_schema, r.index_name
+          FROM admmgt.render_indexes(p_scriptid, true) WITH ORDINALITY AS r(stmt, source, index_schema, index_name, n)
+      ) x;
 END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.render_script(p_scriptid int, p_asof date DEFAULT current_date)
+RETURNS TABLE (seq int, stmt text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: every statement of one script, in the order a target runs them (render_steps without the modes) */
+SELECT s.seq, s.stmt FROM admmgt.render_steps(p_scriptid, p_asof) s ORDER BY s.seq;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._ledger_insert(p_scriptid int)
