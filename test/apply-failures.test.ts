@@ -122,12 +122,13 @@ describe('applyScripts: a failing tenant fails alone and atomically; a rerun fin
     const failures = await admin('SELECT operation, scriptid, dbname, sqlstate, message, statement FROM admmgt.failures');
     expect(failures).toEqual([{
       operation: 'apply', scriptid: 1, dbname: 'applyfail_i2', sqlstate: '42P07',
-      message: 'relation "iso" already exists',
+      // The row the failing statement comes from, then PostgreSQL's message.
+      message: expect.stringMatching(/^admmgt\.script_tables id \d+: relation "iso" already exists$/),
       statement: expect.stringMatching(/^CREATE TABLE mgttest\.iso \(/),
     }]);
     const logged = await admin(`SELECT dbname, outcome, sqlstate, commstat FROM admmgt.script_log WHERE outcome <> 'ok'`);
     expect(logged).toEqual([{ dbname: 'applyfail_i2', outcome: 'error', sqlstate: '42P07', commstat: failures[0]!.statement }]);
-    expect(env.notices.join('\n')).toMatch(/WARNING: admmgt apply: applyfail_i2 failed: relation "iso" already exists/);
+    expect(env.notices.join('\n')).toMatch(/WARNING: admmgt apply: applyfail_i2 failed: admmgt\.script_tables id \d+: relation "iso" already exists/);
   });
 
   it('keeps the script ready (status 1) while a tenant lacks it', async () => {

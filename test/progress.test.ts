@@ -35,7 +35,7 @@ afterAll(async () => {
   await env?.close();
 });
 
-const WARNING = 'admmgt apply: progress_t2 failed: relation "clash" already exists (SQLSTATE 42P07)';
+const WARNING = 'admmgt apply: progress_t2 failed: admmgt.script_tables id 1: relation "clash" already exists (SQLSTATE 42P07)';
 
 describe('progress NOTICEs', () => {
   it('come one per target, after the WARNING of a target that failed', () => {

@@ -159,7 +159,8 @@ COMMENT ON COLUMN admmgt.scripts.rows_checksum IS
 
 -- The frozen batch of a script, in parts: a transactional part (txmode script) runs as one
 -- transaction; a part with txmode none is one statement run alone. sources names the row of
--- each statement; index_schema/index_name name the index a CONCURRENTLY part builds.
+-- each statement and destructive says which ones drop data; index_schema/index_name name the
+-- index a CONCURRENTLY part builds.
 CREATE TABLE admmgt.script_parts (
     scriptid     int NOT NULL REFERENCES admmgt.scripts (id) ON DELETE CASCADE,
     part         int NOT NULL,
@@ -168,6 +169,7 @@ CREATE TABLE admmgt.script_parts (
     sources      text[] NOT NULL,
     index_schema text,
     index_name   text,
+    destructive  boolean[] NOT NULL,
     CONSTRAINT script_parts_pkey PRIMARY KEY (scriptid, part),
     CONSTRAINT script_parts_txmode_check CHECK (txmode IN ('script', 'none'))
 );

@@ -6,7 +6,16 @@
 DO $$
 DECLARE
     v_sig text;
+    v_trigger record;
 BEGIN
+    -- Triggers on admmgt's tables that run its routines go with them; the files re-create them.
+    FOR v_trigger IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_catalog.pg_trigger t
+                       JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+                       JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+                      WHERE NOT t.tgisinternal AND p.pronamespace = 'admmgt'::regnamespace
+                        AND c.relnamespace = 'admmgt'::regnamespace LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.rel);
+    END LOOP;
     FOR v_sig IN SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
                   WHERE p.pronamespace = 'admmgt'::regnamespace ORDER BY p.oid DESC LOOP
         EXECUTE 'DROP ROUTINE ' || v_sig;

@@ -4,7 +4,10 @@
 -- One unit of work for the executor: statements for one target. kind names the work (script,
 -- create, adopt, grant, partitions, retention, retention_report, routines); the record layer hands
 -- a finished item to the booking hook of its kind, admmgt._book_<kind>, which lives in the file of
--- the operation that makes such items.
+-- the operation that makes such items. A script that runs in several parts (a step outside a
+-- transaction, or one that needs a transaction of its own) is several items of one target in a
+-- row: part says which part, step what the item does for it (NULL: the whole script at once), and
+-- sources names the row each statement comes from (NULL for admmgt's own statements).
 CREATE TYPE admmgt.work_item AS (
     kind      text,
     target_id bigint,
@@ -13,7 +16,10 @@ CREATE TYPE admmgt.work_item AS (
     conn_db   text,
     scriptid  integer,
     stmts     text[],
-    atomic    boolean
+    atomic    boolean,
+    part      integer,
+    step      text,
+    sources   text[]
 );
 
 -- What the executor knows about one sent batch.
@@ -43,7 +49,8 @@ CREATE TYPE admmgt.booking AS (
     sqlstate  text,
     message   text,
     detail    text,
-    hint      text
+    hint      text,
+    skip_part boolean  -- the hook found the item's part done already: the target goes on after it
 );
 
 -- An error caught in a call frame, to be raised again with its own SQLSTATE once the frame is closed.
@@ -55,11 +62,12 @@ CREATE TYPE admmgt.error_state AS (
 );
 
 CREATE OR REPLACE FUNCTION admmgt._item(p_kind text, p_target_id bigint, p_dbname text, p_server text, p_conn_db text,
-                                        p_scriptid int, p_stmts text[], p_atomic boolean)
+                                        p_scriptid int, p_stmts text[], p_atomic boolean,
+                                        p_part int DEFAULT NULL, p_step text DEFAULT NULL, p_sources text[] DEFAULT NULL)
 RETURNS admmgt.work_item
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: build a work item by name: the one place that knows the order of its attributes */
-SELECT ROW(p_kind, p_target_id, p_dbname, p_server, p_conn_db, p_scriptid, p_stmts, p_atomic)::admmgt.work_item;
+SELECT ROW(p_kind, p_target_id, p_dbname, p_server, p_conn_db, p_scriptid, p_stmts, p_atomic, p_part, p_step, p_sources)::admmgt.work_item;
 $$;

@@ -37,6 +37,7 @@ BEGIN
     END IF;
     b.outcome := CASE WHEN b.ok THEN 'ok' ELSE 'error' END;
     b.lines := CASE WHEN b.ok THEN p_item.stmts ELSE ARRAY[coalesce(b.statement, 'connect')] END;
+    b.skip_part := false;
     RETURN b;
 END;
 $$;
@@ -74,11 +75,11 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._record(p_op text, p_item admmgt.work_item, p_state admmgt.exec_result, p_run_id bigint)
-RETURNS boolean
+RETURNS admmgt.booking
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: book one finished work item through the hook of its kind: one script_log row per line, the latest outcome per (operation, script, target) in target_results, a WARNING when it failed; true when the target may go on with its next item */
+/* purpose: book one finished work item through the hook of its kind: one script_log row per line, the latest outcome per (operation, script, target) in target_results, a WARNING when it failed; returns the booking: ok when the target may go on with its next item, skip_part when that is after the item's part */
 DECLARE
     b admmgt.booking := admmgt._booking(p_item, p_state);
 BEGIN
@@ -105,6 +106,6 @@ BEGIN
         RAISE WARNING 'admmgt %: % failed: % (SQLSTATE %)', p_op, admmgt._target_label(p_item), b.message, b.sqlstate
             USING DETAIL = coalesce('statement: ' || b.statement, 'no statement ran');
     END IF;
-    RETURN b.ok;
+    RETURN b;
 END;
 $$;

@@ -14,6 +14,7 @@ DECLARE
     v_slot_state admmgt.exec_result[];
     v_state admmgt.exec_result;
     v_item admmgt.work_item;
+    v_booked admmgt.booking;
     v_targets int;
     v_done int := 0;
     v_failed int := 0;
@@ -60,7 +61,16 @@ BEGIN
             END IF;
 
             v_progress := true;
-            v_continue := admmgt._record(p_op, v_item, v_state, p_run_id);
+            v_booked := admmgt._record(p_op, v_item, v_state, p_run_id);
+            v_continue := v_booked.ok;
+            IF v_continue AND v_booked.skip_part THEN
+                -- The target has this part already: what is left of it is not sent.
+                WHILE v_slot_item[s] < v_n AND (p_items[v_slot_item[s] + 1]).target_id = v_item.target_id
+                      AND (p_items[v_slot_item[s] + 1]).scriptid = v_item.scriptid
+                      AND (p_items[v_slot_item[s] + 1]).part = v_item.part LOOP
+                    v_slot_item[s] := v_slot_item[s] + 1;
+                END LOOP;
+            END IF;
             IF v_state.broken THEN
                 PERFORM admmgt._exec_disconnect(s);
                 v_slot_db[s] := NULL;

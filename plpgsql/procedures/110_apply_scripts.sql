@@ -42,23 +42,66 @@ RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for each of the given targets, every script up to p_upto that it lacks, in order (copies of the template before tenants); each script rendered once */
+/* purpose: for each of the given targets, every script up to p_upto that it lacks, in order (copies of the template before tenants), as work items; each script's parts read (frozen) or rendered once */
 WITH targets AS (
-    SELECT t.* FROM unnest(p_targets) AS t WHERE t.version < p_upto
+    SELECT u AS t, u.id, u.version, u.servertemplate FROM unnest(p_targets) AS u WHERE u.version < p_upto
 ), blocked AS (
     -- A script a lagging target still needs that is no longer ready (set back to 0 to be edited,
     -- or failed) stops that target there: no script is ever skipped.
     SELECT min(x.id) AS id FROM admmgt.scripts x
      WHERE x.id <= p_upto AND x.status NOT IN (1, 2) AND x.id > (SELECT min(t.version) FROM targets t)
 ), batches AS MATERIALIZED (
-    SELECT s.id, admmgt.script_batch(s.id, p_asof) AS stmts
+    SELECT s.id, ARRAY(SELECT p FROM admmgt._script_parts(s.id, p_asof) p) AS parts
       FROM admmgt.scripts s
      WHERE s.id <= p_upto AND s.status IN (1, 2) AND s.id > (SELECT min(t.version) FROM targets t)
        AND s.id < coalesce((SELECT b.id FROM blocked b), p_upto + 1)
 )
-SELECT coalesce(array_agg(admmgt._item('script', t.id, t.dbname, t.server, t.dbname, b.id, b.stmts, true)
-                          ORDER BY t.servertemplate DESC, t.id, b.id), '{}')
-  FROM targets t JOIN batches b ON b.id > t.version;
+SELECT coalesce(array_agg(i.items[g.n] ORDER BY t.servertemplate DESC, t.id, b.id, g.n), '{}')
+  FROM targets t JOIN batches b ON b.id > t.version
+ CROSS JOIN LATERAL (SELECT admmgt._script_items(t.t, b.parts, b.id) AS items) i
+ CROSS JOIN LATERAL generate_subscripts(i.items, 1) AS g(n);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._failed_source(p_item admmgt.work_item, p_state admmgt.exec_result)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the script row the statement a batch stopped at comes from, if it is one of the script's own */
+SELECT p_item.sources[p_state.failed_index - cardinality(admmgt._batch_prefix(p_item.atomic))];
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._part_attempt_hook(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
+RETURNS admmgt.booking
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: what the admin side keeps of a part outside a transaction: its opening's token (or that it was done before: the rest of the part is skipped), whether its statement ran or failed (a lost connection leaves it unknown), and nothing once it is finished */
+DECLARE
+    b admmgt.booking := p_booking;
+    v_out text := p_state.outputs[cardinality(p_state.outputs)];
+BEGIN
+    IF p_item.step = 'begin' AND b.ok AND v_out = 'done' THEN
+        DELETE FROM admmgt.part_attempts WHERE target_id = p_item.target_id AND scriptid = p_item.scriptid AND part = p_item.part;
+        b.outcome := 'already applied';
+        b.skip_part := true;
+        b.lines := ARRAY[format('part %s of script %s: finished before', p_item.part, p_item.scriptid)];
+    ELSIF p_item.step = 'begin' AND b.ok THEN
+        INSERT INTO admmgt.part_attempts AS a (target_id, scriptid, part, token, state, run_id)
+        SELECT p_item.target_id, p_item.scriptid, p_item.part, substr(v_out, 5), 'started', r.run_id
+          FROM (SELECT max(run_id) AS run_id FROM admmgt.runs WHERE pid = pg_backend_pid() AND finished_at IS NULL) r
+        ON CONFLICT (target_id, scriptid, part) DO UPDATE
+           SET token = EXCLUDED.token, state = 'started', run_id = EXCLUDED.run_id, updated_at = now();
+        b.lines := ARRAY[format('part %s of script %s: started, outside a transaction', p_item.part, p_item.scriptid)];
+    ELSIF p_item.step = 'run' AND (b.ok OR NOT p_state.broken) THEN
+        UPDATE admmgt.part_attempts SET state = CASE WHEN b.ok THEN 'ran' ELSE 'failed' END, updated_at = now()
+         WHERE target_id = p_item.target_id AND scriptid = p_item.scriptid AND part = p_item.part;
+    ELSIF p_item.step = 'finish' AND b.ok THEN
+        DELETE FROM admmgt.part_attempts WHERE target_id = p_item.target_id AND scriptid = p_item.scriptid AND part = p_item.part;
+        b.lines := ARRAY[format('part %s of script %s: finished', p_item.part, p_item.scriptid)];
+    END IF;
+    RETURN b;
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._book_script(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
@@ -66,12 +109,15 @@ RETURNS admmgt.booking
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: booking hook of a script item: a target that committed moves to the script's version; one whose ledger already had the script (the admin side lost track of it) counts as already applied; a statement of the script that fails on the template, or a batch that does not parse there, marks the script failed (a lost connection is retried next run) */
+/* purpose: booking hook of a script item: a target that committed the whole script (or its last part) moves to the script's version; a ledger row already there (the admin side lost track) counts as already applied; a statement of the script that fails on the template, or a batch that does not parse there, marks the script failed and names its row (a lost connection is retried next run) */
 DECLARE
     b admmgt.booking := p_booking;
+    v_source text := admmgt._failed_source(p_item, p_state);
+    v_own boolean;
 BEGIN
     b.scriptid := p_item.scriptid;
-    IF NOT b.ok AND b.sqlstate = '23505' AND b.statement = admmgt._ledger_insert(p_item.scriptid) THEN
+    IF NOT b.ok AND b.sqlstate = '23505'
+       AND b.statement IN (admmgt._ledger_insert(p_item.scriptid), admmgt._ledger_part_insert(p_item.scriptid, p_item.part)) THEN
         b.ok := true;
         b.outcome := 'already applied';
         b.lines := ARRAY[b.statement];
@@ -79,16 +125,25 @@ BEGIN
     IF NOT b.ok AND NOT p_state.broken AND p_state.failed_index = 1 AND p_item.atomic THEN
         -- BEGIN cannot fail: the batch as a whole did not parse, so no statement ran. The script
         -- is at fault, not BEGIN.
-        b.statement := format('script %s as a whole, which does not parse (no statement ran)', p_item.scriptid);
+        b.statement := format('script %s%s as a whole, which does not parse (no statement ran)', p_item.scriptid,
+                              CASE WHEN p_item.step IS NOT NULL THEN format(' part %s', p_item.part) ELSE '' END);
         b.lines := ARRAY[b.statement];
     END IF;
-    IF b.ok THEN
+    IF NOT b.ok AND NOT p_state.broken AND v_source IS NOT NULL THEN
+        b.message := format('%s: %s', v_source, b.message);
+    END IF;
+    IF p_item.step IN ('begin', 'run', 'finish') THEN
+        b := admmgt._part_attempt_hook(p_item, p_state, b);
+    END IF;
+    v_own := v_source IS NOT NULL OR b.statement LIKE 'script % as a whole, %';
+    IF b.ok AND (p_item.step IS NULL OR p_item.step = 'end') THEN
         UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, modifiedon = current_timestamp
          WHERE id = p_item.target_id;
-    ELSIF (p_state.failed_index > cardinality(admmgt._batch_prefix(p_item.atomic)) OR b.statement LIKE 'script % as a whole, %')
+    ELSIF NOT b.ok AND NOT p_state.broken AND v_own
           AND EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v WHERE v.id = p_item.target_id AND v.istemplate) THEN
         UPDATE admmgt.scripts SET status = 3, last_error = format('%s (SQLSTATE %s) at: %s', b.message, b.sqlstate, b.statement)
          WHERE id = p_item.scriptid;
+        PERFORM admmgt._unfreeze(p_item.scriptid);
     END IF;
     RETURN b;
 END;
@@ -133,21 +188,46 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._mark_applied(p_version int)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: give status 2 to every ready script up to p_version that the template and every tenant with updateflag have, as they recorded it: each ran it (an ok outcome), or was made from a copy that had it (baseversion); a scriptversion set by hand proves nothing */
-UPDATE admmgt.scripts s SET status = 2, applied_at = now(), last_error = NULL
- WHERE s.status = 1 AND s.id <= p_version
-   AND NOT EXISTS (SELECT 1 FROM admmgt.update_targets u JOIN admmgt.vendor_db_settings v ON v.id = u.id
-                    WHERE u.version < s.id
-                       OR (coalesce(v.baseversion, 0) < s.id
-                           AND NOT EXISTS (SELECT 1 FROM admmgt.target_results r
-                                            WHERE r.operation = 'apply' AND r.scriptid = s.id AND r.target_id = u.id AND r.ok)));
-UPDATE admmgt.script_tables SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
-UPDATE admmgt.script_table_columns SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
-UPDATE admmgt.script_table_fkeys SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
-UPDATE admmgt.script_procs SET status = 2 WHERE status <> 2 AND scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2);
+/* purpose: give status 2 to every ready script up to p_version that the template and every tenant with updateflag have, as they recorded it: each ran it (an ok outcome), or was made from a copy that had it (baseversion); a scriptversion set by hand proves nothing; then to the rows of every applied script */
+DECLARE
+    v_table text;
+BEGIN
+    UPDATE admmgt.scripts s SET status = 2, applied_at = now(), last_error = NULL
+     WHERE s.status = 1 AND s.id <= p_version
+       AND NOT EXISTS (SELECT 1 FROM admmgt.update_targets u JOIN admmgt.vendor_db_settings v ON v.id = u.id
+                        WHERE u.version < s.id
+                           OR (coalesce(v.baseversion, 0) < s.id
+                               AND NOT EXISTS (SELECT 1 FROM admmgt.target_results r
+                                                WHERE r.operation = 'apply' AND r.scriptid = s.id AND r.target_id = u.id AND r.ok)));
+    FOREACH v_table IN ARRAY admmgt._script_row_tables() LOOP
+        EXECUTE format('UPDATE admmgt.%I x SET status = 2 WHERE x.status IS DISTINCT FROM 2
+                           AND x.scriptid IN (SELECT id FROM admmgt.scripts WHERE status = 2)', v_table);
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt.resolve_part(p_dbname text, p_scriptid int, p_part int, p_ran boolean)
+LANGUAGE plpgsql
+AS $$
+/* purpose: say what happened to a part outside a transaction whose end admmgt did not see (the run was killed or the connection lost while it ran): true, it ran, and the next run marks it finished; false, it did not, and the next run runs it again */
+DECLARE
+    v_n int;
+BEGIN
+    UPDATE admmgt.part_attempts a SET state = CASE WHEN p_ran THEN 'ran' ELSE 'failed' END, updated_at = now()
+      FROM admmgt.targets t
+     WHERE t.id = a.target_id AND t.dbname = lower(btrim(p_dbname)) AND a.scriptid = p_scriptid AND a.part = p_part;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_n = 0 THEN
+        RAISE EXCEPTION 'admmgt: no started part % of script % is known for %', p_part, p_scriptid, p_dbname
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'SELECT * FROM admmgt.part_attempts lists the parts whose end admmgt did not see.';
+    END IF;
+    RAISE NOTICE 'admmgt: part % of script % on % marked as %; the next applyScripts() goes on from there', p_part, p_scriptid, p_dbname,
+                 CASE WHEN p_ran THEN 'ran' ELSE 'not run' END;
+END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applyscripts(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
@@ -176,6 +256,8 @@ BEGIN
         -- Read again under the lock: another run may have moved the template meanwhile.
         v_template := admmgt._template();
         v_ready := admmgt._ready_scripts(v_template.scriptversion);
+        -- What the template runs now is what every target gets later: freeze it first.
+        PERFORM admmgt._freeze_scripts(coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date);
         v_items := admmgt._apply_items(admmgt._template_targets(), coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;

@@ -51,14 +51,15 @@ async function startClean(client: pg.Client, out: Out): Promise<void> {
   const { rows: n } = await client.query<{ c: number }>('SELECT count(*)::int AS c FROM admmgt.vendor_db_settings');
   if (dbs.length || (n[0]?.c ?? 0) > 0) out('an earlier demo run was found: dropping its databases and rows to start clean');
   for (const d of dbs) await client.query(sql`DROP DATABASE IF EXISTS ${id(d.datname)} WITH (FORCE)`.text);
+  // The registry first: with no template that has them, the demo's scripts are no longer frozen.
   await client.query(`BEGIN;
+    DELETE FROM admmgt.vendor_db_settings;
     DELETE FROM admmgt.script_table_partitions WHERE tableid IN (SELECT id FROM admmgt.script_tables WHERE scriptid IN (1, 2, 3));
     DELETE FROM admmgt.script_table_columns WHERE scriptid IN (1, 2, 3);
     DELETE FROM admmgt.script_tables WHERE scriptid IN (1, 2, 3);
     DELETE FROM admmgt.script_table_fkeys WHERE scriptid IN (1, 2, 3);
     DELETE FROM admmgt.script_procs WHERE scriptid IN (1, 2, 3);
     DELETE FROM admmgt.scripts WHERE id IN (1, 2, 3);
-    DELETE FROM admmgt.vendor_db_settings;
     COMMIT;`);
 }
 
