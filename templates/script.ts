@@ -49,9 +49,64 @@ export interface ScriptSpec {
   addColumns?: { schema: string; table: string; column: ColumnSpec }[];
   foreignKeys?: ForeignKeySpec[];
   calls?: string[];
+  // --- views and triggers (script_views, script_triggers) ---
+  views?: ViewSpec[];
+  triggers?: TriggerSpec[];
 }
 
 const flag = (b: boolean | undefined): Sql => lit(b ? 1 : 0);
+
+// --- views and triggers (script_views, script_triggers) ---------------------------------------
+
+/** A view, plain or materialized (script_views). */
+export interface ViewSpec {
+  schema: string;
+  name: string;
+  /** What follows AS: one query, schema-qualified names; required unless action is 'drop'. */
+  query?: string;
+  materialized?: boolean;
+  /** replace: CREATE OR REPLACE VIEW; a materialized view is dropped and created again. Default create. */
+  action?: 'create' | 'replace' | 'drop';
+  /** A drop is refused unless this is true. */
+  confirm?: boolean;
+}
+
+/** A trigger, with its function when functionBody is given (script_triggers). */
+export interface TriggerSpec {
+  schema: string;
+  table: string;
+  name: string;
+  /** Default AFTER. */
+  timing?: 'BEFORE' | 'AFTER' | 'INSTEAD OF';
+  /** INSERT, UPDATE, UPDATE OF col[, col], DELETE, TRUNCATE joined by OR; default INSERT. */
+  events?: string;
+  /** Default ROW. */
+  forEach?: 'ROW' | 'STATEMENT';
+  /** The WHEN condition: one expression, without the parentheses. */
+  when?: string;
+  /** The trigger function, in the trigger's schema. */
+  function: string;
+  /** Its PL/pgSQL body; without it the function must exist already. */
+  functionBody?: string;
+  /** Default create. drop removes the trigger, not its function. */
+  action?: 'create' | 'replace' | 'drop';
+}
+
+/** The tables these rows go to, for markReadySql. */
+const VIEW_TRIGGER_TABLES = ['script_views', 'script_triggers'];
+
+function viewTriggerRowsSql(s: ScriptSpec): Sql[] {
+  const views = (s.views ?? []).map((v) =>
+    sql`INSERT INTO admmgt.script_views (scriptid, schemaname, viewname, query, materialized, action, confirm)
+      VALUES (${lit(s.id)}, ${lit(v.schema)}, ${lit(v.name)}, ${lit(v.query ?? null)}, ${flag(v.materialized)}, ${lit(v.action ?? 'create')}, ${lit(v.confirm ?? false)});`);
+  const triggers = (s.triggers ?? []).map((t) =>
+    sql`INSERT INTO admmgt.script_triggers (scriptid, schemaname, tablename, triggername, timing, events, foreach, whenclause, functionname, functionbody, action)
+      VALUES (${lit(s.id)}, ${lit(t.schema)}, ${lit(t.table)}, ${lit(t.name)}, ${lit(t.timing ?? 'AFTER')}, ${lit(t.events ?? 'INSERT')},
+              ${lit(t.forEach ?? 'ROW')}, ${lit(t.when ?? null)}, ${lit(t.function)}, ${lit(t.functionBody ?? null)}, ${lit(t.action ?? 'create')});`);
+  return [...views, ...triggers];
+}
+
+// --- end of views and triggers -----------------------------------------------------------------
 
 function columnValues(c: ColumnSpec): Sql {
   return sql`${lit(c.name)}, ${lit(c.type)}, ${lit(c.nullable === false || c.primaryKey ? 0 : 1)}, ${lit(c.default ?? null)}, ${flag(c.primaryKey)}, ${flag(c.identity)}`;
@@ -100,12 +155,13 @@ export function scriptRowsSql(s: ScriptSpec): Sql {
   for (const c of s.calls ?? []) {
     out.push(sql`INSERT INTO admmgt.script_procs (scriptid, proccallstmt) VALUES (${lit(s.id)}, ${lit(c)});`);
   }
+  out.push(...viewTriggerRowsSql(s));
   return join(out, '\n');
 }
 
 /** Mark a script and its rows ready (status 1), as a DBA does when the design is complete. */
 export function markReadySql(scriptId: number): Sql {
-  const tables = ['script_tables', 'script_table_columns', 'script_table_fkeys', 'script_procs'];
+  const tables = ['script_tables', 'script_table_columns', 'script_table_fkeys', 'script_procs', ...VIEW_TRIGGER_TABLES];
   return join([
     ...tables.map((t) => sql`UPDATE admmgt.${id(t)} SET status = 1 WHERE scriptid = ${lit(scriptId)};`),
     sql`UPDATE admmgt.scripts SET status = 1 WHERE id = ${lit(scriptId)};`,

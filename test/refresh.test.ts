@@ -1,6 +1,6 @@
 // refesh_stored_procedures: every plain function and procedure of the template's app schemas is
 // created or replaced, with the template's exact definition, in every created tenant with
-// updateflag; trigger functions and extension members stay behind; a tenant where a CREATE OR
+// updateflag, trigger functions included; extension members stay behind; a tenant where a CREATE OR
 // REPLACE fails is reported and keeps its old state, while the others are refreshed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEnv, type TestEnv } from './support/env.js';
@@ -11,7 +11,7 @@ const T2 = 'refresh_t2';
 const T3 = 'refresh_t3'; // updateflag = false
 const UPDATED = [T1, T2];
 
-/** What a tenant with updateflag must end up with: every routine created below but the trigger function. */
+/** What a tenant with updateflag must end up with: every routine created below, the trigger function too. */
 const COPIED = [
   'app.f_over(integer)',
   'app.f_over(integer,integer)',
@@ -19,6 +19,7 @@ const COPIED = [
   'app.f_plain(integer)',
   'app.f_sqlbody(integer)',
   'app.p_double(integer,integer)',
+  'app.trg_stamp()',
   'app2.f_other(text)',
 ];
 
@@ -110,10 +111,17 @@ describe('refesh_stored_procedures', () => {
     expect(runs).toEqual([{ targets: 2, failed: 0 }]);
   });
 
-  it('does not copy a trigger function', async () => {
+  it('copies a trigger function too, which a trigger of the tenant then runs', async () => {
     const probe = `SELECT to_regprocedure('app.trg_stamp()')::text AS f`;
     expect(await env.queryIn(TEMPLATE, probe)).toEqual([{ f: 'app.trg_stamp()' }]);
-    for (const db of UPDATED) expect(await env.queryIn(db, probe)).toEqual([{ f: null }]);
+    for (const db of UPDATED) {
+      expect(await env.queryIn(db, probe)).toEqual([{ f: 'app.trg_stamp()' }]);
+      // The tenants have no table app.stamped (made after them): the function needs none to be created.
+      await env.queryIn(db, `CREATE TABLE app.stamped (id int, at timestamptz);
+        CREATE TRIGGER stamped_at BEFORE INSERT ON app.stamped FOR EACH ROW EXECUTE FUNCTION app.trg_stamp()`);
+      expect(await env.queryIn(db, `INSERT INTO app.stamped (id) VALUES (1) RETURNING at IS NOT NULL AS stamped`)).toEqual([{ stamped: true }]);
+    }
+    expect(await env.queryIn(T3, probe)).toEqual([{ f: null }]);
   });
 
   it('does not copy the functions of an extension installed in an app schema', async () => {
@@ -211,25 +219,28 @@ describe('refesh_stored_procedures', () => {
 
   it.each([
     ['owned by a superuser', `CREATE FUNCTION app.run_sql(q text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
-                               AS $$ BEGIN EXECUTE q; END $$`, 'app.run_sql(text) (owned by superuser postgres)'],
+                               AS $$ BEGIN EXECUTE q; END $$`, 'app.run_sql(text)', 'owned by superuser postgres'],
     ['without SET search_path', `CREATE FUNCTION app.run_sql(q text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN EXECUTE q; END $$;
-                                 ALTER FUNCTION app.run_sql(text) OWNER TO refresh_owner`, 'app.run_sql(text) (no SET search_path)'],
-  ])('refuses a SECURITY DEFINER routine %s, naming it, and copies nothing until a DBA lists it', async (_what, ddl, named) => {
+                                 ALTER FUNCTION app.run_sql(text) OWNER TO refresh_owner`, 'app.run_sql(text)', 'no SET search_path'],
+    // Trigger functions are copied too, so they are checked the same way.
+    ['that is a trigger function owned by a superuser', `CREATE FUNCTION app.run_trg() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+                               SET search_path = pg_catalog AS $$ BEGIN RETURN NEW; END $$`, 'app.run_trg()', 'owned by superuser postgres'],
+  ])('refuses a SECURITY DEFINER routine %s, naming it, and copies nothing until a DBA lists it', async (_what, ddl, sig, why) => {
     await env.admin.query(`DROP ROLE IF EXISTS refresh_owner; CREATE ROLE refresh_owner NOLOGIN`);
     await env.queryIn(TEMPLATE, `GRANT CREATE, USAGE ON SCHEMA app TO refresh_owner; ${ddl}`);
     try {
       const e = await env.errorOf('CALL admmgt.refesh_stored_procedures()');
       const [{ su }] = await env.rows<{ su: string }>('SELECT current_user AS su') as [{ su: string }];
-      expect([e.code, e.message]).toEqual(['42501', `admmgt: refresh would copy SECURITY DEFINER routines of template ${TEMPLATE} into every tenant: ${named.replace('superuser postgres', `superuser ${su}`)}`]);
+      expect([e.code, e.message]).toEqual(['42501', `admmgt: refresh would copy SECURITY DEFINER routines of template ${TEMPLATE} into every tenant: ${sig} (${why.replace('superuser postgres', `superuser ${su}`)})`]);
       expect(e.hint).toContain('INSERT INTO admmgt.definer_allowed');
-      for (const db of UPDATED) expect(await env.queryIn(db, `SELECT to_regprocedure('app.run_sql(text)') AS f`), db).toEqual([{ f: null }]);
-      await env.admin.query(`INSERT INTO admmgt.definer_allowed (signature, note) VALUES ('app.run_sql(text)', 'reviewed')`);
+      for (const db of UPDATED) expect(await env.queryIn(db, `SELECT to_regprocedure($1) AS f`, [sig]), db).toEqual([{ f: null }]);
+      await env.admin.query(`INSERT INTO admmgt.definer_allowed (signature, note) VALUES ($1, 'reviewed')`, [sig]);
       await refresh();
-      for (const db of UPDATED) expect(await env.queryIn(db, `SELECT to_regprocedure('app.run_sql(text)')::text AS f`), db).toEqual([{ f: 'app.run_sql(text)' }]);
+      for (const db of UPDATED) expect(await env.queryIn(db, `SELECT to_regprocedure($1)::text AS f`, [sig]), db).toEqual([{ f: sig }]);
     } finally {
       await env.admin.query(`DELETE FROM admmgt.definer_allowed`);
       for (const db of [TEMPLATE, ...UPDATED]) {
-        await env.queryIn(db, 'DROP FUNCTION IF EXISTS app.run_sql(text); REVOKE ALL ON SCHEMA app FROM refresh_owner');
+        await env.queryIn(db, `DROP FUNCTION IF EXISTS ${sig}; REVOKE ALL ON SCHEMA app FROM refresh_owner`);
       }
       await env.admin.query('DROP ROLE IF EXISTS refresh_owner');
     }

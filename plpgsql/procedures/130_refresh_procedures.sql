@@ -23,7 +23,6 @@ BEGIN
                AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt') AND n.nspname NOT LIKE 'pg\_%'
                -- The routines refresh copies (_template_routines), no others.
                AND p.prokind IN ('f', 'p')
-               AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                                 WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid AND d.deptype = 'e')
                AND (o.rolsuper OR NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c WHERE c LIKE 'search\_path=%'))
@@ -42,7 +41,7 @@ RETURNS text[]
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: CREATE SCHEMA IF NOT EXISTS for each app schema, then CREATE OR REPLACE of every non-trigger function and procedure in the template's app schemas (extension members excluded), with its owner and EXECUTE privileges */
+/* purpose: CREATE SCHEMA IF NOT EXISTS for each app schema, then CREATE OR REPLACE of every function (trigger functions included) and procedure in the template's app schemas (extension members excluded), with its owner and EXECUTE privileges */
 DECLARE
     v_stmts text[];
 BEGIN
@@ -56,8 +55,8 @@ BEGIN
                   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
                  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt')
                    AND n.nspname NOT LIKE 'pg\_%'
+                   -- Trigger functions too: a trigger's function changed in the template reaches the tenants.
                    AND p.prokind IN ('f', 'p')
-                   AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
                    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                                     WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
             SELECT 0, row_number() OVER (ORDER BY nspname), format('CREATE SCHEMA IF NOT EXISTS %I', nspname)
@@ -109,7 +108,7 @@ $$;
 CREATE OR REPLACE PROCEDURE admmgt.refesh_stored_procedures(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create or replace every non-trigger function and procedure of the template's app schemas in its copies on other servers and in every created tenant with updateflag */
+/* purpose: create or replace every function (trigger functions included) and procedure of the template's app schemas in its copies on other servers and in every created tenant with updateflag */
 DECLARE
     v_template admmgt.vendor_db_settings;
     v_stmts text[];
