@@ -137,7 +137,7 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: refuse, naming each, files in conflict with registered scripts (p_state conflict) or below the template's version (out_of_order), with what to do instead */
 BEGIN
-    IF coalesce(cardinality(p_reasons), 0) = 0 THEN
+    IF coalesce(cardinality(p_reasons), 0) = 0 OR p_state NOT IN ('conflict', 'out_of_order') THEN
         RETURN;
     END IF;
     IF p_state = 'conflict' THEN
@@ -197,22 +197,24 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: register a migration file as script p_id and say 'added', or 'unchanged' when it is registered as it is; refuses, naming file and script, a file that changed since, an id or a file taken by something else, an id at or below the template's version */
 DECLARE
-    v_file text := (admmgt._script_file_name(p_file)).file;
+    v_name record;
     v_id int := admmgt._script_file_id(p_file, p_id);
     v_text text := admmgt._script_file_text(coalesce(p_body, ''));
-    v_none boolean := coalesce(p_no_transaction, false) OR admmgt._script_file_header(v_text, v_file);
+    v_none boolean;
     v_st record;
 BEGIN
+    SELECT * INTO v_name FROM admmgt._script_file_name(p_file);
+    v_none := coalesce(p_no_transaction, false) OR admmgt._script_file_header(v_text, v_name.file);
     -- Two registrations at once: the second one waits and then finds the file registered.
     LOCK TABLE admmgt.scripts IN SHARE ROW EXCLUSIVE MODE;
-    SELECT * INTO v_st FROM admmgt._script_file_state(v_id, v_file, admmgt.script_file_checksum(v_text), v_none);
+    SELECT * INTO v_st FROM admmgt._script_file_state(v_id, v_name.file, admmgt.script_file_checksum(v_text), v_none);
     IF v_st.state = 'unchanged' THEN
         RETURN 'unchanged';
     END IF;
-    PERFORM admmgt._refuse_script_files(v_st.state, ARRAY[format('%s (script %s): %s', v_file, v_id, v_st.reason)],
-                                        ARRAY[v_file], admmgt._next_script_id(ARRAY[v_id]));
-    PERFORM admmgt._register_script_file(v_id, v_file, v_text,
-                                         coalesce(p_description, (admmgt._script_file_name(p_file)).description, v_file), v_none, p_draft);
+    PERFORM admmgt._refuse_script_files(v_st.state, ARRAY[format('%s (script %s): %s', v_name.file, v_id, v_st.reason)],
+                                        ARRAY[v_name.file], admmgt._next_script_id(ARRAY[v_id]));
+    PERFORM admmgt._register_script_file(v_id, v_name.file, v_text, coalesce(p_description, v_name.description, v_name.file),
+                                         v_none, p_draft);
     RETURN 'added';
 END;
 $$;
