@@ -11,6 +11,7 @@ import { command as install } from './commands/install.js';
 import { command as lifecycle } from './commands/lifecycle.js';
 import { command as maintain } from './commands/maintain.js';
 import { command as refreshProcs } from './commands/refresh-procs.js';
+import { command as script } from './commands/script.js';
 import { command as sqlCommand } from './commands/sql.js';
 import { command as status } from './commands/status.js';
 import { AdmmgtError, describeError, usageError } from './errors.js';
@@ -34,6 +35,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(install)
       .command(sqlCommand)
       .command(createDatabases)
+      .command(script)
       .command(apply)
       .command(maintain)
       .command(lifecycle)
