@@ -155,15 +155,81 @@ export function scriptRowsSql(s: ScriptSpec): Sql {
   for (const c of s.calls ?? []) {
     out.push(sql`INSERT INTO admmgt.script_procs (scriptid, proccallstmt) VALUES (${lit(s.id)}, ${lit(c)});`);
   }
+  out.push(...changeRowsSql(s));
   out.push(...viewTriggerRowsSql(s));
   return join(out, '\n');
 }
 
 /** Mark a script and its rows ready (status 1), as a DBA does when the design is complete. */
 export function markReadySql(scriptId: number): Sql {
-  const tables = ['script_tables', 'script_table_columns', 'script_table_fkeys', 'script_procs', ...VIEW_TRIGGER_TABLES];
+  const tables = ['script_tables', 'script_table_columns', 'script_table_fkeys', 'script_procs', ...CHANGE_TABLES, ...VIEW_TRIGGER_TABLES];
   return join([
     ...tables.map((t) => sql`UPDATE admmgt.${id(t)} SET status = 1 WHERE scriptid = ${lit(scriptId)};`),
     sql`UPDATE admmgt.scripts SET status = 1 WHERE id = ${lit(scriptId)};`,
   ], '\n');
+}
+
+// ---- Changes to what earlier scripts made: script_column_changes, script_table_changes, script_constraints.
+// One block, merged into ScriptSpec by declaration merging, so other kinds can be added apart from it.
+
+/** The table a change is about, by the name it has when the script runs. */
+export interface ChangeTarget {
+  schema: string;
+  table: string;
+}
+
+/** One script_column_changes row. A drop must say confirm: true (the renderer refuses it otherwise). */
+export type ColumnChangeSpec = ChangeTarget & { column: string } & (
+  | { action: 'type'; type: string; /** A USING expression: one SQL fragment. */ using?: string }
+  | { action: 'set_not_null' | 'drop_not_null' | 'drop_default' }
+  | { action: 'set_default'; /** One SQL expression, as script_table_columns.defaultval. */ default: string }
+  | { action: 'rename'; newName: string }
+  | { action: 'drop'; confirm: true }
+);
+
+/** One script_table_changes row. */
+export type TableChangeSpec = ChangeTarget & ({ action: 'rename'; newName: string } | { action: 'drop'; confirm: true });
+
+/** One script_constraints row. */
+export type ConstraintSpec = ChangeTarget & { name: string } & (
+  | { kind: 'unique'; columns: string[] }
+  | { kind: 'check'; /** One SQL boolean expression. */ check: string; notValid?: boolean }
+  | { kind: 'validate' }
+);
+
+export interface ScriptSpec {
+  columnChanges?: ColumnChangeSpec[];
+  tableChanges?: TableChangeSpec[];
+  constraints?: ConstraintSpec[];
+}
+
+const CHANGE_TABLES = ['script_column_changes', 'script_table_changes', 'script_constraints'];
+
+function columnChangeValues(c: ColumnChangeSpec): { newValue: string | null; using: string | null; confirm: boolean } {
+  switch (c.action) {
+    case 'type': return { newValue: c.type, using: c.using ?? null, confirm: false };
+    case 'set_default': return { newValue: c.default, using: null, confirm: false };
+    case 'rename': return { newValue: c.newName, using: null, confirm: false };
+    case 'drop': return { newValue: null, using: null, confirm: c.confirm };
+    default: return { newValue: null, using: null, confirm: false };
+  }
+}
+
+function changeRowsSql(s: ScriptSpec): Sql[] {
+  const out: Sql[] = [];
+  for (const c of s.columnChanges ?? []) {
+    const v = columnChangeValues(c);
+    out.push(sql`INSERT INTO admmgt.script_column_changes (scriptid, schemaname, tablename, columnname, action, newvalue, usingexpr, confirm)
+      VALUES (${lit(s.id)}, ${lit(c.schema)}, ${lit(c.table)}, ${lit(c.column)}, ${lit(c.action)}, ${lit(v.newValue)}, ${lit(v.using)}, ${lit(v.confirm)});`);
+  }
+  for (const t of s.tableChanges ?? []) {
+    out.push(sql`INSERT INTO admmgt.script_table_changes (scriptid, schemaname, tablename, action, newname, confirm)
+      VALUES (${lit(s.id)}, ${lit(t.schema)}, ${lit(t.table)}, ${lit(t.action)}, ${lit(t.action === 'rename' ? t.newName : null)}, ${lit(t.action === 'drop' && t.confirm)});`);
+  }
+  for (const k of s.constraints ?? []) {
+    out.push(sql`INSERT INTO admmgt.script_constraints (scriptid, schemaname, tablename, constraintname, kind, columns, checkexpr, novalidate)
+      VALUES (${lit(s.id)}, ${lit(k.schema)}, ${lit(k.table)}, ${lit(k.name)}, ${lit(k.kind)}, ${lit(k.kind === 'unique' ? k.columns.join(', ') : null)},
+              ${lit(k.kind === 'check' ? k.check : null)}, ${flag(k.kind === 'check' && k.notValid)});`);
+  }
+  return out;
 }

@@ -131,22 +131,23 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._range_parents(p_tableid bigint)
+CREATE OR REPLACE FUNCTION admmgt._range_parents(p_tableid bigint, p_version int DEFAULT NULL)
 RETURNS TABLE (schemaname text, tablename text, parent text, list_value text, unit text, tbs text, keycol text, hasdefault boolean)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: every table of one script_tables row that holds RANGE period partitions: the table itself or its LIST partitions */
+/* purpose: every table of one script_tables row that holds RANGE period partitions: the table itself or its LIST partitions. With p_version, as a target at that version has them: parent and keycol under the names the renames of its scripts gave them, and no row when its scripts drop the table. tablename stays the name the table was created with: partitions are named after it, so a renamed table's partitions keep one naming and are found again */
 SELECT t.schemaname, t.tablename,
-       CASE WHEN s.parttype = 'range' THEN t.tablename
+       CASE WHEN s.parttype = 'range' THEN n.tablename
             ELSE admmgt._partition_name(t.tablename, s.partvalue, NULL, admmgt._row('script_table_partitions', s.row_id)) END,
        CASE WHEN s.parttype = 'list' THEN s.partvalue END,
        coalesce(s.subunit, s.partvalue),
        CASE WHEN s.parttype = 'range' THEN s.parttbs ELSE s.subtbs END,
-       coalesce(s.subcol, s.partcol),
+       n.columnname,
        t.hasdefault
   FROM admmgt._table_def(p_tableid) AS t
  CROSS JOIN admmgt._partition_spec(p_tableid) AS s
+ CROSS JOIN LATERAL admmgt._name_at(t.schemaname, t.tablename, t.scriptid, coalesce(s.subcol, s.partcol), t.scriptid, p_version) AS n
  WHERE s.parttype = 'range' OR s.subunit IS NOT NULL;
 $$;
 

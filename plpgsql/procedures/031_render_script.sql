@@ -5,11 +5,12 @@ RETURNS SETOF text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: ALTER TABLE ADD COLUMN for columns a script adds to a table created by an earlier script */
+/* purpose: ALTER TABLE ADD COLUMN for columns a script adds to a table created by an earlier script, under the name the earlier scripts' renames left it */
 DECLARE
     v_col admmgt.script_table_columns;
     v_t record;
     v_where text;
+    v_table text;
 BEGIN
     FOR v_col IN
         SELECT c.* FROM admmgt.script_table_columns c
@@ -29,7 +30,14 @@ BEGIN
                 USING ERRCODE = 'invalid_table_definition',
                       HINT = 'The primary key is set when the table is created; add the column with isprimarykey = 0.';
         END IF;
-        RETURN NEXT format('ALTER TABLE %I.%I ADD COLUMN %s', v_t.schemaname, v_t.tablename, admmgt._column_def(v_col));
+        -- Added in phase 2, before this script's own renames (phase 4).
+        v_table := admmgt._table_at(v_col.tableid, p_scriptid - 1);
+        IF v_table IS NULL THEN
+            RAISE EXCEPTION 'admmgt: % adds a column to %.%, which a script before % drops', v_where, v_t.schemaname, v_t.tablename, p_scriptid
+                USING ERRCODE = 'undefined_table',
+                      HINT = 'Add columns only to tables that the earlier scripts keep.';
+        END IF;
+        RETURN NEXT format('ALTER TABLE %I.%I ADD COLUMN %s', v_t.schemaname, v_table, admmgt._column_def(v_col));
     END LOOP;
 END;
 $$;
@@ -39,13 +47,19 @@ RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: whether scripts up to p_scriptid define this column of this table */
+/* purpose: whether scripts up to p_scriptid define this column of this table, under these names once their renames and drops (column and table changes, which come before foreign keys in a script) are counted */
 SELECT EXISTS (
     SELECT 1 FROM admmgt.script_tables t
       JOIN admmgt.script_table_columns c ON c.tableid = t.id
-     WHERE lower(t.schemaname) = p_schema AND lower(t.tablename) = p_table
-       AND lower(c.columnname) = p_column
-       AND t.scriptid <= p_scriptid AND c.scriptid <= p_scriptid);
+     CROSS JOIN LATERAL admmgt._name_at(t.schemaname, t.tablename, t.scriptid, c.columnname, c.scriptid, p_scriptid) n
+     WHERE lower(btrim(t.schemaname)) = p_schema
+       AND t.scriptid <= p_scriptid AND c.scriptid <= p_scriptid
+       -- Only a row whose names are these, or became these by a rename, can end up with them.
+       AND (lower(btrim(t.tablename)) = p_table
+            OR EXISTS (SELECT 1 FROM admmgt._name_changes() e WHERE e.columnname IS NULL AND e.newname = p_table))
+       AND (lower(btrim(c.columnname)) = p_column
+            OR EXISTS (SELECT 1 FROM admmgt._name_changes() e WHERE e.columnname IS NOT NULL AND e.newname = p_column))
+       AND n.tablename = p_table AND n.columnname = p_column);
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt.render_fkeys(p_scriptid int)

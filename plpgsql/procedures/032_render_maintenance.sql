@@ -46,10 +46,13 @@ BEGIN
         END IF;
     END IF;
 END
-$b$, format('%I.%I', p_schema, n.part), p_schema, admmgt._default_partition(p_parent), p_keycol, p_start, p_end,
+$b$, format('%I.%I', p_schema, n.part), p_schema, n.default_part, p_keycol, p_start, p_end,
      n.part, p_parent, CASE WHEN p_tbs IS NOT NULL THEN format(' TABLESPACE %I', p_tbs) ELSE '' END,
      admmgt._foreign_triggers_guard_sql(format('%I.%I', p_schema, p_parent))))
-  FROM (SELECT admmgt._partition_name(p_table, p_list_value, p_start, format('%I.%I', p_schema, p_table)) AS part) n;
+  FROM (SELECT admmgt._partition_name(p_table, p_list_value, p_start, format('%I.%I', p_schema, p_table)) AS part,
+               -- Named, like the period partitions, after the table's first name: a rename leaves it as it was.
+               admmgt._default_partition(CASE WHEN p_list_value IS NULL THEN p_table
+                                              ELSE admmgt._partition_name(p_table, p_list_value, NULL, format('%I.%I', p_schema, p_table)) END) AS default_part) n;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt.render_maintenance(p_version int, p_from date, p_to date)
@@ -57,7 +60,7 @@ RETURNS TABLE (seq int, stmt text, partition_name text, from_default boolean)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: CREATE TABLE IF NOT EXISTS for every period holding a day from p_from through p_to, for every RANGE-partitioned table of the scripts up to p_version (moving rows out of a DEFAULT partition where the table has one) */
+/* purpose: CREATE TABLE IF NOT EXISTS for every period holding a day from p_from through p_to, for every RANGE-partitioned table of the scripts up to p_version under the name those scripts leave it (none for a table they drop), moving rows out of a DEFAULT partition where the table has one */
 SELECT (row_number() OVER (ORDER BY t.id, r.parent, p.period_start))::int,
        CASE WHEN r.hasdefault
             THEN admmgt._period_partition_from_default(r.schemaname, r.tablename, r.parent, r.list_value, r.keycol,
@@ -67,7 +70,7 @@ SELECT (row_number() OVER (ORDER BY t.id, r.parent, p.period_start))::int,
        r.hasdefault
   FROM admmgt.script_tables t
   JOIN admmgt.scripts s ON s.id = t.scriptid
- CROSS JOIN LATERAL admmgt._range_parents(t.id) AS r
+ CROSS JOIN LATERAL admmgt._range_parents(t.id, p_version) AS r
  CROSS JOIN LATERAL admmgt._periods(r.unit, p_from, p_to) AS p
  WHERE s.id <= p_version AND admmgt._check_window(p_from, p_to)
  ORDER BY 1;

@@ -4,12 +4,40 @@
 -- N days before the reference day expire. Every other value must be equal. "_action": "detach"
 -- detaches expired partitions instead of dropping them.
 
-CREATE OR REPLACE FUNCTION admmgt._lifecycle_policy(p_tableid bigint)
+CREATE OR REPLACE FUNCTION admmgt._lifecycle_column(p_table admmgt.script_tables, p_column text, p_version int)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a column a retention policy names (as the table's scripts define it), under the name the scripts up to p_version give it; refused when it is no column of the table or those scripts drop it */
+DECLARE
+    v_where text := admmgt._row('script_tables', p_table.id);
+    v_since int;
+    v_name text;
+BEGIN
+    SELECT min(c.scriptid) INTO v_since FROM admmgt.script_table_columns c
+     WHERE c.tableid = p_table.id AND lower(btrim(c.columnname)) = p_column;
+    IF v_since IS NULL THEN
+        RAISE EXCEPTION 'admmgt: lifecycle of % names %, which is not a column of the table', v_where, p_column
+            USING ERRCODE = 'undefined_column', HINT = 'Use the table''s column names as keys.';
+    END IF;
+    SELECT n.columnname INTO v_name
+      FROM admmgt._name_at(p_table.schemaname, p_table.tablename, p_table.scriptid, p_column, v_since, p_version) n;
+    IF v_name IS NULL THEN
+        RAISE EXCEPTION 'admmgt: lifecycle of % names column %, which the scripts up to % drop', v_where, p_column, p_version
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'Change the lifecycle of the table so that it names the columns it keeps (by the names it was created with), or clear it.';
+    END IF;
+    RETURN v_name;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._lifecycle_policy(p_tableid bigint, p_version int DEFAULT NULL)
 RETURNS TABLE (agecol text, days int, conds text[], eqs jsonb, action text)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the checked retention policy of one table (no row when it has none) */
+/* purpose: the checked retention policy of one table (no row when it has none, or when the scripts up to p_version drop the table); with p_version, its columns under the names those scripts give them */
 DECLARE
     v_row admmgt.script_tables;
     v_where text := admmgt._row('script_tables', p_tableid);
@@ -19,7 +47,8 @@ DECLARE
     v_m text[];
 BEGIN
     SELECT * INTO v_row FROM admmgt.script_tables t WHERE t.id = p_tableid;
-    IF v_row.lifecycle IS NULL OR v_row.lifecycle = '{}'::jsonb THEN
+    IF v_row.lifecycle IS NULL OR v_row.lifecycle = '{}'::jsonb
+       OR (p_version IS NOT NULL AND admmgt._table_at(p_tableid, p_version) IS NULL) THEN
         RETURN;
     END IF;
     IF jsonb_typeof(v_row.lifecycle) <> 'object' THEN
@@ -38,11 +67,7 @@ BEGIN
             END IF;
             CONTINUE;
         END IF;
-        v_col := admmgt._ident(v_key, 'lifecycle column', v_where);
-        IF NOT EXISTS (SELECT 1 FROM admmgt.script_table_columns c WHERE c.tableid = p_tableid AND lower(btrim(c.columnname)) = v_col) THEN
-            RAISE EXCEPTION 'admmgt: lifecycle of % names %, which is not a column of the table', v_where, v_col
-                USING ERRCODE = 'undefined_column', HINT = 'Use the table''s column names as keys.';
-        END IF;
+        v_col := admmgt._lifecycle_column(v_row, admmgt._ident(v_key, 'lifecycle column', v_where), p_version);
         v_m := regexp_match(v_val #>> '{}', '^\s*current_date\s*-\s*([0-9]+)\s*$', 'i');
         IF v_m IS NOT NULL THEN
             IF agecol IS NOT NULL THEN
@@ -64,17 +89,21 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._lifecycle_table_sql(p_tableid bigint, p_asof date, p_plan boolean)
+CREATE OR REPLACE FUNCTION admmgt._lifecycle_table_sql(p_tableid bigint, p_asof date, p_plan boolean, p_version int)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the PL/pgSQL that applies one table's policy in a target: drop (or detach) the RANGE partitions entirely older than the cutoff where the age column is their key and the equality conditions pick them out; else delete the matching rows in batches of 10,000, committing after each */
-WITH t AS (SELECT * FROM admmgt._table_def(p_tableid)),
-     p AS (SELECT * FROM admmgt._lifecycle_policy(p_tableid)),
-     lists AS (SELECT s.partcol FROM admmgt._partition_spec(p_tableid) s WHERE s.parttype = 'list' LIMIT 1),
+/* purpose: the PL/pgSQL that applies one table's policy in a target at p_version, under the names its scripts leave the table and its columns (nothing when they drop it): drop (or detach) the RANGE partitions entirely older than the cutoff where the age column is their key and the equality conditions pick them out; else delete the matching rows in batches of 10,000, committing after each */
+WITH t AS (SELECT d.schemaname, admmgt._table_at(p_tableid, p_version) AS tablename FROM admmgt._table_def(p_tableid) d),
+     p AS (SELECT * FROM admmgt._lifecycle_policy(p_tableid, p_version)),
+     lists AS (SELECT n.columnname AS partcol
+                 FROM admmgt._table_def(p_tableid) d
+                CROSS JOIN admmgt._partition_spec(p_tableid) s
+                CROSS JOIN LATERAL admmgt._name_at(d.schemaname, d.tablename, d.scriptid, s.partcol, d.scriptid, p_version) n
+                WHERE s.parttype = 'list' LIMIT 1),
      parents AS (
-        SELECT r.* FROM admmgt._range_parents(p_tableid) r, p
+        SELECT r.* FROM admmgt._range_parents(p_tableid, p_version) r, p
          WHERE r.keycol = p.agecol
            AND ((r.list_value IS NULL AND p.eqs = '{}'::jsonb)
              OR (r.list_value IS NOT NULL AND p.eqs = jsonb_build_object((SELECT partcol FROM lists), r.list_value))))
@@ -141,7 +170,7 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS admmgt_lifecycle (obj text, action text, n bigint);
 %s
 END$b$, coalesce(nullif(current_setting('admmgt.lock_timeout', true), ''), '5s'), string_agg(x.body, E'\n' ORDER BY x.id)))
-  FROM (SELECT t.id, admmgt._lifecycle_table_sql(t.id, admmgt._finite_date(p_asof, 'p_asof'), p_plan) AS body
+  FROM (SELECT t.id, admmgt._lifecycle_table_sql(t.id, admmgt._finite_date(p_asof, 'p_asof'), p_plan, p_version) AS body
           FROM admmgt.script_tables t WHERE t.scriptid <= p_version AND t.lifecycle IS NOT NULL) x
  WHERE x.body IS NOT NULL
 HAVING count(*) > 0;
