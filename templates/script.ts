@@ -157,12 +157,13 @@ export function scriptRowsSql(s: ScriptSpec): Sql {
   }
   out.push(...changeRowsSql(s));
   out.push(...viewTriggerRowsSql(s));
+  out.push(...indexSqlRowsSql(s));
   return join(out, '\n');
 }
 
 /** Mark a script and its rows ready (status 1), as a DBA does when the design is complete. */
 export function markReadySql(scriptId: number): Sql {
-  const tables = ['script_tables', 'script_table_columns', 'script_table_fkeys', 'script_procs', ...CHANGE_TABLES, ...VIEW_TRIGGER_TABLES];
+  const tables = ['script_tables', 'script_table_columns', 'script_table_fkeys', 'script_procs', ...CHANGE_TABLES, ...VIEW_TRIGGER_TABLES, ...INDEX_SQL_TABLES];
   return join([
     ...tables.map((t) => sql`UPDATE admmgt.${id(t)} SET status = 1 WHERE scriptid = ${lit(scriptId)};`),
     sql`UPDATE admmgt.scripts SET status = 1 WHERE id = ${lit(scriptId)};`,
@@ -230,6 +231,51 @@ function changeRowsSql(s: ScriptSpec): Sql[] {
     out.push(sql`INSERT INTO admmgt.script_constraints (scriptid, schemaname, tablename, constraintname, kind, columns, checkexpr, novalidate)
       VALUES (${lit(s.id)}, ${lit(k.schema)}, ${lit(k.table)}, ${lit(k.name)}, ${lit(k.kind)}, ${lit(k.kind === 'unique' ? k.columns.join(', ') : null)},
               ${lit(k.kind === 'check' ? k.check : null)}, ${flag(k.kind === 'check' && k.notValid)});`);
+  }
+  return out;
+}
+
+// ---- Indexes and plain SQL steps: script_indexes, script_sql.
+
+/** One script_indexes row. concurrent: built without blocking writes, on a partitioned table partition by partition. */
+export interface IndexSpec {
+  schema: string;
+  table: string;
+  name: string;
+  /** Column names, each optionally followed by ASC/DESC and NULLS FIRST/LAST. */
+  columns: string[];
+  include?: string[];
+  unique?: boolean;
+  /** A partial index's predicate: one SQL fragment. */
+  where?: string;
+  method?: 'btree' | 'hash' | 'gist' | 'spgist' | 'gin' | 'brin';
+  concurrent?: boolean;
+}
+
+/** One script_sql row: plain SQL, run after the typed rows in seq order. */
+export interface SqlStepSpec {
+  seq: number;
+  body: string;
+  /** script (default): inside the script's transaction; none: one statement alone, outside any. */
+  txmode?: 'script' | 'none';
+}
+
+export interface ScriptSpec {
+  indexes?: IndexSpec[];
+  sql?: SqlStepSpec[];
+}
+
+const INDEX_SQL_TABLES = ['script_indexes', 'script_sql'];
+
+function indexSqlRowsSql(s: ScriptSpec): Sql[] {
+  const out: Sql[] = [];
+  for (const i of s.indexes ?? []) {
+    out.push(sql`INSERT INTO admmgt.script_indexes (scriptid, schemaname, tablename, indexname, columns, include, isunique, whereclause, method, concurrent)
+      VALUES (${lit(s.id)}, ${lit(i.schema)}, ${lit(i.table)}, ${lit(i.name)}, ${lit(i.columns.join(', '))}, ${lit(i.include?.join(', ') ?? null)},
+              ${flag(i.unique)}, ${lit(i.where ?? null)}, ${lit(i.method ?? 'btree')}, ${flag(i.concurrent)});`);
+  }
+  for (const q of s.sql ?? []) {
+    out.push(sql`INSERT INTO admmgt.script_sql (scriptid, seq, body, txmode) VALUES (${lit(s.id)}, ${lit(q.seq)}, ${lit(q.body)}, ${lit(q.txmode ?? 'script')});`);
   }
   return out;
 }

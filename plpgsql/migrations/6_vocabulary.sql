@@ -159,16 +159,16 @@ COMMENT ON COLUMN admmgt.scripts.rows_checksum IS
 
 -- The frozen batch of a script, in parts: a transactional part (txmode script) runs as one
 -- transaction; a part with txmode none is one statement run alone. sources names the row of
--- each statement and destructive says which ones drop data; index_schema/index_name name the
--- index a CONCURRENTLY part builds.
+-- each statement and destructive says which ones drop data; index_def describes the index a
+-- CONCURRENTLY part builds (schema, table, name, unique, the definition after the table name),
+-- which each target builds on its own partitions.
 CREATE TABLE admmgt.script_parts (
     scriptid     int NOT NULL REFERENCES admmgt.scripts (id) ON DELETE CASCADE,
     part         int NOT NULL,
     txmode       text NOT NULL,
     stmts        text[] NOT NULL,
     sources      text[] NOT NULL,
-    index_schema text,
-    index_name   text,
+    index_def    jsonb,
     destructive  boolean[] NOT NULL,
     CONSTRAINT script_parts_pkey PRIMARY KEY (scriptid, part),
     CONSTRAINT script_parts_txmode_check CHECK (txmode IN ('script', 'none'))

@@ -50,7 +50,8 @@ CREATE TYPE admmgt.booking AS (
     message   text,
     detail    text,
     hint      text,
-    skip_part boolean  -- the hook found the item's part done already: the target goes on after it
+    skip_part boolean, -- the hook found the item's part done already: the target goes on after it
+    expand    text[]   -- statements the target runs next, one at a time outside a transaction, before its next item
 );
 
 -- An error caught in a call frame, to be raised again with its own SQLSTATE once the frame is closed.

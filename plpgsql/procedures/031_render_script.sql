@@ -119,7 +119,7 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt.render_steps(p_scriptid int, p_asof date DEFAULT current_date)
-RETURNS TABLE (seq int, stmt text, txmode text, source text, destructive boolean, index_schema text, index_name text)
+RETURNS TABLE (seq int, stmt text, txmode text, source text, destructive boolean, index_def jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
@@ -131,52 +131,52 @@ BEGIN
             USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, status FROM admmgt.scripts.';
     END IF;
     RETURN QUERY
-    SELECT (row_number() OVER (ORDER BY x.phase, x.id, x.n))::int, x.stmt, x.txmode, x.source, x.destructive, x.index_schema, x.index_name
+    SELECT (row_number() OVER (ORDER BY x.phase, x.id, x.n))::int, x.stmt, x.txmode, x.source, x.destructive, x.index_def
       FROM (
         -- A target made or adopted before the schema existed in the template still gets it.
         SELECT 0 AS phase, 0::bigint AS id, 0::bigint AS n, format('CREATE SCHEMA IF NOT EXISTS %I', d.schemaname) AS stmt,
-               'script'::text AS txmode, format('schema %s', d.schemaname) AS source, false AS destructive, NULL::text AS index_schema, NULL::text AS index_name
+               'script'::text AS txmode, format('schema %s', d.schemaname) AS source, false AS destructive, NULL::jsonb AS index_def
           FROM (SELECT DISTINCT (admmgt._table_def(t.id)).schemaname FROM admmgt.script_tables t
                  WHERE t.scriptid = p_scriptid) d
         UNION ALL
-        SELECT 1, t.id, r.n, r.stmt, 'script', admmgt._row('script_tables', t.id), false, NULL, NULL
+        SELECT 1, t.id, r.n, r.stmt, 'script', admmgt._row('script_tables', t.id), false, NULL
           FROM admmgt.script_tables t
          CROSS JOIN LATERAL admmgt.render_create_table(t.id, p_asof) WITH ORDINALITY AS r(stmt, n)
          WHERE t.scriptid = p_scriptid
         UNION ALL
-        SELECT 2, 0, r.n, r.stmt, 'script', 'script_table_columns', false, NULL, NULL
+        SELECT 2, 0, r.n, r.stmt, 'script', 'script_table_columns', false, NULL
           FROM admmgt.render_add_columns(p_scriptid) WITH ORDINALITY AS r(stmt, n)
         UNION ALL
-        SELECT 3, 0, r.n, r.stmt, r.txmode, r.source, r.destructive, NULL, NULL
+        SELECT 3, 0, r.n, r.stmt, r.txmode, r.source, r.destructive, NULL
           FROM admmgt.render_column_changes(p_scriptid) WITH ORDINALITY AS r(stmt, source, txmode, destructive, n)
         UNION ALL
-        SELECT 4, 0, r.n, r.stmt, r.txmode, r.source, r.destructive, NULL, NULL
+        SELECT 4, 0, r.n, r.stmt, r.txmode, r.source, r.destructive, NULL
           FROM admmgt.render_table_changes(p_scriptid) WITH ORDINALITY AS r(stmt, source, txmode, destructive, n)
         UNION ALL
-        SELECT 5, 0, r.n, r.stmt, r.txmode, r.source, r.destructive, NULL, NULL
+        SELECT 5, 0, r.n, r.stmt, r.txmode, r.source, r.destructive, NULL
           FROM admmgt.render_constraints(p_scriptid) WITH ORDINALITY AS r(stmt, source, txmode, destructive, n)
         UNION ALL
-        SELECT 6, 0, r.n, r.stmt, 'script', 'script_table_fkeys', false, NULL, NULL
+        SELECT 6, 0, r.n, r.stmt, 'script', 'script_table_fkeys', false, NULL
           FROM admmgt.render_fkeys(p_scriptid) WITH ORDINALITY AS r(stmt, n)
         UNION ALL
-        SELECT 7, 0, r.n, r.stmt, r.txmode, r.source, false, r.index_schema, r.index_name
-          FROM admmgt.render_indexes(p_scriptid, false) WITH ORDINALITY AS r(stmt, source, txmode, index_schema, index_name, n)
+        SELECT 7, 0, r.n, r.stmt, r.txmode, r.source, false, r.index_def
+          FROM admmgt.render_indexes(p_scriptid, false) WITH ORDINALITY AS r(stmt, source, txmode, index_def, n)
         UNION ALL
-        SELECT 8, 0, r.n, r.stmt, r.txmode, r.source, r.destructive, NULL, NULL
+        SELECT 8, 0, r.n, r.stmt, r.txmode, r.source, r.destructive, NULL
           FROM admmgt.render_views(p_scriptid) WITH ORDINALITY AS r(stmt, source, txmode, destructive, n)
         UNION ALL
-        SELECT 9, 0, r.n, r.stmt, r.txmode, r.source, r.destructive, NULL, NULL
+        SELECT 9, 0, r.n, r.stmt, r.txmode, r.source, r.destructive, NULL
           FROM admmgt.render_triggers(p_scriptid) WITH ORDINALITY AS r(stmt, source, txmode, destructive, n)
         UNION ALL
         SELECT 10, p.id, 1, admmgt._call_stmt(p.proccallstmt, admmgt._row('script_procs', p.id)), 'script',
-               admmgt._row('script_procs', p.id), false, NULL, NULL
+               admmgt._row('script_procs', p.id), false, NULL
           FROM admmgt.script_procs p WHERE p.scriptid = p_scriptid
         UNION ALL
-        SELECT 11, 0, r.n, r.stmt, r.txmode, r.source, false, NULL, NULL
+        SELECT 11, 0, r.n, r.stmt, r.txmode, r.source, false, NULL
           FROM admmgt.render_sql_steps(p_scriptid) WITH ORDINALITY AS r(stmt, txmode, source, n)
         UNION ALL
-        SELECT 12, 0, r.n, r.stmt, r.txmode, r.source, false, r.index_schema, r.index_name
-          FROM admmgt.render_indexes(p_scriptid, true) WITH ORDINALITY AS r(stmt, source, txmode, index_schema, index_name, n)
+        SELECT 12, 0, r.n, r.stmt, r.txmode, r.source, false, r.index_def
+          FROM admmgt.render_indexes(p_scriptid, true) WITH ORDINALITY AS r(stmt, source, txmode, index_def, n)
       ) x;
 END;
 $$;

@@ -19,7 +19,7 @@ WITH s AS (
 )
 SELECT p_scriptid, p.part, CASE WHEN bool_or(p.txmode = 'none') THEN 'none' ELSE 'script' END,
        array_agg(p.stmt ORDER BY p.seq), array_agg(p.source ORDER BY p.seq),
-       max(p.index_schema), max(p.index_name), array_agg(coalesce(p.destructive, false) ORDER BY p.seq)
+       (array_agg(p.index_def) FILTER (WHERE p.index_def IS NOT NULL))[1], array_agg(coalesce(p.destructive, false) ORDER BY p.seq)
   FROM p GROUP BY p.part ORDER BY p.part;
 $$;
 
@@ -73,12 +73,11 @@ RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the DO block that opens a part outside a transaction on a target: a new part is marked started; a finished one is left alone; one started before and not finished is retried when the earlier attempt is known to have failed (an index build: when the catalog shows it did not finish, after its INVALID leftover is dropped), marked finished when it is known to have run, and refused otherwise */
+/* purpose: the DO block that opens a part outside a transaction on a target: a new part is marked started; a finished one is left alone; one started before and not finished is retried when the earlier attempt is known to have failed, or when it builds an index (what is left to build is read from the catalog), marked finished when it is known to have run, and refused otherwise */
 SELECT 'DO ' || admmgt._dollar_quote(format($f$
 DECLARE
     v_token text;
     v_finished timestamptz;
-    v_valid boolean;
     v_new text := pg_catalog.md5(pg_catalog.clock_timestamp()::text || pg_catalog.pg_backend_pid()::text);
 BEGIN
     SELECT token, finished_at INTO v_token, v_finished FROM admmgt.applied_parts WHERE scriptid = %1$s AND part = %2$s;
@@ -89,29 +88,126 @@ BEGIN
     IF v_finished IS NOT NULL THEN
         RETURN;
     END IF;
-    IF %3$L IS NOT NULL THEN
-        SELECT i.indisvalid INTO v_valid
-          FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = %3$L AND c.relname = %4$L;
-        IF v_valid THEN
+    IF NOT %3$L::boolean THEN
+        IF v_token = %4$L AND %5$L = 'ran' THEN
             UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
             RETURN;
+        ELSIF v_token IS DISTINCT FROM %4$L OR %5$L IS DISTINCT FROM 'failed' THEN
+            RAISE EXCEPTION 'admmgt: part %2$s of script %1$s was started (at %%) and admmgt cannot tell whether it finished', v_token
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Check the target, then CALL admmgt.resolve_part(dbname, %1$s, %2$s, true) if it ran or false to run it again.';
         END IF;
-        IF v_valid IS NOT NULL THEN
-            EXECUTE pg_catalog.format('DROP INDEX %%I.%%I', %3$L, %4$L);
-        END IF;
-    ELSIF v_token = %5$L AND %6$L = 'ran' THEN
-        UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
-        RETURN;
-    ELSIF v_token IS DISTINCT FROM %5$L OR %6$L IS DISTINCT FROM 'failed' THEN
-        RAISE EXCEPTION 'admmgt: part %2$s of script %1$s was started (at %%) and admmgt cannot tell whether it finished', v_token
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Check the target, then CALL admmgt.resolve_part(dbname, %1$s, %2$s, true) if it ran or false to run it again.';
     END IF;
     UPDATE admmgt.applied_parts SET token = v_new, started_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
 END
-$f$, p_part.scriptid, p_part.part, p_part.index_schema, p_part.index_name, p_known.token, p_known.state), 'admmgt');
+$f$, p_part.scriptid, p_part.part, p_part.index_def IS NOT NULL, p_known.token, p_known.state), 'admmgt');
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._index_suffix(p_def jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: what the index of a partition is named after: the partition's name (cut to 50 bytes) and this, from the index's name */
+SELECT '_' || substr(md5(p_def ->> 'name'), 1, 8);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._index_begin_sql(p_part admmgt.script_parts)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: on a partitioned table with partitions, the index on the parent only (instant, invalid until every partition's index is attached); refuses partitions that are partitioned themselves */
+SELECT 'DO ' || admmgt._dollar_quote(format($f$
+DECLARE
+    v_table oid := pg_catalog.to_regclass(%1$L);
+BEGIN
+    IF v_table IS NULL OR NOT EXISTS (SELECT 1 FROM admmgt.applied_parts WHERE scriptid = %4$s AND part = %5$s AND finished_at IS NULL)
+       OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = v_table) <> 'p'
+       OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhparent = v_table) THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhrelid
+                WHERE h.inhparent = v_table AND c.relkind = 'p') THEN
+        RAISE EXCEPTION 'admmgt: %1$s has partitions that are partitioned themselves: its index %2$s cannot be built partition by partition'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Build it with concurrent = 0, or write the statements as SQL steps.';
+    END IF;
+    EXECUTE %3$L;
+END
+$f$, format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'table'), p_part.index_def ->> 'name',
+     regexp_replace(admmgt._index_create(p_part.index_def, false, true), '^CREATE (UNIQUE )?INDEX ', 'CREATE \1INDEX IF NOT EXISTS '),
+     p_part.scriptid, p_part.part), 'admmgt');
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._index_todo_sql(p_part admmgt.script_parts)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the query that lists, as a text[], the statements a target still has to run one by one for an index part: on a plain table the index; on a partitioned one the index of every partition not attached yet; each CONCURRENTLY, after dropping an INVALID leftover of a failed build */
+SELECT format($f$
+WITH open AS (SELECT 1 FROM admmgt.applied_parts WHERE scriptid = %1$s AND part = %2$s AND finished_at IS NULL),
+t AS (SELECT c.oid, c.relkind FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(%3$L)),
+root AS (SELECT i.indexrelid AS oid, i.indisvalid FROM pg_catalog.pg_index i WHERE i.indexrelid = pg_catalog.to_regclass(%4$L)),
+todo AS (
+    SELECT ''::text AS ord, n.nspname AS nsp, c.relname AS rel, %5$L::text AS idx
+      FROM t JOIN pg_catalog.pg_class c ON c.oid = t.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE (t.relkind = 'r' OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhparent = t.oid))
+       AND NOT coalesce((SELECT r.indisvalid FROM root r), false)
+    UNION ALL
+    SELECT c.relname, n.nspname, c.relname, pg_catalog.left(c.relname, 50) || %6$L
+      FROM t JOIN pg_catalog.pg_inherits h ON h.inhparent = t.oid JOIN pg_catalog.pg_class c ON c.oid = h.inhrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE t.relkind = 'p' AND c.relkind = 'r'
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x JOIN pg_catalog.pg_inherits hi ON hi.inhrelid = x.indexrelid
+                        WHERE x.indrelid = c.oid AND hi.inhparent = (SELECT r.oid FROM root r))
+), state AS (
+    SELECT d.*, (SELECT i.indisvalid FROM pg_catalog.pg_index i
+                  WHERE i.indexrelid = pg_catalog.to_regclass(pg_catalog.quote_ident(d.nsp) || '.' || pg_catalog.quote_ident(d.idx))) AS valid
+      FROM todo d
+)
+SELECT coalesce(pg_catalog.array_agg(x.stmt ORDER BY x.ord, x.k), '{}')::text
+  FROM state s CROSS JOIN LATERAL (VALUES
+       (s.ord, 1, CASE WHEN NOT s.valid THEN pg_catalog.format('DROP INDEX CONCURRENTLY IF EXISTS %%I.%%I', s.nsp, s.idx) END),
+       (s.ord, 2, CASE WHEN s.valid IS NOT TRUE THEN pg_catalog.format('CREATE %7$sINDEX CONCURRENTLY IF NOT EXISTS %%I ON %%I.%%I', s.idx, s.nsp, s.rel) || %8$L END)
+  ) AS x(ord, k, stmt)
+ WHERE x.stmt IS NOT NULL AND EXISTS (SELECT 1 FROM open)$f$,
+    p_part.scriptid, p_part.part, format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'table'),
+    format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'name'), p_part.index_def ->> 'name',
+    admmgt._index_suffix(p_part.index_def), CASE WHEN (p_part.index_def ->> 'unique')::boolean THEN 'UNIQUE ' ELSE '' END,
+    p_part.index_def ->> 'tail');
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._index_finish_sql(p_part admmgt.script_parts)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the DO block that ends an index part: every partition's index attached to the parent's, the index valid, the part marked finished */
+SELECT 'DO ' || admmgt._dollar_quote(format($f$
+DECLARE
+    v_table oid := pg_catalog.to_regclass(%1$L);
+    v_index oid := pg_catalog.to_regclass(%2$L);
+    r record;
+BEGIN
+    FOR r IN SELECT n.nspname, c.relname FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE h.inhparent = v_table AND c.relkind = 'r'
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x JOIN pg_catalog.pg_inherits hi ON hi.inhrelid = x.indexrelid
+                                 WHERE x.indrelid = c.oid AND hi.inhparent = v_index)
+              ORDER BY c.relname LOOP
+        EXECUTE pg_catalog.format('ALTER INDEX %%s ATTACH PARTITION %%I.%%I', v_index::regclass, r.nspname, pg_catalog.left(r.relname, 50) || %3$L);
+    END LOOP;
+    IF NOT coalesce((SELECT i.indisvalid FROM pg_catalog.pg_index i WHERE i.indexrelid = v_index), false) THEN
+        RAISE EXCEPTION 'admmgt: index %2$s is not valid after its build' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Run applyScripts() again: what is missing is built then.';
+    END IF;
+    UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %4$s AND part = %5$s;
+END
+$f$, format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'table'),
+     format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'name'), admmgt._index_suffix(p_part.index_def),
+     p_part.scriptid, p_part.part), 'admmgt');
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._part_state_sql(p_part admmgt.script_parts)
@@ -129,7 +225,7 @@ RETURNS admmgt.work_item[]
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the work items of one script for one target: one batch for a script of one transactional part; else per part its batch (a part outside a transaction: open, run, finish), then the script's own ledger row */
+/* purpose: the work items of one script for one target: one batch for a script of one transactional part; else per part its batch (a part outside a transaction: open, run, finish; an index: open and list what is left to build, which the run loop sends one statement at a time, then attach and finish), then the script's own ledger row */
 DECLARE
     v_items admmgt.work_item[] := '{}';
     v_p admmgt.script_parts;
@@ -153,6 +249,17 @@ BEGIN
         END IF;
         SELECT * INTO v_known FROM admmgt.part_attempts a
          WHERE a.target_id = p_target.id AND a.scriptid = p_scriptid AND a.part = v_p.part;
+        IF v_p.index_def IS NOT NULL THEN
+            -- What is left to build is read on the target: its partitions are its own.
+            v_items := v_items
+                || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
+                                v_ledger || admmgt._part_begin_sql(v_p, v_known) || admmgt._index_begin_sql(v_p)
+                                || admmgt._part_state_sql(v_p) || admmgt._index_todo_sql(v_p), true, v_p.part, 'build',
+                                array_fill(NULL::text, ARRAY[cardinality(v_ledger) + 1]) || v_p.sources || ARRAY[NULL, NULL]::text[])
+                || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
+                                ARRAY[admmgt._index_finish_sql(v_p)], true, v_p.part, 'finish', v_p.sources);
+            CONTINUE;
+        END IF;
         v_items := v_items
             || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
                             v_ledger || admmgt._part_begin_sql(v_p, v_known) || admmgt._part_state_sql(v_p), true, v_p.part, 'begin')

@@ -1,15 +1,28 @@
 -- The run loop: the one place that drives the executor over a list of work items and hands each
 -- finished item to the record layer.
 
+CREATE OR REPLACE FUNCTION admmgt._expanded_item(p_item admmgt.work_item, p_stmt text)
+RETURNS admmgt.work_item
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: one statement a booking hook asked a target to run next, as a work item of the same part, run alone outside a transaction */
+SELECT admmgt._item(p_item.kind, p_item.target_id, p_item.dbname, p_item.server, p_item.conn_db, p_item.scriptid,
+                    ARRAY[p_stmt], false, p_item.part, 'run',
+                    ARRAY[(SELECT s FROM unnest(p_item.sources) s WHERE s IS NOT NULL LIMIT 1)]);
+$$;
+
 CREATE OR REPLACE PROCEDURE admmgt._run(p_op text, p_items admmgt.work_item[], p_parallel int, p_run_id bigint)
 LANGUAGE plpgsql
 AS $$
-/* purpose: execute work items, up to p_parallel targets at once; a target's items run in order on one connection and stop at its first failure; commits after every finished item */
+/* purpose: execute work items, up to p_parallel targets at once; a target's items run in order on one connection and stop at its first failure; statements a booking asks for run right after its item; commits after every finished item */
 DECLARE
     v_n int := coalesce(cardinality(p_items), 0);
     v_p int;
     v_next int := 1;
     v_slot_item int[];
+    v_slot_work admmgt.work_item[];
+    v_slot_queue jsonb[];
     v_slot_db text[];
     v_slot_state admmgt.exec_result[];
     v_state admmgt.exec_result;
@@ -29,6 +42,8 @@ BEGIN
     -- Never more connections at once than a quarter of the server's max_connections.
     v_p := greatest(1, least(coalesce(p_parallel, 4), v_targets, current_setting('max_connections')::int / 4));
     v_slot_item := array_fill(0, ARRAY[v_p]);
+    v_slot_work := array_fill(NULL::admmgt.work_item, ARRAY[v_p]);
+    v_slot_queue := array_fill('[]'::jsonb, ARRAY[v_p]);
     v_slot_db := array_fill(NULL::text, ARRAY[v_p]);
     v_slot_state := array_fill(NULL::admmgt.exec_result, ARRAY[v_p]);
 
@@ -43,13 +58,14 @@ BEGIN
                 WHILE v_next <= v_n AND (p_items[v_next]).target_id = v_item.target_id LOOP
                     v_next := v_next + 1;
                 END LOOP;
+                v_slot_work[s] := v_item;
                 v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item));
                 v_slot_db[s] := admmgt._conn_key(v_item);
                 v_progress := true;
             END IF;
             CONTINUE WHEN v_slot_item[s] = 0;
 
-            v_item := p_items[v_slot_item[s]];
+            v_item := v_slot_work[s];
             v_state := v_slot_state[s];
             IF NOT v_state.done THEN
                 v_state := admmgt._exec_poll(s, v_item.atomic, v_state, v_p = 1);
@@ -63,6 +79,15 @@ BEGIN
             v_progress := true;
             v_booked := admmgt._record(p_op, v_item, v_state, p_run_id);
             v_continue := v_booked.ok;
+            IF v_state.broken THEN
+                PERFORM admmgt._exec_disconnect(s);
+                v_slot_db[s] := NULL;
+            END IF;
+            IF v_continue AND cardinality(v_booked.expand) > 0 THEN
+                v_slot_queue[s] := to_jsonb(v_booked.expand);
+            ELSIF NOT v_continue THEN
+                v_slot_queue[s] := '[]';
+            END IF;
             IF v_continue AND v_booked.skip_part THEN
                 -- The target has this part already: what is left of it is not sent.
                 WHILE v_slot_item[s] < v_n AND (p_items[v_slot_item[s] + 1]).target_id = v_item.target_id
@@ -71,13 +96,17 @@ BEGIN
                     v_slot_item[s] := v_slot_item[s] + 1;
                 END LOOP;
             END IF;
-            IF v_state.broken THEN
-                PERFORM admmgt._exec_disconnect(s);
-                v_slot_db[s] := NULL;
-            END IF;
-            IF v_continue AND v_slot_item[s] < v_n AND (p_items[v_slot_item[s] + 1]).target_id = v_item.target_id THEN
+            IF v_continue AND jsonb_array_length(v_slot_queue[s]) > 0 THEN
+                v_item := admmgt._expanded_item(p_items[v_slot_item[s]], v_slot_queue[s] ->> 0);
+                v_slot_queue[s] := v_slot_queue[s] - 0;
+                v_slot_work[s] := v_item;
+                v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item));
+                v_slot_db[s] := admmgt._conn_key(v_item);
+                v_busy := true;
+            ELSIF v_continue AND v_slot_item[s] < v_n AND (p_items[v_slot_item[s] + 1]).target_id = v_item.target_id THEN
                 v_slot_item[s] := v_slot_item[s] + 1;
                 v_item := p_items[v_slot_item[s]];
+                v_slot_work[s] := v_item;
                 v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item));
                 v_slot_db[s] := admmgt._conn_key(v_item);
                 v_busy := true;

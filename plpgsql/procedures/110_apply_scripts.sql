@@ -79,14 +79,21 @@ AS $$
 /* purpose: what the admin side keeps of a part outside a transaction: its opening's token (or that it was done before: the rest of the part is skipped), whether its statement ran or failed (a lost connection leaves it unknown), and nothing once it is finished */
 DECLARE
     b admmgt.booking := p_booking;
-    v_out text := p_state.outputs[cardinality(p_state.outputs)];
+    -- Results come one per statement sent, the executor's own before the item's.
+    v_last int := cardinality(admmgt._batch_prefix(p_item.atomic)) + cardinality(p_item.stmts);
+    v_out text := p_state.outputs[v_last];
 BEGIN
-    IF p_item.step = 'begin' AND b.ok AND v_out = 'done' THEN
+    IF p_item.step = 'build' AND b.ok THEN
+        -- An index part: its state comes before the list of what is left to build.
+        b.expand := v_out::text[];
+        v_out := p_state.outputs[v_last - 1];
+    END IF;
+    IF p_item.step IN ('begin', 'build') AND b.ok AND v_out = 'done' THEN
         DELETE FROM admmgt.part_attempts WHERE target_id = p_item.target_id AND scriptid = p_item.scriptid AND part = p_item.part;
         b.outcome := 'already applied';
         b.skip_part := true;
         b.lines := ARRAY[format('part %s of script %s: finished before', p_item.part, p_item.scriptid)];
-    ELSIF p_item.step = 'begin' AND b.ok THEN
+    ELSIF p_item.step IN ('begin', 'build') AND b.ok THEN
         INSERT INTO admmgt.part_attempts AS a (target_id, scriptid, part, token, state, run_id)
         SELECT p_item.target_id, p_item.scriptid, p_item.part, substr(v_out, 5), 'started', r.run_id
           FROM (SELECT max(run_id) AS run_id FROM admmgt.runs WHERE pid = pg_backend_pid() AND finished_at IS NULL) r
@@ -132,7 +139,7 @@ BEGIN
     IF NOT b.ok AND NOT p_state.broken AND v_source IS NOT NULL THEN
         b.message := format('%s: %s', v_source, b.message);
     END IF;
-    IF p_item.step IN ('begin', 'run', 'finish') THEN
+    IF p_item.step IN ('begin', 'build', 'run', 'finish') THEN
         b := admmgt._part_attempt_hook(p_item, p_state, b);
     END IF;
     v_own := v_source IS NOT NULL OR b.statement LIKE 'script % as a whole, %';
