@@ -2,6 +2,7 @@
 // Every database of this file starts with applyplan_.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyHelpers, S } from './support/apply.js';
+import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 let env: TestEnv;
@@ -54,5 +55,61 @@ describe('plan_scripts: statements per target, nothing executed', () => {
     await env.admin.query(`UPDATE admmgt.scripts SET status = 0 WHERE id = 2`);
     expect(await admin('SELECT * FROM admmgt.plan_scripts()')).toEqual([]);
     await env.admin.query(`UPDATE admmgt.scripts SET status = 1 WHERE id = 2`);
+  });
+});
+
+describe('plan_steps and plan_destructive: parts, transaction modes and what a script destroys', () => {
+  beforeAll(async () => {
+    await fresh(['applyplan_d1', 'applyplan_d2']);
+    await env.addScript({ id: 1, description: 'orders', tables: [{ schema: S, name: 'orders', columns: [
+      { name: 'id', type: 'int', primaryKey: true }, { name: 'legacy', type: 'text' }, { name: 'total', type: 'int' }] }] });
+    await env.admin.query('CALL admmgt.applyScripts()');
+    for (const [db, n] of [[TPL, 10], ['applyplan_d1', 300], ['applyplan_d2', 0]] as const) {
+      await env.queryIn(db, `INSERT INTO mgttest.orders (id) SELECT generate_series(1, ${n})`);
+      if (n > 0) await env.queryIn(db, 'ANALYZE mgttest.orders');
+    }
+    await env.addScript({
+      id: 2, description: 'drop a column, index concurrently',
+      columnChanges: [{ schema: S, table: 'orders', column: 'legacy', action: 'drop', confirm: true }],
+      indexes: [{ schema: S, table: 'orders', name: 'orders_total', columns: ['total'], concurrent: true }],
+      sql: [{ seq: 1, body: 'UPDATE mgttest.orders SET total = 0 WHERE total IS NULL' }],
+    });
+  });
+
+  it('lists every step with its part, transaction mode, row and destructive flag, and how many targets run it', async () => {
+    const steps = await admin<{ part: number; txmode: string; source: string; destructive: boolean; stmt: string; targets: number }>(
+      'SELECT part, txmode, source, destructive, stmt, targets FROM admmgt.plan_steps() ORDER BY seq');
+    expect(steps).toEqual([
+      { part: 1, txmode: 'script', source: expect.stringMatching(/^admmgt\.script_column_changes id \d+$/), destructive: true,
+        stmt: 'ALTER TABLE mgttest.orders DROP COLUMN legacy', targets: 3 },
+      { part: 1, txmode: 'script', source: expect.stringMatching(/^admmgt\.script_sql id \d+$/), destructive: false,
+        stmt: expect.stringContaining('UPDATE mgttest.orders SET total = 0 WHERE total IS NULL'), targets: 3 },
+      { part: 2, txmode: 'none', source: expect.stringMatching(/^admmgt\.script_indexes id \d+$/), destructive: false,
+        stmt: 'CREATE INDEX CONCURRENTLY orders_total ON mgttest.orders USING btree (total)', targets: 3 },
+    ]);
+  });
+
+  it('estimates, per target, the rows of what a destructive step drops from', async () => {
+    const rows = await admin<{ dbname: string; relation: string; est_rows: string | null }>(
+      'SELECT dbname, relation, est_rows FROM admmgt.plan_destructive() ORDER BY dbname');
+    expect(rows).toEqual([
+      { dbname: 'applyplan_d1', relation: 'mgttest.orders', est_rows: '300' },
+      { dbname: 'applyplan_d2', relation: 'mgttest.orders', est_rows: null },
+      { dbname: TPL, relation: 'mgttest.orders', est_rows: '10' },
+    ]);
+  });
+
+  it('admmgt apply --plan says so, and runs nothing', async () => {
+    const r = await cli('apply', '--url', env.adminUrl, '--plan');
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n')).toEqual([
+      `script 2: 3 statement(s), in 2 parts per target (1 transaction(s), 1 statement(s) outside any), on 3 target(s): ${TPL}, applyplan_d1, applyplan_d2`,
+      expect.stringMatching(/^ {2}DESTRUCTIVE admmgt\.script_column_changes id \d+: ALTER TABLE mgttest\.orders DROP COLUMN legacy \(mgttest\.orders: about 310 row\(s\) over 3 target\(s\), 1 not analyzed\)$/),
+      '',
+    ]);
+    const json = JSON.parse((await cli('apply', '--url', env.adminUrl, '--plan', '--json')).stdout);
+    expect(json.scripts[0]).toMatchObject({ transaction: 'in parts', parts: [{ part: 1, txmode: 'script', statements: 2 }, { part: 2, txmode: 'none', statements: 1 }],
+      destructive: [{ relation: 'mgttest.orders', targets: 3, rows: 310, unknown: 1 }] });
+    expect(await env.versions()).toEqual({ [TPL]: 1, applyplan_d1: 1, applyplan_d2: 1 });
   });
 });

@@ -50,13 +50,15 @@ describe('admmgt CLI', () => {
     r = await cli('apply', '--url', env.adminUrl, '--plan');
     expect(r.code).toBe(0);
     // A summary by default: per script its statements, transaction mode and targets.
-    const [{ statements }] = await env.rows<{ statements: number }>(`SELECT cardinality(admmgt.script_batch(1)) AS statements`) as [{ statements: number }];
+    // The script's own statements, without the ledger's.
+    const [{ statements }] = await env.rows<{ statements: number }>(`SELECT count(*)::int AS statements FROM admmgt.render_script(1)`) as [{ statements: number }];
     expect(r.stdout).toBe(`script 1: ${statements} statement(s), one per target transaction, on 3 target(s): cli_tpl, cli_one, cli_two\n`);
     r = await cli('apply', '--url', env.adminUrl, '--plan', '--sql');
-    expect(r.stdout).toMatch(/^script 1: .*\n  CREATE SCHEMA IF NOT EXISTS admmgt;\n/);
+    expect(r.stdout).toMatch(/^script 1: .*\n  CREATE SCHEMA IF NOT EXISTS mgttest;\n/);
     expect(r.stdout).toMatch(/\n  CREATE TABLE mgttest\.events/);
     r = await cli('apply', '--url', env.adminUrl, '--plan', '--json');
     expect(JSON.parse(r.stdout)).toEqual({ operation: 'apply', scripts: [{ scriptid: 1, statements, transaction: 'one per target',
+      parts: [{ part: 1, txmode: 'script', statements }], destructive: [],
       targets: ['cli_tpl', 'cli_one', 'cli_two'].map((dbname) => ({ dbname, server: 'local' })) }] });
     expect(await env.queryIn('cli_tpl', `SELECT to_regclass('mgttest.events') IS NULL AS absent`)).toEqual([{ absent: true }]);
 

@@ -176,21 +176,99 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._plan_items(p_asof date)
+RETURNS TABLE (ord int, item admmgt.work_item)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the work items applyScripts() would run now, the template's first, if the template takes every ready script */
+WITH t AS (SELECT * FROM admmgt._template()),
+     r AS (SELECT admmgt._ready_scripts(t.scriptversion) AS ready, t.scriptversion FROM t),
+     u AS (SELECT coalesce(r.ready[cardinality(r.ready)], r.scriptversion) AS upto FROM r)
+SELECT 0, i FROM u, unnest(admmgt._apply_items(admmgt._template_targets(), u.upto, p_asof)) i
+UNION ALL
+SELECT 1, i FROM u, unnest(admmgt._apply_items(admmgt._update_targets(), u.upto, p_asof)) i;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt.plan_scripts(p_asof date DEFAULT current_date)
 RETURNS TABLE (dbname text, scriptid int, seq int, stmt text, server text)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: what applyScripts() would run now, per target (database and server) and script, if the template takes every ready script */
-WITH t AS (SELECT * FROM admmgt._template()),
-     r AS (SELECT admmgt._ready_scripts(t.scriptversion) AS ready, t.scriptversion FROM t),
-     items AS (
-        SELECT i.*, 0 AS ord FROM r, unnest(admmgt._apply_items(admmgt._template_targets(), coalesce(r.ready[cardinality(r.ready)], r.scriptversion), p_asof)) i
-        UNION ALL
-        SELECT i.*, 1 FROM r, unnest(admmgt._apply_items(admmgt._update_targets(), coalesce(r.ready[cardinality(r.ready)], r.scriptversion), p_asof)) i)
-SELECT i.dbname, i.scriptid, s.n::int, s.stmt, coalesce(i.server, 'local')
-  FROM items i CROSS JOIN LATERAL unnest(i.stmts) WITH ORDINALITY AS s(stmt, n)
- ORDER BY i.ord, i.target_id, i.scriptid, s.n;
+/* purpose: what applyScripts() would run now, per target (database and server) and script, if the template takes every ready script; a script in parts shows each part's items in order */
+SELECT (p.item).dbname, (p.item).scriptid, (row_number() OVER (PARTITION BY p.ord, (p.item).target_id, (p.item).scriptid ORDER BY p.n, s.n))::int,
+       s.stmt, coalesce((p.item).server, 'local')
+  FROM (SELECT x.ord, x.item, row_number() OVER () AS n FROM admmgt._plan_items(p_asof) x) p
+ CROSS JOIN LATERAL unnest((p.item).stmts) WITH ORDINALITY AS s(stmt, n)
+ ORDER BY p.ord, (p.item).target_id, (p.item).scriptid, p.n, s.n;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.plan_steps(p_asof date DEFAULT current_date)
+RETURNS TABLE (scriptid int, part int, txmode text, seq int, source text, destructive boolean, stmt text, targets int)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: every step of every script applyScripts() would run now, as the targets get it (frozen, or rendered now), with its part, transaction mode, row, whether it destroys data, and how many targets would run it */
+WITH planned AS (
+    SELECT (i.item).scriptid AS scriptid, count(DISTINCT (i.item).target_id)::int AS targets
+      FROM admmgt._plan_items(p_asof) i GROUP BY 1
+)
+SELECT p.scriptid, sp.part, sp.txmode, (row_number() OVER (PARTITION BY p.scriptid ORDER BY sp.part, st.n))::int,
+       sp.sources[st.n], sp.destructive[st.n], st.stmt, p.targets
+  FROM planned p
+ CROSS JOIN LATERAL admmgt._script_parts(p.scriptid, p_asof) sp
+ CROSS JOIN LATERAL unnest(sp.stmts) WITH ORDINALITY AS st(stmt, n)
+ ORDER BY p.scriptid, sp.part, st.n;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._destructive_relation(p_source text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the relation whose data a destructive step of a script row destroys, schema-qualified and quoted */
+DECLARE
+    v_m text[] := regexp_match(p_source, '^admmgt\.(script_column_changes|script_table_changes|script_views) id (\d+)');
+    v_rel text;
+BEGIN
+    IF v_m IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT format(''%%I.%%I'', lower(schemaname), lower(%s)) FROM admmgt.%I WHERE id = $1',
+                   CASE WHEN v_m[1] = 'script_views' THEN 'viewname' ELSE 'tablename' END, v_m[1])
+       INTO v_rel USING v_m[2]::bigint;
+    RETURN v_rel;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.plan_destructive(p_asof date DEFAULT current_date)
+RETURNS TABLE (dbname text, server text, scriptid int, source text, stmt text, relation text, est_rows bigint)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: for every step applyScripts() would run now that destroys data, each target that would run it, with the planner's estimate of the rows of the relation it drops from (NULL: not analyzed yet, or not there); reads each such target once */
+DECLARE
+    v_t record;
+BEGIN
+    FOR v_t IN
+        WITH d AS (SELECT s.scriptid, s.source, s.stmt, admmgt._destructive_relation(s.source) AS relation
+                     FROM admmgt.plan_steps(p_asof) s WHERE s.destructive)
+        SELECT i.dbname AS db, coalesce(i.server, 'local') AS srv,
+               array_agg(d.scriptid ORDER BY d.scriptid, d.source) AS scriptids, array_agg(d.source ORDER BY d.scriptid, d.source) AS sources,
+               array_agg(d.stmt ORDER BY d.scriptid, d.source) AS stmts, array_agg(d.relation ORDER BY d.scriptid, d.source) AS relations
+          FROM (SELECT DISTINCT (x.item).dbname, (x.item).server, (x.item).scriptid FROM admmgt._plan_items(p_asof) x) i
+          JOIN d ON d.scriptid = i.scriptid
+         GROUP BY 1, 2 ORDER BY 2, 1
+    LOOP
+        RETURN QUERY
+        SELECT v_t.db, v_t.srv, r.scriptid, r.source, r.stmt, r.relation, e.est
+          FROM unnest(v_t.scriptids, v_t.sources, v_t.stmts, v_t.relations) AS r(scriptid, source, stmt, relation)
+          LEFT JOIN dblink(admmgt._connstr(v_t.srv, v_t.db),
+                           format('SELECT r, CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END FROM unnest(%L::text[]) r
+                                     LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(r)', v_t.relations))
+                    AS e(relation text, est bigint) ON e.relation = r.relation;
+    END LOOP;
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._mark_applied(p_version int)

@@ -3,26 +3,63 @@ import type { Argv, CommandModule } from 'yargs';
 import { applyScripts, callOptions, checkRun, type CallArgv } from '../calls.js';
 import { withAdmin } from '../context.js';
 
-export interface PlanRow {
+/** One target a script would run on (SELECT DISTINCT dbname, server, scriptid FROM admmgt.plan_scripts()). */
+interface PlanTarget {
   dbname: string;
   server: string;
   scriptid: number;
+}
+
+/** One step of a script as every target gets it (SELECT * FROM admmgt.plan_steps()). */
+export interface PlanStep {
+  scriptid: number;
+  part: number;
+  txmode: 'script' | 'none';
   seq: number;
+  source: string;
+  destructive: boolean;
   stmt: string;
 }
 
-/** What applyScripts() would run now, per target and script (SELECT * FROM admmgt.plan_scripts()). */
-export async function planScripts(client: pg.Client): Promise<PlanRow[]> {
-  return (await client.query<PlanRow>('SELECT dbname, server, scriptid, seq, stmt FROM admmgt.plan_scripts()')).rows;
+/** One target's estimate for a step that destroys data (SELECT * FROM admmgt.plan_destructive()). */
+interface DestructiveRow {
+  dbname: string;
+  server: string;
+  scriptid: number;
+  source: string;
+  stmt: string;
+  relation: string | null;
+  est_rows: string | null;
 }
 
-/** One script of a plan: how many statements each target runs for it, in which transaction mode, and where. */
+/** One part of a script: a transaction of its own (txmode script) or one statement outside any (none). */
+export interface PlannedPart {
+  part: number;
+  txmode: 'script' | 'none';
+  statements: number;
+}
+
+/** A step that destroys data, with the planner's estimate of the rows it drops over the targets that would run it. */
+export interface PlannedDrop {
+  source: string;
+  stmt: string;
+  relation: string | null;
+  targets: number;
+  /** The sum of the estimates; targets whose table is not analyzed yet count in unknown. */
+  rows: number;
+  unknown: number;
+}
+
+/** One script of a plan: its statements, how each target runs them, where, and what they destroy. */
 export interface PlannedScript {
   scriptid: number;
   statements: number;
-  transaction: 'one per target';
+  /** one per target: the whole script in one transaction; in parts: see parts. */
+  transaction: 'one per target' | 'in parts';
+  parts: PlannedPart[];
   targets: { dbname: string; server: string }[];
-  /** The statements (with --sql): every target runs the same batch for a script. */
+  destructive: PlannedDrop[];
+  /** The statements (with --sql): every target runs the same ones for a script. */
   sql?: string[];
 }
 
@@ -31,34 +68,69 @@ export interface Plan {
   scripts: PlannedScript[];
 }
 
-/** The plan per script, in script order; targets in the order they run (the template first). */
-export function summarizePlan(rows: PlanRow[], withSql = false): Plan {
-  const byScript = new Map<number, PlannedScript>();
-  const same = (t: { dbname: string; server: string } | undefined, r: PlanRow) => t?.dbname === r.dbname && t.server === r.server;
-  for (const r of rows) {
-    let p = byScript.get(r.scriptid);
+/** What applyScripts() would run now: per script its steps, parts, targets and destructive steps, in script order. */
+export async function planApply(client: pg.Client, withSql = false): Promise<Plan> {
+  const targets = (await client.query<PlanTarget>(
+    `SELECT p.dbname, p.server, p.scriptid FROM admmgt.plan_scripts() WITH ORDINALITY AS p
+      GROUP BY p.dbname, p.server, p.scriptid ORDER BY p.scriptid, min(p.ordinality)`)).rows;
+  const steps = (await client.query<PlanStep>('SELECT * FROM admmgt.plan_steps() ORDER BY scriptid, seq')).rows;
+  const drops = steps.some((st) => st.destructive)
+    ? (await client.query<DestructiveRow>('SELECT * FROM admmgt.plan_destructive()')).rows
+    : [];
+  return summarizePlan(targets, steps, drops, withSql);
+}
+
+export function summarizePlan(targets: PlanTarget[], steps: PlanStep[], drops: DestructiveRow[], withSql: boolean): Plan {
+  const scripts = new Map<number, PlannedScript>();
+  const script = (id: number): PlannedScript => {
+    let p = scripts.get(id);
     if (!p) {
-      p = { scriptid: r.scriptid, statements: 0, transaction: 'one per target', targets: [], ...(withSql ? { sql: [] } : {}) };
-      byScript.set(r.scriptid, p);
+      p = { scriptid: id, statements: 0, transaction: 'one per target', parts: [], targets: [], destructive: [], ...(withSql ? { sql: [] } : {}) };
+      scripts.set(id, p);
     }
-    // A target's rows of one script come together, so a new target is a change from the last one.
-    if (!same(p.targets[p.targets.length - 1], r)) p.targets.push({ dbname: r.dbname, server: r.server });
-    // Every target runs the same batch for a script: count and show the first target's.
-    if (p.targets.length === 1) {
-      p.statements++;
-      p.sql?.push(r.stmt);
-    }
+    return p;
+  };
+  for (const t of targets) script(t.scriptid).targets.push({ dbname: t.dbname, server: t.server });
+  for (const st of steps) {
+    const p = script(st.scriptid);
+    p.statements++;
+    p.sql?.push(st.stmt);
+    const last = p.parts[p.parts.length - 1];
+    if (last?.part === st.part) last.statements++;
+    else p.parts.push({ part: st.part, txmode: st.txmode, statements: 1 });
+    if (p.parts.length > 1 || st.txmode === 'none') p.transaction = 'in parts';
+    if (st.destructive) p.destructive.push({ source: st.source, stmt: st.stmt, relation: null, targets: 0, rows: 0, unknown: 0 });
   }
-  return { operation: 'apply', scripts: [...byScript.values()].sort((a, b) => a.scriptid - b.scriptid) };
+  for (const d of drops) {
+    const drop = script(d.scriptid).destructive.find((x) => x.source === d.source && x.stmt === d.stmt);
+    if (!drop) continue;
+    drop.relation = d.relation;
+    drop.targets++;
+    if (d.est_rows === null) drop.unknown++;
+    else drop.rows += Number(d.est_rows);
+  }
+  return { operation: 'apply', scripts: [...scripts.values()].sort((a, b) => a.scriptid - b.scriptid) };
 }
 
 const label = (t: { dbname: string; server: string }) => `${t.dbname}${t.server === 'local' ? '' : `@${t.server}`}`;
 
+function formatParts(p: PlannedScript): string {
+  if (p.transaction === 'one per target') return 'one per target transaction';
+  const inTx = p.parts.filter((x) => x.txmode === 'script').length;
+  return `in ${p.parts.length} parts per target (${inTx} transaction(s), ${p.parts.length - inTx} statement(s) outside any)`;
+}
+
+function formatDrop(d: PlannedDrop): string {
+  const rows = d.targets === 0 ? ''
+    : ` (${d.relation ?? 'its relation'}: about ${d.rows} row(s) over ${d.targets} target(s)${d.unknown ? `, ${d.unknown} not analyzed` : ''})`;
+  return `  DESTRUCTIVE ${d.source}: ${d.stmt}${rows}`;
+}
+
 export function formatPlan(plan: Plan): string {
   return plan.scripts.map((p) => {
     const names = p.targets.slice(0, 5).map(label).join(', ') + (p.targets.length > 5 ? `, and ${p.targets.length - 5} more` : '');
-    const head = `script ${p.scriptid}: ${p.statements} statement(s), ${p.transaction} transaction, on ${p.targets.length} target(s): ${names}`;
-    return p.sql ? [head, ...p.sql.map((s) => `  ${s.replace(/\n/g, '\n  ')};`)].join('\n') : head;
+    const head = `script ${p.scriptid}: ${p.statements} statement(s), ${formatParts(p)}, on ${p.targets.length} target(s): ${names}`;
+    return [head, ...p.destructive.map(formatDrop), ...(p.sql ?? []).map((s) => `  ${s.replace(/\n/g, '\n  ')};`)].join('\n');
   }).join('\n');
 }
 
@@ -74,13 +146,13 @@ export const command: CommandModule<object, ApplyArgv> = {
     callOptions(y)
       .option('plan', {
         type: 'boolean',
-        describe: 'Only say what a run would do: per script, its statements, transaction mode and targets (with --json as JSON)',
+        describe: 'Only say what a run would do: per script, its statements, transaction mode or parts, targets and the steps that destroy data with row estimates (with --json as JSON)',
       })
       .option('sql', { type: 'boolean', describe: 'With --plan: also print the statements of each script' }) as Argv<ApplyArgv>,
   handler: (a) =>
     withAdmin(a, async ({ client, out }) => {
       if (a.plan) {
-        const plan = summarizePlan(await planScripts(client), a.sql);
+        const plan = await planApply(client, a.sql);
         if (a.json) process.stdout.write(JSON.stringify(plan) + '\n');
         else if (plan.scripts.length) process.stdout.write(formatPlan(plan) + '\n');
         if (plan.scripts.length === 0) out('nothing to apply');
