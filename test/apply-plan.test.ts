@@ -113,3 +113,20 @@ describe('plan_steps and plan_destructive: parts, transaction modes and what a s
     expect(await env.versions()).toEqual({ [TPL]: 1, applyplan_d1: 1, applyplan_d2: 1 });
   });
 });
+
+describe('admmgt status: frozen scripts whose rows changed', () => {
+  it('lists a script whose rows were changed around the freeze trigger, and exits 0 for it', async () => {
+    await fresh(['applyplan_s1']);
+    await env.addScript({ id: 1, description: 'one', tables: [{ schema: S, name: 'one', columns: [{ name: 'id', type: 'int' }] }] });
+    await env.admin.query('CALL admmgt.applyScripts()');
+    let r = await cli('status', '--url', env.adminUrl);
+    expect(r.stdout).not.toContain('rows changed');
+    await env.admin.query(`SET session_replication_role = replica;
+      UPDATE admmgt.script_table_columns SET datatype = 'bigint' WHERE scriptid = 1;
+      RESET session_replication_role`);
+    r = await cli('status', '--url', env.adminUrl);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/scripts whose rows changed after the template applied them .*\n {2}1 \(frozen .*\): write a new script for the change/);
+    expect(JSON.parse((await cli('status', '--url', env.adminUrl, '--json')).stdout).drift).toEqual([{ scriptid: 1, frozen_at: expect.any(String) }]);
+  });
+});

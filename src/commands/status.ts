@@ -32,12 +32,28 @@ export interface FailureRow {
   finished_at: string;
 }
 
+/** A frozen script whose rows no longer say what the template applied (admmgt.script_drift()). */
+export interface DriftRow {
+  scriptid: number;
+  frozen_at: string;
+}
+
+/** A part outside a transaction whose end admmgt did not see (admmgt.part_attempts, state started). */
+export interface OpenPartRow {
+  dbname: string;
+  scriptid: number;
+  part: number;
+  updated_at: string;
+}
+
 export interface Status {
   template: { dbname: string; scriptversion: number } | null;
   tenants: TenantRow[];
   servers: ServerStatus[];
   scripts: ScriptRow[];
   failures: FailureRow[];
+  drift: DriftRow[];
+  openParts: OpenPartRow[];
 }
 
 export async function status(client: pg.Client): Promise<Status> {
@@ -56,12 +72,21 @@ export async function status(client: pg.Client): Promise<Status> {
       `SELECT operation, scriptid, dbname, server, sqlstate, message, statement, finished_at::text FROM admmgt.failures ORDER BY finished_at DESC LIMIT 100`,
     )
   ).rows;
+  const drift = (await client.query<DriftRow>('SELECT scriptid, frozen_at::text FROM admmgt.script_drift()')).rows;
+  const openParts = (
+    await client.query<OpenPartRow>(
+      `SELECT v.dbname, a.scriptid, a.part, a.updated_at::text FROM admmgt.part_attempts a
+         JOIN admmgt.vendor_db_settings v ON v.id = a.target_id WHERE a.state = 'started' ORDER BY v.dbname, a.scriptid, a.part`,
+    )
+  ).rows;
   return {
     template: tpl ? { dbname: tpl.dbname, scriptversion: tpl.scriptversion } : null,
     tenants: targets.filter((t) => !t.istemplate).map(({ istemplate: _, ...t }) => t),
     servers: await listServers(client),
     scripts,
     failures,
+    drift,
+    openParts,
   };
 }
 
@@ -79,6 +104,16 @@ export function formatStatus(s: Status): string {
   for (const sc of s.scripts) {
     lines.push(`  ${String(sc.id).padEnd(6)} ${STATUS[sc.status] ?? sc.status}  ${sc.description ?? ''}${sc.last_error ? `\n         error: ${sc.last_error}` : ''}`);
   }
+  if (s.drift.length) {
+    lines.push('scripts whose rows changed after the template applied them (every target still runs what the template ran):');
+    for (const d of s.drift) lines.push(`  ${d.scriptid} (frozen ${d.frozen_at}): write a new script for the change`);
+  }
+  if (s.openParts.length) {
+    lines.push('parts outside a transaction whose end was not seen (a rerun refuses them until resolved):');
+    for (const o of s.openParts) {
+      lines.push(`  ${o.dbname} script ${o.scriptid} part ${o.part} (since ${o.updated_at}): CALL admmgt.resolve_part('${o.dbname}', ${o.scriptid}, ${o.part}, true|false)`);
+    }
+  }
   if (s.failures.length) {
     lines.push('failures (latest outcome per target):');
     for (const f of s.failures) {
@@ -94,7 +129,7 @@ interface StatusArgv extends GlobalArgs {
 
 export const command: CommandModule<object, StatusArgv> = {
   command: 'status',
-  describe: 'Show the template, the servers with their tenant counts, every tenant with server, status and version, pending and failed scripts, and failures; exit code 3 when failures are listed',
+  describe: 'Show the template, the servers with their tenant counts, every tenant with server, status and version, pending and failed scripts, scripts whose rows changed after they were applied, parts whose end was not seen, and failures; exit code 3 when failures are listed',
   builder: (y) => withGlobalOptions(y).option('json', { type: 'boolean', describe: 'Print JSON' }) as Argv<StatusArgv>,
   handler: (a) =>
     withAdmin(a, async ({ client }) => {
