@@ -1,6 +1,7 @@
 // The demo of the original tool as typed data: a template with schema mgttest, tenant BigClient,
 // and three scripts (tables with LIST/RANGE partitions and a foreign key; a new NOT NULL column;
-// a CALL of a procedure that inserts five rows).
+// a CALL of a procedure that inserts five rows), then a fourth of an ordinary week: a column
+// change, an index built without blocking writes, and a view.
 import dedent from 'dedent';
 import type { ScriptSpec } from './script.js';
 import { id, lit, sql, type Sql } from '../src/sql.js';
@@ -67,6 +68,17 @@ export const script3: ScriptSpec = {
   id: 3,
   description: 'call stored proc',
   calls: [`call ${DEMO.schema}.testproc1()`],
+};
+
+export const script4: ScriptSpec = {
+  id: 4,
+  description: 'a week of changes: a wider column, an index built concurrently, a view',
+  columnChanges: [{ schema: DEMO.schema, table: 'parenttable', column: 'newcolumn', action: 'type', type: 'varchar(20)' }],
+  indexes: [{ schema: DEMO.schema, table: 'childtable', name: 'childtable_parentid', columns: ['parentid'], concurrent: true }],
+  views: [{
+    schema: DEMO.schema, name: 'parent_children',
+    query: `SELECT p.id, count(c.id) AS children FROM ${DEMO.schema}.parenttable p LEFT JOIN ${DEMO.schema}.childtable c ON c.parentid = p.id GROUP BY p.id`,
+  }],
 };
 
 /** Run in the template database: the procedure that script 3 calls. */

@@ -57,7 +57,7 @@ function expectedQuarters(): string[] {
 }
 
 describe('admmgt demo', () => {
-  it('leaves the template and bigclient with every object of the three scripts', async () => {
+  it('leaves the template and bigclient with every object of the four scripts', async () => {
     const inventory = await runDemo(session());
     expect(inventory.find((r) => r.kind === 'rows' && r.name === 'mgttest.parenttable')?.detail).toBe('5');
 
@@ -67,13 +67,18 @@ describe('admmgt demo', () => {
         ...expectedQuarters().map((q) => `${q}:r`)].sort());
       expect(c.quarters).toEqual(expectedQuarters());
       expect(c.fk).toEqual(['FOREIGN KEY (parentid) REFERENCES mgttest.parenttable(id) ON DELETE CASCADE']);
-      expect(c.newcolumn).toEqual({ t: 'character varying(10)', nn: true });
+      expect(c.newcolumn).toEqual({ t: 'character varying(20)', nn: true });
       expect(c.procs).toEqual(['testproc1']);
       expect(c.rows).toBe(5);
-      expect(c.ledger).toEqual([1, 2, 3]);
+      expect(c.ledger).toEqual([1, 2, 3, 4]);
+      expect(await env.queryIn(db, `SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = 'mgttest.childtable_parentid'::regclass`))
+        .toEqual([{ valid: true }]);
+      expect(await env.queryIn(db, 'SELECT count(*)::int AS n FROM mgttest.parent_children')).toEqual([{ n: 5 }]);
     }
+    expect(inventory.filter((r) => r.kind === 'index' || r.kind === 'view').map((r) => `${r.kind} ${r.name}`)).toEqual([
+      'index mgttest.childtable_parentid', 'view mgttest.parent_children']);
     const { rows } = await env.admin.query('SELECT lower(dbname) AS db, status, scriptversion FROM admmgt.vendor_db_settings ORDER BY id');
-    expect(rows).toEqual([{ db: 'unitemplate', status: 2, scriptversion: 3 }, { db: 'bigclient', status: 2, scriptversion: 3 }]);
+    expect(rows).toEqual([{ db: 'unitemplate', status: 2, scriptversion: 4 }, { db: 'bigclient', status: 2, scriptversion: 4 }]);
     expect((await env.admin.query('SELECT id FROM admmgt.scripts WHERE status <> 2')).rows).toEqual([]);
   });
 
@@ -83,7 +88,7 @@ describe('admmgt demo', () => {
     expect(lines.some((l) => l.includes('earlier demo run was found'))).toBe(true);
     const c = await catalog('bigclient');
     expect(c.rows).toBe(5);
-    expect(c.ledger).toEqual([1, 2, 3]);
+    expect(c.ledger).toEqual([1, 2, 3, 4]);
   });
 
   it('refuses to reset an admin database that holds other tenants', async () => {

@@ -5,7 +5,7 @@ RETURNS TABLE (kind text, name text, detail text)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the tables, partitions, columns, foreign keys, routines and row counts of a target's app schemas, on p_server or else on the server its row names */
+/* purpose: the tables, partitions, columns, foreign keys, indexes (not those of partitions), views, routines and row counts of a target's app schemas, on p_server or else on the server its row names */
 DECLARE
     v_db text := admmgt._tenant_name(p_dbname, 'the argument p_dbname of admmgt.inventory');
     v_server text := p_server;
@@ -43,12 +43,21 @@ BEGIN
           FROM rels r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid AND k.contype = 'f'
          WHERE NOT r.relispartition
         UNION ALL
-        SELECT 5, CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
+        SELECT 5, 'index', format('%I.%I', n.nspname, ic.relname), pg_catalog.pg_get_indexdef(x.indexrelid)
+                            || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END
+          FROM rels r JOIN pg_catalog.pg_index x ON x.indrelid = r.oid JOIN pg_catalog.pg_class ic ON ic.oid = x.indexrelid
+          JOIN app_ns n ON n.oid = ic.relnamespace
+         WHERE NOT r.relispartition AND NOT x.indisprimary
+        UNION ALL
+        SELECT 6, 'view', format('%I.%I', n.nspname, c.relname), CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END
+          FROM pg_catalog.pg_class c JOIN app_ns n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm')
+        UNION ALL
+        SELECT 7, CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
                format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)), ''
           FROM pg_catalog.pg_proc p JOIN app_ns n ON n.oid = p.pronamespace
         UNION ALL
         -- A table with row security is not counted: its policies are the tenant's code.
-        SELECT 6, 'rows', qname,
+        SELECT 8, 'rows', qname,
                CASE WHEN relrowsecurity THEN 'not counted: row security is enabled'
                     ELSE (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', qname), false, true, '')))[1]::text END
           FROM rels WHERE NOT relispartition

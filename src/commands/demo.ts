@@ -8,12 +8,13 @@ import { connect } from '../connection.js';
 import { withAdmin, withGlobalOptions, type GlobalArgs, type Out, type Session } from '../context.js';
 import { AdmmgtError } from '../errors.js';
 import { install } from './install.js';
-import { DEMO, registerTemplateSql, registerTenantSql, script1, script2, script3, testProc1Sql } from '../../templates/demo.js';
+import { DEMO, registerTemplateSql, registerTenantSql, script1, script2, script3, script4, testProc1Sql } from '../../templates/demo.js';
 import { markReadySql, scriptRowsSql, type ScriptSpec } from '../../templates/script.js';
-import { id, lit, sql } from '../sql.js';
+import { id, join, lit, sql } from '../sql.js';
 
 const DEMO_COMMENT = 'admmgt demo';
 const DEMO_DATABASES = [DEMO.template, DEMO.tenant.toLowerCase()];
+const DEMO_SCRIPTS = [script1, script2, script3, script4].map((x) => x.id);
 
 export interface InventoryRow {
   kind: string;
@@ -25,7 +26,7 @@ export interface InventoryRow {
 async function startClean(client: pg.Client, out: Out): Promise<void> {
   const { rows: foreign } = await client.query<{ what: string }>(
     `SELECT 'tenant ' || dbname AS what FROM admmgt.vendor_db_settings WHERE lower(dbname) <> ALL ($1)
-     UNION ALL SELECT 'script ' || id FROM admmgt.scripts WHERE id NOT IN (1, 2, 3)`,
+     UNION ALL SELECT 'script ' || id FROM admmgt.scripts WHERE id NOT IN (${DEMO_SCRIPTS.join(', ')})`,
     [DEMO_DATABASES],
   );
   if (foreign.length) {
@@ -52,15 +53,19 @@ async function startClean(client: pg.Client, out: Out): Promise<void> {
   if (dbs.length || (n[0]?.c ?? 0) > 0) out('an earlier demo run was found: dropping its databases and rows to start clean');
   for (const d of dbs) await client.query(sql`DROP DATABASE IF EXISTS ${id(d.datname)} WITH (FORCE)`.text);
   // The registry first: with no template that has them, the demo's scripts are no longer frozen.
-  await client.query(`BEGIN;
-    DELETE FROM admmgt.vendor_db_settings;
-    DELETE FROM admmgt.script_table_partitions WHERE tableid IN (SELECT id FROM admmgt.script_tables WHERE scriptid IN (1, 2, 3));
-    DELETE FROM admmgt.script_table_columns WHERE scriptid IN (1, 2, 3);
-    DELETE FROM admmgt.script_tables WHERE scriptid IN (1, 2, 3);
-    DELETE FROM admmgt.script_table_fkeys WHERE scriptid IN (1, 2, 3);
-    DELETE FROM admmgt.script_procs WHERE scriptid IN (1, 2, 3);
-    DELETE FROM admmgt.scripts WHERE id IN (1, 2, 3);
-    COMMIT;`);
+  // Then the rows of every kind of script row (admmgt knows the list), partitions through their tables.
+  const { rows: kinds } = await client.query<{ t: string }>('SELECT unnest(admmgt._script_row_tables()) AS t');
+  const ids = join(DEMO_SCRIPTS.map((n) => lit(n)), ', ');
+  await client.query(join([
+    sql`BEGIN;`,
+    sql`DELETE FROM admmgt.vendor_db_settings;`,
+    sql`DELETE FROM admmgt.script_table_partitions WHERE tableid IN (SELECT id FROM admmgt.script_tables WHERE scriptid IN (${ids}));`,
+    sql`DELETE FROM admmgt.script_table_columns WHERE tableid IN (SELECT id FROM admmgt.script_tables WHERE scriptid IN (${ids}));`,
+    ...kinds.filter((k) => k.t !== 'script_tables').map((k) => sql`DELETE FROM admmgt.${id(k.t)} WHERE scriptid IN (${ids});`),
+    sql`DELETE FROM admmgt.script_tables WHERE scriptid IN (${ids});`,
+    sql`DELETE FROM admmgt.scripts WHERE id IN (${ids});`,
+    sql`COMMIT;`,
+  ], '\n').text);
 }
 
 /** The admin connection's settings, pointed at another database of the same server. */
@@ -124,12 +129,16 @@ export async function runDemo(s: Session): Promise<InventoryRow[]> {
   await addScript(client, script3);
   checkRun(await applyScripts(client), out);
 
+  step(10, 'script 4: widen newcolumn to varchar(20), index childtable CONCURRENTLY, view parent_children; CALL admmgt.applyScripts()');
+  await addScript(client, script4);
+  checkRun(await applyScripts(client), out);
+
   return (await client.query<InventoryRow>('SELECT kind, name, detail FROM admmgt.inventory($1)', [DEMO.tenant])).rows;
 }
 
 export function formatInventory(dbname: string, rows: InventoryRow[]): string {
   const lines = [`\nWhat ${dbname} holds now:`];
-  for (const kind of ['table', 'partition', 'column', 'foreign key', 'procedure', 'function', 'rows']) {
+  for (const kind of ['table', 'partition', 'column', 'foreign key', 'index', 'view', 'procedure', 'function', 'rows']) {
     const some = rows.filter((r) => r.kind === kind);
     if (!some.length) continue;
     lines.push(`  ${kind === 'rows' ? 'row counts' : kind + (some.length > 1 ? 's' : '')}:`);
@@ -140,7 +149,7 @@ export function formatInventory(dbname: string, rows: InventoryRow[]): string {
 
 export const command: CommandModule<object, GlobalArgs> = {
   command: 'demo',
-  describe: 'Run the demo: a template, tenant BigClient, three scripts, maintenance and a stored procedure (starts clean when run again); with no server given it uses the embedded PostgreSQL',
+  describe: 'Run the demo: a template, tenant BigClient, four scripts (the last an index, a column change and a view), maintenance and a stored procedure (starts clean when run again); with no server given it uses the embedded PostgreSQL',
   builder: (y) => withGlobalOptions(y),
   handler: (a) =>
     withAdmin(a, async (s) => {
