@@ -229,13 +229,45 @@ async function maintenancePhase(server: pg.Client, admin: pg.Client): Promise<Re
       out[`p${p} partitions created per tenant`] = created.rows[0]?.n ?? 0;
       out[`p${p} rerun ms/tenant`] = again / (MAINT + 1);
     }
+    Object.assign(out, await indexPhase(admin));
     return out;
   } finally {
+    // The registry first: with no template that has them, scripts 2 to 4 are no longer frozen.
     await admin.query(`BEGIN;
+      DELETE FROM admmgt.target_results; DELETE FROM admmgt.vendor_db_settings;
+      DELETE FROM admmgt.script_indexes WHERE scriptid IN (3, 4);
       DELETE FROM admmgt.script_table_partitions WHERE tableid IN (SELECT id FROM admmgt.script_tables WHERE scriptid = 2);
       DELETE FROM admmgt.script_table_columns WHERE scriptid = 2; DELETE FROM admmgt.script_tables WHERE scriptid = 2;
-      DELETE FROM admmgt.scripts WHERE id = 2; COMMIT;`);
+      DELETE FROM admmgt.scripts WHERE id IN (2, 3, 4); COMMIT;`);
   }
+}
+
+/**
+ * An index on the monthly partitioned table of the maintenance fleet (1,000 rows per target over its
+ * partitions): script 3 builds one in the script's transaction, script 4 one CONCURRENTLY, partition
+ * by partition (the parent's index, each partition's CONCURRENTLY, attached). p = 4.
+ */
+async function indexPhase(admin: pg.Client): Promise<Record<string, number>> {
+  const targets = [TEMPLATE, ...Array.from({ length: MAINT }, (_, i) => tenant(i + 1))];
+  await admin.query('CALL admmgt.applyMaintenance(t_numdays => 90, p_parallel => 4)');
+  await pool(targets, 4, async (db) => {
+    const c = await client(db);
+    await c.query(`INSERT INTO mgttest.bench_events (at) SELECT now() + (g % 80) * interval '1 day' FROM generate_series(1, 1000) g`);
+    await c.end();
+  });
+  const out: Record<string, number> = {};
+  const spec = (id: number, concurrent: boolean) => scriptRowsSql({
+    id, description: `bench: an index ${concurrent ? 'concurrently' : 'in the transaction'}`,
+    indexes: [{ schema: 'mgttest', table: 'bench_events', name: `bench_events_${id}`, columns: [concurrent ? 'at DESC' : 'at'], concurrent }],
+  }).text;
+  await admin.query(`BEGIN; ${spec(3, false)} ${markReadySql(3).text} COMMIT;`);
+  out['index in the transaction, ms/tenant'] = (await call(admin, 'CALL admmgt.applyScripts(p_parallel => 4)')) / (MAINT + 1);
+  await admin.query(`BEGIN; ${spec(4, true)} ${markReadySql(4).text} COMMIT;`);
+  out['index concurrently, partition by partition, ms/tenant'] = (await call(admin, 'CALL admmgt.applyScripts(p_parallel => 4)')) / (MAINT + 1);
+  const failed = await admin.query('SELECT count(*)::int AS n FROM admmgt.failures');
+  if (failed.rows[0].n) throw new Error(`bench: ${failed.rows[0].n} failures; see admmgt.failures`);
+  out['concurrently / in the transaction'] = (out['index concurrently, partition by partition, ms/tenant'] ?? NaN) / (out['index in the transaction, ms/tenant'] ?? NaN);
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -299,7 +331,7 @@ async function main(): Promise<void> {
     let maintenance: Record<string, number> | undefined;
     if (MAINT > 0) {
       maintenance = await maintenancePhase(server, admin);
-      console.log(`\npartition upkeep, ${MAINT} tenants + template, a monthly and a quarterly-subpartitioned table, 90 days ahead:`);
+      console.log(`\npartition upkeep, ${MAINT} tenants + template, a monthly and a quarterly-subpartitioned table, 90 days ahead; then an index on the monthly one:`);
       for (const [k, v] of Object.entries(maintenance)) if (k !== 'tenants') console.log(`  ${k.padEnd(40)} ${v.toFixed(2)}`);
     }
     await admin.end();

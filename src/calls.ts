@@ -66,8 +66,38 @@ async function runCall(client: pg.Client, call: Sql): Promise<RunSummary | undef
 export const createDatabases = (c: pg.Client, o: CallOptions = {}) =>
   runCall(c, sql`CALL admmgt.create_database(${callArgs(o)})`);
 
-export const applyScripts = (c: pg.Client, o: CallOptions = {}) =>
-  runCall(c, sql`CALL admmgt.applyScripts(${callArgs(o)})`);
+/** Which targets an operation works on: by name, server and tag (all of them must match). */
+export interface Selection {
+  tenants?: string[];
+  server?: string;
+  tag?: string;
+}
+
+function selectionArgs(o: Selection): Sql[] {
+  const args: Sql[] = [];
+  if (o.tenants?.length) args.push(sql`p_tenants => ARRAY[${join(o.tenants.map((t) => lit(t)))}]::text[]`);
+  if (o.server !== undefined) args.push(sql`p_server => ${lit(o.server)}`);
+  if (o.tag !== undefined) args.push(sql`p_tag => ${lit(o.tag)}`);
+  return args;
+}
+
+export interface ApplyOptions extends CallOptions, Selection {
+  /** Up to this script id only. */
+  upto?: number;
+  maxFailures?: number;
+  canary?: number;
+}
+
+export const applyScripts = (c: pg.Client, o: ApplyOptions = {}) => {
+  const first = selectionArgs(o);
+  const upto = intOption('to', o.upto, 0);
+  const maxFailures = intOption('max-failures', o.maxFailures, 1);
+  const canary = intOption('canary', o.canary, 1);
+  if (upto !== undefined) first.push(sql`p_upto => ${lit(upto)}`);
+  if (maxFailures !== undefined) first.push(sql`p_max_failures => ${lit(maxFailures)}`);
+  if (canary !== undefined) first.push(sql`p_canary => ${lit(canary)}`);
+  return runCall(c, sql`CALL admmgt.applyScripts(${callArgs(o, first)})`);
+};
 
 export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & { asOf?: string } = {}) => {
   const first = [sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`];
@@ -103,6 +133,20 @@ export interface CallArgv extends GlobalArgs {
   parallel?: number;
   wait?: number;
   json?: boolean;
+}
+
+export interface SelectionArgv {
+  tenant?: string[];
+  server?: string;
+  tag?: string;
+}
+
+/** --tenant NAME (repeatable), --server NAME, --tag TAG: the targets an operation works on. */
+export function selectionOptions<T>(y: Argv<T>): Argv<T & SelectionArgv> {
+  return y
+    .option('tenant', { type: 'string', array: true, describe: 'Only this tenant (repeat for several); the template still goes first' })
+    .option('server', { type: 'string', describe: 'Only the tenants on this registered server' })
+    .option('tag', { type: 'string', describe: 'Only the tenants with this tag (vendor_db_settings.tags)' }) as Argv<T & SelectionArgv>;
 }
 
 export function callOptions<T>(y: Argv<T>): Argv<T & CallArgv> {

@@ -10,10 +10,14 @@ import { command as embedded } from './commands/embedded.js';
 import { command as install } from './commands/install.js';
 import { command as lifecycle } from './commands/lifecycle.js';
 import { command as maintain } from './commands/maintain.js';
+import { command as markApplied } from './commands/mark-applied.js';
+import { command as pin } from './commands/pin.js';
 import { command as refreshProcs } from './commands/refresh-procs.js';
+import { command as retry } from './commands/retry.js';
 import { command as script } from './commands/script.js';
 import { command as sqlCommand } from './commands/sql.js';
 import { command as status } from './commands/status.js';
+import { command as unpin } from './commands/unpin.js';
 import { AdmmgtError, describeError, usageError } from './errors.js';
 import { packageVersion } from './install.js';
 
@@ -37,6 +41,10 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(createDatabases)
       .command(script)
       .command(apply)
+      .command(pin)
+      .command(unpin)
+      .command(retry)
+      .command(markApplied)
       .command(maintain)
       .command(lifecycle)
       .command(refreshProcs)

@@ -10,7 +10,7 @@ import { createEnv, type TestEnv } from './support/env.js';
 
 let env: TestEnv;
 const TPL = 'applyfail_tpl';
-const { admin, fresh, scriptStatus, runCount, tables, hasTable, ledger, columns } = applyHelpers(() => env, TPL);
+const { admin, adminError, fresh, scriptStatus, runCount, tables, hasTable, ledger, columns } = applyHelpers(() => env, TPL);
 
 beforeAll(async () => {
   env = await createEnv('applyfail');
@@ -56,12 +56,13 @@ describe('applyScripts: the template is the canary', () => {
     expect(await admin(`SELECT DISTINCT dbname FROM admmgt.script_log WHERE scriptid IN (2, 3) ORDER BY 1`)).toEqual([{ dbname: TPL }]);
   });
 
-  it('on the next run says why the ready scripts wait and does nothing', async () => {
+  it('on the next run says why the ready scripts wait, does nothing, and ends with an error naming the failed script', async () => {
     env.notices.length = 0;
     const before = await runCount();
-    await env.admin.query('CALL admmgt.applyScripts()');
+    const e = await adminError('CALL admmgt.applyScripts()');
+    expect([e.code, e.message]).toEqual(['55000', expect.stringMatching(/^admmgt: script 2 failed on the template and holds back every script after it: /)]);
     expect(env.notices.join('\n')).toMatch(/script 2 has status 3 \(failed\), so the ready scripts after it wait/);
-    expect(env.notices.join('\n')).toMatch(/nothing to do/);
+    expect(env.notices.join('\n')).not.toMatch(/nothing to do/);
     expect(await runCount()).toBe(before);
     expect(await hasTable(TPL, 'can3')).toBe(false);
   });

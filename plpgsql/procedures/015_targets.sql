@@ -3,14 +3,15 @@
 CREATE OR REPLACE VIEW admmgt.registry AS
 SELECT v.id, v.dbname, v.status, v.istemplate, v.servertemplate, coalesce(v.deleted, false) AS deleted,
        v.scriptversion, v.updateflag, v.loginrole,
-       coalesce(v.server, CASE WHEN v.status = 2 OR v.istemplate THEN 'local' END)::text AS on_server
+       coalesce(v.server, CASE WHEN v.status = 2 OR v.istemplate THEN 'local' END)::text AS on_server,
+       v.tags, v.pinned_version
   FROM admmgt.vendor_db_settings v;
 COMMENT ON VIEW admmgt.registry IS
     'The registry with on_server: where a database is. A created row or the template that names no server is on local; a pending row that names none is not placed yet (NULL).';
 
 CREATE OR REPLACE VIEW admmgt.targets AS
 SELECT r.id, lower(btrim(r.dbname)) AS dbname, coalesce(r.scriptversion, 0) AS version, r.istemplate, r.updateflag,
-       r.on_server AS server, r.servertemplate
+       r.on_server AS server, r.servertemplate, r.tags, r.pinned_version
   FROM admmgt.registry r
  WHERE r.status = 2 AND NOT r.deleted;
 COMMENT ON VIEW admmgt.targets IS

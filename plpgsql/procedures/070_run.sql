@@ -12,10 +12,11 @@ SELECT admmgt._item(p_item.kind, p_item.target_id, p_item.dbname, p_item.server,
                     ARRAY[(SELECT s FROM unnest(p_item.sources) s WHERE s IS NOT NULL LIMIT 1)]);
 $$;
 
-CREATE OR REPLACE PROCEDURE admmgt._run(p_op text, p_items admmgt.work_item[], p_parallel int, p_run_id bigint)
+CREATE OR REPLACE PROCEDURE admmgt._run(p_op text, p_items admmgt.work_item[], p_parallel int, p_run_id bigint,
+                                        p_max_failures int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: execute work items, up to p_parallel targets at once; a target's items run in order on one connection and stop at its first failure; statements a booking asks for run right after its item; commits after every finished item */
+/* purpose: execute work items, up to p_parallel targets at once; a target's items run in order on one connection and stop at its first failure; statements a booking asks for run right after its item; commits after every finished item; once p_max_failures targets have failed no new target is started */
 DECLARE
     v_n int := coalesce(cardinality(p_items), 0);
     v_p int;
@@ -34,6 +35,7 @@ DECLARE
     v_progress boolean;
     v_continue boolean;
     v_busy boolean;
+    v_left int;
 BEGIN
     IF v_n = 0 THEN
         RETURN;
@@ -51,6 +53,14 @@ BEGIN
         v_progress := false;
         v_busy := false;
         FOR s IN 1 .. v_p LOOP
+            IF v_slot_item[s] = 0 AND v_next <= v_n AND v_failed >= coalesce(p_max_failures, v_n + 1) THEN
+                -- The stop rule: what has not started stays untouched.
+                SELECT count(DISTINCT (p_items[k]).target_id) INTO v_left FROM generate_series(v_next, v_n) AS k;
+                RAISE WARNING 'admmgt %: stopped after % failed target(s) (p_max_failures => %): % target(s) left untouched',
+                              p_op, v_failed, p_max_failures, v_left
+                    USING HINT = 'Fix the cause of the failures, then run again: it goes on with what is left.';
+                v_next := v_n + 1;
+            END IF;
             IF v_slot_item[s] = 0 AND v_next <= v_n THEN
                 v_item := p_items[v_next];
                 v_slot_item[s] := v_next;

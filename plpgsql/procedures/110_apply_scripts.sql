@@ -42,9 +42,11 @@ RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for each of the given targets, every script up to p_upto that it lacks, in order (copies of the template before tenants), as work items; each script's parts read (frozen) or rendered once */
+/* purpose: for each of the given targets, every script up to p_upto (or its pin) that it lacks, in order (copies of the template before tenants), as work items; each script's parts read (frozen) or rendered once */
 WITH targets AS (
-    SELECT u AS t, u.id, u.version, u.servertemplate FROM unnest(p_targets) AS u WHERE u.version < p_upto
+    -- A pinned tenant goes up to its pin and no further.
+    SELECT u AS t, u.id, u.version, u.servertemplate, least(p_upto, coalesce(u.pinned_version, p_upto)) AS upto
+      FROM unnest(p_targets) AS u WHERE u.version < least(p_upto, coalesce(u.pinned_version, p_upto))
 ), blocked AS (
     -- A script a lagging target still needs that is no longer ready (set back to 0 to be edited,
     -- or failed) stops that target there: no script is ever skipped.
@@ -57,7 +59,7 @@ WITH targets AS (
        AND s.id < coalesce((SELECT b.id FROM blocked b), p_upto + 1)
 )
 SELECT coalesce(array_agg(i.items[g.n] ORDER BY t.servertemplate DESC, t.id, b.id, g.n), '{}')
-  FROM targets t JOIN batches b ON b.id > t.version
+  FROM targets t JOIN batches b ON b.id > t.version AND b.id <= t.upto
  CROSS JOIN LATERAL (SELECT admmgt._script_items(t.t, b.parts, b.id) AS items) i
  CROSS JOIN LATERAL generate_subscripts(i.items, 1) AS g(n);
 $$;
@@ -315,24 +317,104 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE PROCEDURE admmgt.applyscripts(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
+CREATE OR REPLACE FUNCTION admmgt._failed_next(p_version int)
+RETURNS admmgt.scripts
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the first script above the template's version, when it failed on the template: it holds every later script back */
+SELECT s.* FROM admmgt.scripts s WHERE s.id > p_version ORDER BY s.id LIMIT 1;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._check_apply_options(p_upto int, p_max_failures int, p_canary int)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse apply options out of range, naming them */
+BEGIN
+    IF p_upto < 0 OR p_max_failures < 1 OR p_canary < 1 THEN
+        RAISE EXCEPTION 'admmgt: applyScripts was given %', concat_ws(', ',
+                CASE WHEN p_upto < 0 THEN format('p_upto => %s', p_upto) END,
+                CASE WHEN p_max_failures < 1 THEN format('p_max_failures => %s', p_max_failures) END,
+                CASE WHEN p_canary < 1 THEN format('p_canary => %s', p_canary) END)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'p_upto is a script id (0 or more); p_max_failures and p_canary count targets (1 or more).';
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._items_of(p_items admmgt.work_item[], p_first int, p_canary boolean)
+RETURNS admmgt.work_item[]
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the items of the first p_first targets of a list (p_canary), or of the others */
+WITH t AS (
+    SELECT (p_items[k]).target_id AS target_id, min(k) AS first FROM generate_subscripts(p_items, 1) k GROUP BY 1
+), c AS (
+    SELECT target_id FROM t ORDER BY first LIMIT p_first
+)
+SELECT coalesce(array_agg(p_items[k] ORDER BY k), '{}')
+  FROM generate_subscripts(p_items, 1) k
+ WHERE ((p_items[k]).target_id IN (SELECT target_id FROM c)) = p_canary;
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt._run_tenants(p_items admmgt.work_item[], p_parallel int, p_run bigint,
+                                                p_max_failures int, p_canary int)
 LANGUAGE plpgsql
 AS $$
-/* purpose: apply ready scripts in id order: the template first, alone, as the canary; then every created tenant with updateflag that is below the template's version */
+/* purpose: apply the tenants' items: with p_canary, the first p_canary targets first, and the others only if none of them failed */
+DECLARE
+    v_failed int;
+    v_rest admmgt.work_item[];
+BEGIN
+    IF p_canary IS NULL THEN
+        CALL admmgt._run('apply', p_items, p_parallel, p_run, p_max_failures);
+        RETURN;
+    END IF;
+    SELECT coalesce(failed, 0) INTO v_failed FROM admmgt.runs WHERE run_id = p_run;
+    CALL admmgt._run('apply', admmgt._items_of(p_items, p_canary, true), p_parallel, p_run, p_max_failures);
+    v_rest := admmgt._items_of(p_items, p_canary, false);
+    IF (SELECT coalesce(failed, 0) FROM admmgt.runs WHERE run_id = p_run) > v_failed THEN
+        RAISE WARNING 'admmgt apply: a canary target failed (p_canary => %): the other % target(s) are left untouched', p_canary,
+                      (SELECT count(DISTINCT i.target_id) FROM unnest(v_rest) i)
+            USING HINT = 'See SELECT * FROM admmgt.failures; fix the cause and run again.';
+        RETURN;
+    END IF;
+    CALL admmgt._run('apply', v_rest, p_parallel, p_run, p_max_failures);
+END;
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt.applyscripts(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
+                                                p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
+                                                p_upto int DEFAULT NULL, p_max_failures int DEFAULT NULL, p_canary int DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+/* purpose: apply ready scripts in id order (up to p_upto): the template first, alone, as the canary; then the chosen tenants with updateflag (and the template's copies) below the template's version, each up to its pin; p_canary tenants before the rest, which wait for them; a run stops starting targets after p_max_failures failed; ends with an error while a script that failed on the template before the run holds the fleet back */
 DECLARE
     v_template admmgt.vendor_db_settings;
     v_ready int[];
     v_items admmgt.work_item[];
     v_run bigint;
     v_error admmgt.error_state;
+    v_failed admmgt.scripts;
+    v_chosen admmgt.targets[];
 BEGIN
     PERFORM admmgt._check_call('applyScripts', p_parallel);
+    PERFORM admmgt._check_selection('applyScripts', p_tenants, p_server, p_tag);
+    PERFORM admmgt._check_apply_options(p_upto, p_max_failures, p_canary);
     v_template := admmgt._template();
-    v_ready := admmgt._ready_scripts(v_template.scriptversion);
+    v_ready := ARRAY(SELECT r FROM unnest(admmgt._ready_scripts(v_template.scriptversion)) r WHERE r <= coalesce(p_upto, r));
     -- Render every ready script before any target is touched: bad rows are refused here.
     PERFORM count(*) FROM unnest(v_ready) AS s, LATERAL admmgt.render_script(s) AS r;
-    IF cardinality(v_ready) = 0 AND NOT EXISTS (SELECT 1 FROM admmgt.update_targets u WHERE u.version < v_template.scriptversion) THEN
-        RAISE NOTICE 'admmgt apply: nothing to do; the template and every tenant with updateflag are at version %', v_template.scriptversion;
+    v_failed := admmgt._failed_next(v_template.scriptversion);
+    v_chosen := admmgt._select(admmgt._update_targets(), p_tenants, p_server, p_tag);
+    IF cardinality(v_ready) = 0 AND cardinality(admmgt._apply_items(v_chosen, least(v_template.scriptversion, coalesce(p_upto, v_template.scriptversion)), current_date)) = 0 THEN
+        PERFORM admmgt._raise_if_failed(v_failed);
+        RAISE NOTICE '%', format('admmgt apply: nothing to do; the template and every %stenant with updateflag are at version %s%s',
+                                 CASE WHEN num_nonnulls(p_tenants, p_server, p_tag) > 0 THEN 'chosen ' ELSE '' END, v_template.scriptversion,
+                                 CASE WHEN p_upto IS NOT NULL THEN format(' (or at %s, p_upto)', p_upto) ELSE '' END);
         RETURN;
     END IF;
 
@@ -340,7 +422,7 @@ BEGIN
     BEGIN
         -- Read again under the lock: another run may have moved the template meanwhile.
         v_template := admmgt._template();
-        v_ready := admmgt._ready_scripts(v_template.scriptversion);
+        v_ready := ARRAY(SELECT r FROM unnest(admmgt._ready_scripts(v_template.scriptversion)) r WHERE r <= coalesce(p_upto, r));
         -- What the template runs now is what every target gets later: freeze it first.
         PERFORM admmgt._freeze_scripts(coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date);
         v_items := admmgt._apply_items(admmgt._template_targets(), coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date);
@@ -353,14 +435,53 @@ BEGIN
     BEGIN
         v_template := admmgt._template();
         PERFORM admmgt._notice_blocked(v_template.scriptversion);
-        v_items := admmgt._apply_items(admmgt._update_targets(), v_template.scriptversion, current_date);
+        v_items := admmgt._apply_items(admmgt._select(admmgt._update_targets(), p_tenants, p_server, p_tag),
+                                       least(v_template.scriptversion, coalesce(p_upto, v_template.scriptversion)), current_date);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
     CALL admmgt._end_call_if_failed('apply', v_run, v_error);
-    CALL admmgt._run('apply', v_items, p_parallel, v_run);
+    CALL admmgt._run_tenants(v_items, p_parallel, v_run, p_max_failures, p_canary);
 
     PERFORM admmgt._mark_applied(v_template.scriptversion);
     CALL admmgt._end_call('apply', v_run);
+    -- A script that had failed before this run still holds the fleet back: an error, not a success.
+    -- (One that failed in this run is in the run's failures already.)
+    PERFORM admmgt._raise_if_failed(v_failed);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._raise_if_failed(p_script admmgt.scripts)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a script that failed on the template holds the fleet back: say so as an error, not as nothing to do */
+BEGIN
+    IF p_script.status = 3 THEN
+        RAISE EXCEPTION 'admmgt: script % failed on the template and holds back every script after it: %', p_script.id,
+                        coalesce(p_script.last_error, 'no error was recorded')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Fix its cause (its rows, or the template), then CALL admmgt.retry_script(%s) (admmgt retry %s).', p_script.id, p_script.id);
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt.retry_script(p_scriptid int)
+LANGUAGE plpgsql
+AS $$
+/* purpose: make a script that failed on the template ready again once its cause is fixed; the next applyScripts() runs it on the template first */
+DECLARE
+    v admmgt.scripts;
+BEGIN
+    SELECT * INTO v FROM admmgt.scripts WHERE id = p_scriptid FOR UPDATE;
+    IF NOT FOUND OR v.status <> 3 THEN
+        RAISE EXCEPTION 'admmgt: script % %', p_scriptid, CASE WHEN NOT FOUND THEN 'does not exist' ELSE format('has status %s, not 3 (failed)', v.status) END
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only a script that failed on the template is retried.';
+    END IF;
+    UPDATE admmgt.scripts SET status = 1 WHERE id = p_scriptid;
+    INSERT INTO admmgt.script_log (scriptid, dbname, commstat, operation, outcome, message)
+    VALUES (p_scriptid, NULL, format('retry of script %s after: %s', p_scriptid, v.last_error), 'retry', 'ok', v.last_error);
+    RAISE NOTICE 'admmgt: script % is ready again; CALL admmgt.applyScripts() runs it on the template first', p_scriptid;
 END;
 $$;

@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { Argv, CommandModule } from 'yargs';
-import { applyScripts, callOptions, checkRun, type CallArgv } from '../calls.js';
+import { applyScripts, callOptions, checkRun, integerArg, selectionOptions, type CallArgv, type SelectionArgv } from '../calls.js';
 import { withAdmin } from '../context.js';
+import { usageError } from '../errors.js';
 
 /** One target a script would run on (SELECT DISTINCT dbname, server, scriptid FROM admmgt.plan_scripts()). */
 interface PlanTarget {
@@ -134,16 +135,22 @@ export function formatPlan(plan: Plan): string {
   }).join('\n');
 }
 
-interface ApplyArgv extends CallArgv {
+interface ApplyArgv extends CallArgv, SelectionArgv {
   plan?: boolean;
   sql?: boolean;
+  to?: number;
+  'max-failures'?: number;
+  canary?: number;
 }
 
 export const command: CommandModule<object, ApplyArgv> = {
   command: 'apply',
   describe: 'CALL admmgt.applyScripts(): apply ready scripts to the template, then to its copies on other servers and every tenant with updateflag',
   builder: (y) =>
-    callOptions(y)
+    selectionOptions(callOptions(y))
+      .option('to', { type: 'string', coerce: integerArg('to', 0), describe: 'Up to this script id only (the template too)' })
+      .option('max-failures', { type: 'string', coerce: integerArg('max-failures', 1), describe: 'Stop starting targets once this many have failed; the rest stay untouched' })
+      .option('canary', { type: 'string', coerce: integerArg('canary', 1), describe: 'Apply to this many tenants first (after the template); the rest only if none of them failed' })
       .option('plan', {
         type: 'boolean',
         describe: 'Only say what a run would do: per script, its statements, transaction mode or parts, targets and the steps that destroy data with row estimates (with --json as JSON)',
@@ -152,12 +159,17 @@ export const command: CommandModule<object, ApplyArgv> = {
   handler: (a) =>
     withAdmin(a, async ({ client, out }) => {
       if (a.plan) {
+        const narrowed = ['tenant', 'server', 'tag', 'to', 'max-failures', 'canary'].filter((k) => a[k as keyof ApplyArgv] !== undefined);
+        if (narrowed.length) throw usageError(`--plan shows the whole fleet: it does not take ${narrowed.map((k) => '--' + k).join(', ')} yet`);
         const plan = await planApply(client, a.sql);
         if (a.json) process.stdout.write(JSON.stringify(plan) + '\n');
         else if (plan.scripts.length) process.stdout.write(formatPlan(plan) + '\n');
         if (plan.scripts.length === 0) out('nothing to apply');
         return;
       }
-      checkRun(await applyScripts(client, { parallel: a.parallel, waitSeconds: a.wait }), out, a.json, 'apply');
+      checkRun(await applyScripts(client, {
+        parallel: a.parallel, waitSeconds: a.wait, tenants: a.tenant, server: a.server, tag: a.tag,
+        upto: a.to, maxFailures: a['max-failures'], canary: a.canary,
+      }), out, a.json, 'apply');
     }),
 };
