@@ -99,21 +99,21 @@ export const applyScripts = (c: pg.Client, o: ApplyOptions = {}) => {
   return runCall(c, sql`CALL admmgt.applyScripts(${callArgs(o, first)})`);
 };
 
-export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & { asOf?: string } = {}) => {
-  const first = [sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`];
+export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & Selection & { asOf?: string } = {}) => {
+  const first = [sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`, ...selectionArgs(o)];
   if (o.asOf !== undefined) first.push(sql`p_asof => ${asOfDate(o.asOf)}`);
   return runCall(c, sql`CALL admmgt.applyMaintenance(${callArgs(o, first)})`);
 };
 
-export const applyLifecycle = (c: pg.Client, o: CallOptions & { asOf?: string; plan?: boolean } = {}) => {
-  const first: Sql[] = [];
+export const applyLifecycle = (c: pg.Client, o: CallOptions & Selection & { asOf?: string; plan?: boolean } = {}) => {
+  const first: Sql[] = selectionArgs(o);
   if (o.asOf !== undefined) first.push(sql`p_asof => ${asOfDate(o.asOf)}`);
   if (o.plan) first.push(sql`p_plan => true`);
   return runCall(c, sql`CALL admmgt.applyLifecycle(${callArgs(o, first)})`);
 };
 
-export const refreshProcedures = (c: pg.Client, o: CallOptions = {}) =>
-  runCall(c, sql`CALL admmgt.refesh_stored_procedures(${callArgs(o)})`);
+export const refreshProcedures = (c: pg.Client, o: CallOptions & Selection = {}) =>
+  runCall(c, sql`CALL admmgt.refesh_stored_procedures(${callArgs(o, selectionArgs(o))})`);
 
 /** Report a run; one with failed targets ends the command with an error (exit code 3). */
 export function checkRun(run: RunSummary | undefined, out: (l: string) => void, json = false, operation?: string): void {
@@ -144,7 +144,7 @@ export interface SelectionArgv {
 /** --tenant NAME (repeatable), --server NAME, --tag TAG: the targets an operation works on. */
 export function selectionOptions<T>(y: Argv<T>): Argv<T & SelectionArgv> {
   return y
-    .option('tenant', { type: 'string', array: true, describe: 'Only this tenant (repeat for several); the template still goes first' })
+    .option('tenant', { type: 'string', array: true, describe: 'Only this database (repeat for several); apply still runs the template first' })
     .option('server', { type: 'string', describe: 'Only the tenants on this registered server' })
     .option('tag', { type: 'string', describe: 'Only the tenants with this tag (vendor_db_settings.tags)' }) as Argv<T & SelectionArgv>;
 }

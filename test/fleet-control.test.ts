@@ -195,3 +195,46 @@ describe('repair', () => {
     expect([e.code, e.message]).toEqual(['22023', 'admmgt: fleet_a is at version 3: the next script it lacks is none, not 5']);
   });
 });
+
+describe('choosing the targets of maintenance, retention and refresh', () => {
+  beforeAll(async () => {
+    await fresh(['fleet_a', 'fleet_b']);
+    await env.addScript({
+      id: 1, description: 'events',
+      tables: [{ schema: S, name: 'events', lifecycle: { at: 'current_date-400' },
+        columns: [{ name: 'id', type: 'bigint', primaryKey: true, identity: true }, { name: 'at', type: 'date', nullable: false }],
+        partitions: [{ column: 'at', type: 'range', value: 'month' }] }],
+    });
+    await admin('CALL admmgt.applyScripts()');
+  });
+
+  const partitionNames = async (db: string) => (await env.partitions(db, `${S}.events`)).map((p) => p.name);
+
+  it('maintains only the chosen targets', async () => {
+    const before = { tpl: await partitionNames(TPL), b: await partitionNames('fleet_b') };
+    const r = await cli('maintain', '--url', env.adminUrl, '--days', '150', '--tenant', 'fleet_a');
+    expect(r.code).toBe(0);
+    expect((await partitionNames('fleet_a')).length).toBeGreaterThan(before.b.length);
+    expect(await partitionNames(TPL)).toEqual(before.tpl);
+    expect(await partitionNames('fleet_b')).toEqual(before.b);
+    const e = await adminError(`CALL admmgt.applyMaintenance(t_numdays => 10, p_tenants => ARRAY['nobody'])`);
+    expect(e.code).toBe('42704');
+  });
+
+  it('refreshes the routines of the chosen tenants only', async () => {
+    await env.queryIn(TPL, `CREATE FUNCTION ${S}.answer() RETURNS int LANGUAGE sql AS 'SELECT 42'`);
+    expect((await cli('refresh-procs', '--url', env.adminUrl, '--tenant', 'fleet_b')).code).toBe(0);
+    const has = async (db: string) => (await env.queryIn<{ ok: boolean }>(db, `SELECT to_regproc('${S}.answer') IS NOT NULL AS ok`))[0]!.ok;
+    expect([await has('fleet_a'), await has('fleet_b')]).toEqual([false, true]);
+  });
+
+  it('applies retention to the chosen tenants only', async () => {
+    // A partition far in the past in both tenants; retention drops it only where chosen.
+    for (const db of ['fleet_a', 'fleet_b']) {
+      await env.queryIn(db, `CREATE TABLE ${S}.events_p20000101 PARTITION OF ${S}.events FOR VALUES FROM ('2000-01-01') TO ('2000-02-01')`);
+    }
+    expect((await cli('lifecycle', '--url', env.adminUrl, '--tenant', 'fleet_a')).code).toBe(0);
+    expect((await partitionNames('fleet_a')).includes('events_p20000101')).toBe(false);
+    expect((await partitionNames('fleet_b')).includes('events_p20000101')).toBe(true);
+  });
+});

@@ -1,13 +1,15 @@
 -- CALL admmgt.applyMaintenance(t_numdays => 30);
 
-CREATE OR REPLACE FUNCTION admmgt._maintenance_items(p_from date, p_to date)
+CREATE OR REPLACE FUNCTION admmgt._maintenance_items(p_from date, p_to date, p_tenants text[] DEFAULT NULL,
+                                                     p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
 RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one maintenance batch per created target (the template and its copies first) that has RANGE-partitioned tables; targets at one version share one rendering */
+/* purpose: one maintenance batch per chosen created target (the template and its copies first) that has RANGE-partitioned tables; targets at one version share one rendering */
 WITH targets AS (
     SELECT t.id, t.dbname, t.version, t.istemplate, t.servertemplate, t.server FROM admmgt.targets t
+     WHERE admmgt._selected(t, p_tenants, p_server, p_tag)
 ), batches AS MATERIALIZED (
     SELECT x.version, admmgt.maintenance_batch(x.version, p_from, p_to) AS stmts
       FROM (SELECT DISTINCT version FROM targets) x
@@ -33,16 +35,18 @@ SELECT admmgt._success_lines(p_booking,
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applymaintenance(t_numdays int DEFAULT 30, p_parallel int DEFAULT NULL,
-                                                    p_asof date DEFAULT current_date, p_wait_seconds int DEFAULT 0)
+                                                    p_asof date DEFAULT current_date, p_wait_seconds int DEFAULT 0,
+                                                    p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: in the template and every created tenant, create every RANGE partition needed for each day from p_asof through p_asof + t_numdays */
+/* purpose: in the template and every created tenant (or the chosen ones), create every RANGE partition needed for each day from p_asof through p_asof + t_numdays */
 DECLARE
     v_items admmgt.work_item[];
     v_run bigint;
     v_error admmgt.error_state;
 BEGIN
     PERFORM admmgt._check_call('applyMaintenance', p_parallel);
+    PERFORM admmgt._check_selection('applyMaintenance', p_tenants, p_server, p_tag);
     IF t_numdays IS NULL OR t_numdays < 0 OR t_numdays > admmgt._window_days() THEN
         RAISE EXCEPTION 'admmgt: t_numdays must be between 0 and %, not %', admmgt._window_days(), coalesce(t_numdays::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the look-ahead in days, for example t_numdays => 30.';
@@ -52,7 +56,8 @@ BEGIN
     PERFORM admmgt._template();
     CALL admmgt._begin_call('maintain', 'applyMaintenance', p_wait_seconds, v_run);
     BEGIN
-        v_items := admmgt._maintenance_items(coalesce(p_asof, current_date), coalesce(p_asof, current_date) + t_numdays);
+        v_items := admmgt._maintenance_items(coalesce(p_asof, current_date), coalesce(p_asof, current_date) + t_numdays,
+                                             p_tenants, p_server, p_tag);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;

@@ -1,18 +1,19 @@
 -- CALL admmgt.applyLifecycle();   (retention from script_tables.lifecycle)
 
-CREATE OR REPLACE FUNCTION admmgt._lifecycle_items(p_asof date, p_plan boolean)
+CREATE OR REPLACE FUNCTION admmgt._lifecycle_items(p_asof date, p_plan boolean, p_tenants text[] DEFAULT NULL,
+                                                   p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
 RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: per created target with retention policies: the lifecycle block (it commits as it goes, so it runs outside a transaction block), then the read-back of what it did, on the same connection */
+/* purpose: per chosen created target with retention policies: the lifecycle block (it commits as it goes, so it runs outside a transaction block), then the read-back of what it did, on the same connection */
 WITH batches AS MATERIALIZED (
     SELECT x.version, admmgt.render_lifecycle(x.version, p_asof, p_plan) AS stmt
       FROM (SELECT DISTINCT t.version FROM admmgt.targets t) x
 )
 SELECT coalesce(array_agg(i.item ORDER BY t.istemplate DESC, t.servertemplate DESC, t.id, i.n), '{}')
   FROM admmgt.targets t
-  JOIN batches b ON b.version = t.version AND b.stmt IS NOT NULL
+  JOIN batches b ON b.version = t.version AND b.stmt IS NOT NULL AND admmgt._selected(t, p_tenants, p_server, p_tag)
  CROSS JOIN LATERAL (VALUES (1, admmgt._item('retention', t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[b.stmt], false)),
                             (2, admmgt._item('retention_report', t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[admmgt._lifecycle_report_sql()], false))) AS i(n, item);
 $$;
@@ -38,19 +39,21 @@ SELECT admmgt._success_lines(p_booking,
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applylifecycle(p_asof date DEFAULT current_date, p_plan boolean DEFAULT false,
-                                                  p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
+                                                  p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
+                                                  p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: apply every table's retention policy in the template and every created tenant: drop or detach expired RANGE partitions, or delete expired rows in batches; with p_plan, only log what it would do */
+/* purpose: apply every table's retention policy in the template and every created tenant (or the chosen ones): drop or detach expired RANGE partitions, or delete expired rows in batches; with p_plan, only log what it would do */
 DECLARE
     v_items admmgt.work_item[];
     v_run bigint;
 BEGIN
     PERFORM admmgt._check_call('applyLifecycle', p_parallel);
+    PERFORM admmgt._check_selection('applyLifecycle', p_tenants, p_server, p_tag);
     -- An as-of day that never comes would make every partition expired.
     PERFORM admmgt._finite_date(coalesce(p_asof, current_date), 'p_asof');
     PERFORM admmgt._template();
-    v_items := admmgt._lifecycle_items(coalesce(p_asof, current_date), coalesce(p_plan, false));
+    v_items := admmgt._lifecycle_items(coalesce(p_asof, current_date), coalesce(p_plan, false), p_tenants, p_server, p_tag);
     IF cardinality(v_items) = 0 THEN
         RAISE NOTICE 'admmgt lifecycle: no applied script has a table with a lifecycle';
         RETURN;

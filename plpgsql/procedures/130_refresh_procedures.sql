@@ -105,16 +105,18 @@ SELECT admmgt._success_lines(p_booking,
     ARRAY[format('refreshed %s routines', (SELECT count(*) FROM unnest(p_item.stmts) AS s WHERE s LIKE 'CREATE OR REPLACE %'))]);
 $$;
 
-CREATE OR REPLACE PROCEDURE admmgt.refesh_stored_procedures(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
+CREATE OR REPLACE PROCEDURE admmgt.refesh_stored_procedures(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
+                                                            p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create or replace every function (trigger functions included) and procedure of the template's app schemas in its copies on other servers and in every created tenant with updateflag */
+/* purpose: create or replace every function (trigger functions included) and procedure of the template's app schemas in its copies on other servers and in every created tenant with updateflag (or the chosen ones) */
 DECLARE
     v_template admmgt.vendor_db_settings;
     v_stmts text[];
     v_run bigint;
 BEGIN
     PERFORM admmgt._check_call('refesh_stored_procedures', p_parallel);
+    PERFORM admmgt._check_selection('refesh_stored_procedures', p_tenants, p_server, p_tag);
     v_template := admmgt._template();
     -- Read the template before taking the lock: an error after it would leave the lock with this session.
     PERFORM admmgt._check_definers(v_template.dbname);
@@ -123,7 +125,8 @@ BEGIN
     IF cardinality(v_stmts) = 0 THEN
         RAISE NOTICE 'admmgt refresh: the template % has no functions or procedures in its app schemas', v_template.dbname;
     ELSE
-        CALL admmgt._run('refresh', admmgt._refresh_items(v_stmts, admmgt._update_targets()), p_parallel, v_run);
+        CALL admmgt._run('refresh', admmgt._refresh_items(v_stmts, admmgt._select(admmgt._update_targets(), p_tenants, p_server, p_tag)),
+                         p_parallel, v_run);
     END IF;
     CALL admmgt._end_call('refresh', v_run);
 END;
