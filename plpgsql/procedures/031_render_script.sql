@@ -70,7 +70,6 @@ AS $$
 /* purpose: ALTER TABLE ADD FOREIGN KEY, one per (schema, child, parent, constraint name); rows of one key are ordered by keyorder */
 DECLARE
     v_fk record;
-    v_rule text;
     v_name text;
 BEGIN
     FOR v_fk IN

@@ -83,7 +83,7 @@ AS $$
 DECLARE
     v_part text;
     v_cols text;
-    v_out  text[] := '{}';
+    v_out  text[] := '{}'::text[];
 BEGIN
     FOREACH v_part IN ARRAY regexp_split_to_array(btrim(coalesce(p_events, '')), '\s+or\s+', 'i') LOOP
         IF v_part ~* '^(insert|update|delete|truncate)$' THEN

@@ -14,7 +14,7 @@ AS $$
 DECLARE
     v_item text;
     v_m text[];
-    v_out text[] := '{}';
+    v_out text[] := '{}'::text[];
 BEGIN
     IF nullif(btrim(p_value), '') IS NULL THEN
         RAISE EXCEPTION 'admmgt: % names no column', p_row

@@ -113,7 +113,7 @@ DECLARE
     v_end int;
     v_first int;
     v_last int;
-    v_out text[] := '{}';
+    v_out text[] := '{}'::text[];
 BEGIN
     WHILE v_i <= v_n + 1 LOOP
         IF v_i > v_n OR v_chars[v_i] = ';' THEN

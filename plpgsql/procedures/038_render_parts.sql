@@ -227,7 +227,7 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: the work items of one script for one target: one batch for a script of one transactional part; else per part its batch (a part outside a transaction: open, run, finish; an index: open and list what is left to build, which the run loop sends one statement at a time, then attach and finish), then the script's own ledger row */
 DECLARE
-    v_items admmgt.work_item[] := '{}';
+    v_items admmgt.work_item[] := '{}'::admmgt.work_item[];
     v_p admmgt.script_parts;
     v_known admmgt.part_attempts;
     v_n int := coalesce(cardinality(p_parts), 0);

@@ -69,7 +69,7 @@ DECLARE
     v_srv admmgt.servers := admmgt._server(p_server);
     v_fdw name := coalesce(v_srv.fdwserver, 'admmgt_local');
     v_opts text[];
-    v_pairs text[] := '{}';
+    v_pairs text[] := '{}'::text[];
     v_opt text;
 BEGIN
     -- The server's options count only with a user mapping for the caller (or PUBLIC): on local, a
@@ -149,7 +149,7 @@ DECLARE
     v_opts text[];
     v_key text;
     v_val text;
-    v_alter text[] := '{}';
+    v_alter text[] := '{}'::text[];
 BEGIN
     FOR v_key IN SELECT jsonb_object_keys(coalesce(p_options, '{}')) LOOP
         IF v_key !~ '^[a-z_]+$' OR v_key IN ('host', 'hostaddr', 'port', 'user', 'password', 'dbname', 'passfile') THEN
@@ -212,7 +212,7 @@ AS $$
 DECLARE
     v_same text;
 BEGIN
-    SELECT s.name INTO v_same FROM admmgt.servers s
+    SELECT s.name::text INTO v_same FROM admmgt.servers s
      WHERE s.name <> p_name
        AND CASE WHEN s.name = 'local' THEN (SELECT c.system_identifier::text FROM pg_catalog.pg_control_system() c) ELSE s.system_identifier END = p_identifier
      ORDER BY s.name = 'local' DESC, s.name LIMIT 1;
@@ -237,7 +237,7 @@ AS $$
 /* purpose: register a server, or change how it is reached: foreign server admmgt_srv_<name> (host, port, p_options such as sslmode), p_for_role's user mapping on it, and its registry row (p_maintdb default postgres, p_accepts_tenants default true; NULL keeps what a registered server has); connects once as p_for_role to prove it works and returns the server's version */
 DECLARE
     v_name text := admmgt._server_name(p_name, 'the argument p_name of admmgt.add_server');
-    v_fdw name := 'admmgt_srv_' || v_name;
+    v_fdw name := ('admmgt_srv_' || v_name)::name;
     v_version text;
     v_identifier text;
     v_state text;

@@ -40,7 +40,7 @@ BEGIN
     IF v_n = 0 THEN
         RETURN;
     END IF;
-    SELECT count(DISTINCT i.target_id) INTO v_targets FROM unnest(p_items) AS i;
+    SELECT count(DISTINCT i.target_id)::int INTO v_targets FROM unnest(p_items) AS i;
     -- Never more connections at once than a quarter of the server's max_connections.
     v_p := greatest(1, least(coalesce(p_parallel, 4), v_targets, current_setting('max_connections')::int / 4));
     v_slot_item := array_fill(0, ARRAY[v_p]);

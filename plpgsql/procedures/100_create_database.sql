@@ -110,7 +110,7 @@ DECLARE
     v_id bigint;
     v_best int;
 BEGIN
-    SELECT array_agg(s.name ORDER BY s.name),
+    SELECT array_agg(s.name::text ORDER BY s.name),
            array_agg((SELECT count(*)::int FROM admmgt.registry r
                        WHERE r.on_server = s.name AND r.status IN (1, 2) AND NOT r.deleted
                          AND NOT coalesce(r.istemplate, false) AND NOT r.servertemplate) ORDER BY s.name)

@@ -7,7 +7,7 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: the ready scripts the template does not have yet, in id order, up to the first one that is not ready; refuses a ready script added below the template's version */
 DECLARE
-    v_ids int[] := '{}';
+    v_ids int[] := '{}'::int[];
     v_s admmgt.scripts;
     v_late int;
 BEGIN

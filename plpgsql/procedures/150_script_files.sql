@@ -78,7 +78,7 @@ BEGIN
             USING ERRCODE = 'syntax_error',
                   HINT = format('The one header admmgt knows is "-- admmgt: no-transaction", as the first line of %s.', p_file);
     END IF;
-    SELECT min(l.n) INTO v_line FROM unnest(v_lines) WITH ORDINALITY AS l(line, n) WHERE l.n > 1 AND l.line ~* v_header;
+    SELECT min(l.n)::int INTO v_line FROM unnest(v_lines) WITH ORDINALITY AS l(line, n) WHERE l.n > 1 AND l.line ~* v_header;
     IF v_line IS NOT NULL THEN
         RAISE EXCEPTION 'admmgt: file % has the header "-- admmgt: no-transaction" on line %, where it does not count', p_file, v_line
             USING ERRCODE = 'syntax_error',

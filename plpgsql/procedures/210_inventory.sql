@@ -11,7 +11,7 @@ DECLARE
     v_server text := p_server;
 BEGIN
     IF v_server IS NULL THEN
-        SELECT coalesce(v.server, 'local') INTO v_server FROM admmgt.vendor_db_settings v
+        SELECT coalesce(v.server::text, 'local') INTO v_server FROM admmgt.vendor_db_settings v
          WHERE lower(btrim(v.dbname)) = v_db AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate;
     END IF;
     RETURN QUERY
