@@ -55,7 +55,7 @@ BEGIN
         FOR s IN 1 .. v_p LOOP
             IF v_slot_item[s] = 0 AND v_next <= v_n AND v_failed >= coalesce(p_max_failures, v_n + 1) THEN
                 -- The stop rule: what has not started stays untouched.
-                SELECT count(DISTINCT (p_items[k]).target_id) INTO v_left FROM generate_series(v_next, v_n) AS k;
+                SELECT count(DISTINCT (p_items[k]).target_id)::int INTO v_left FROM generate_series(v_next, v_n) AS k;
                 RAISE WARNING 'admmgt %: stopped after % failed target(s) (p_max_failures => %): % target(s) left untouched',
                               p_op, v_failed, p_max_failures, v_left
                     USING HINT = 'Fix the cause of the failures, then run again: it goes on with what is left.';
