@@ -10,6 +10,7 @@ import { command as embedded } from './commands/embedded.js';
 import { command as install } from './commands/install.js';
 import { command as lifecycle } from './commands/lifecycle.js';
 import { command as maintain } from './commands/maintain.js';
+import { command as metrics } from './commands/metrics.js';
 import { command as refreshProcs } from './commands/refresh-procs.js';
 import { command as script } from './commands/script.js';
 import { command as sqlCommand } from './commands/sql.js';
@@ -43,6 +44,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(status)
       .command(cluster)
       .command(check)
+      .command(metrics)
       .command(demo)
       .command(embedded)
       .demandCommand(1, 'Name a command; see --help.')
