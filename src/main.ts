@@ -11,6 +11,7 @@ import { command as install } from './commands/install.js';
 import { command as lifecycle } from './commands/lifecycle.js';
 import { command as maintain } from './commands/maintain.js';
 import { command as markApplied } from './commands/mark-applied.js';
+import { command as metrics } from './commands/metrics.js';
 import { command as pin } from './commands/pin.js';
 import { command as refreshProcs } from './commands/refresh-procs.js';
 import { command as retry } from './commands/retry.js';
@@ -51,6 +52,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(status)
       .command(cluster)
       .command(check)
+      .command(metrics)
       .command(demo)
       .command(embedded)
       .demandCommand(1, 'Name a command; see --help.')
