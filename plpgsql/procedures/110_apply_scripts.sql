@@ -79,7 +79,8 @@ AS $$
 /* purpose: what the admin side keeps of a part outside a transaction: its opening's token (or that it was done before: the rest of the part is skipped), whether its statement ran or failed (a lost connection leaves it unknown), and nothing once it is finished */
 DECLARE
     b admmgt.booking := p_booking;
-    v_out text := p_state.outputs[cardinality(p_state.outputs)];
+    -- The opening's last statement is the state query; its output comes before COMMIT's.
+    v_out text := p_state.outputs[cardinality(admmgt._batch_prefix(p_item.atomic)) + cardinality(p_item.stmts)];
 BEGIN
     IF p_item.step = 'begin' AND b.ok AND v_out = 'done' THEN
         DELETE FROM admmgt.part_attempts WHERE target_id = p_item.target_id AND scriptid = p_item.scriptid AND part = p_item.part;

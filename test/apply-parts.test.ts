@@ -1,0 +1,224 @@
+// Scripts in parts: a SQL step with txmode 'none' runs alone outside any transaction, the steps
+// around it are transactional parts of their own, and each target's ledger (applied_parts) makes
+// every part exactly-once: a rerun after a failure, or after a run killed between two parts or
+// during a part, never runs a finished part again; a part whose end admmgt did not see is refused
+// until resolve_part says what happened. Frozen scripts: what the template ran is what every
+// target runs. Every database of this file starts with sqlparts_.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import type { ScriptSpec } from '../templates/script.js';
+import { applyHelpers, S } from './support/apply.js';
+import { createEnv, type TestEnv } from './support/env.js';
+
+let env: TestEnv;
+const TPL = 'sqlparts_tpl';
+const { admin, adminError, fresh, scriptStatus, tables, ledger } = applyHelpers(() => env, TPL);
+
+const SETUP = `
+CREATE TABLE mgttest.steps (id bigint GENERATED ALWAYS AS IDENTITY, label text NOT NULL);
+CREATE PROCEDURE mgttest.log_step(p_label text) LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO mgttest.steps (label) VALUES (p_label); END $$;`;
+
+type Step = string | { body: string; txmode?: 'script' | 'none' };
+
+/** Write a script's typed rows and SQL steps (seq 1, 2, ...), ready unless told; the script_sql ids. */
+async function sqlScript(spec: ScriptSpec, steps: Step[], ready = true): Promise<number[]> {
+  await env.addScript(spec, false);
+  const ids: number[] = [];
+  for (const [i, s] of steps.entries()) {
+    const step = typeof s === 'string' ? { body: s } : s;
+    const [row] = await admin<{ id: number }>(
+      `INSERT INTO admmgt.script_sql (scriptid, seq, body, txmode) VALUES ($1, $2, $3, $4) RETURNING id::int`,
+      [spec.id, i + 1, step.body, step.txmode ?? 'script']);
+    ids.push(row!.id);
+  }
+  if (ready) await admin(`UPDATE admmgt.scripts SET status = 1 WHERE id = $1`, [spec.id]);
+  return ids;
+}
+
+const none = (body: string) => ({ body, txmode: 'none' as const });
+
+async function steps(db: string): Promise<string[]> {
+  return (await env.queryIn<{ label: string }>(db, 'SELECT label FROM mgttest.steps ORDER BY id')).map((r) => r.label);
+}
+
+/** A target's part ledger: scriptid/part and whether it finished. */
+async function parts(db: string, scriptid?: number): Promise<string[]> {
+  const [{ ok }] = await env.queryIn<{ ok: boolean }>(db, `SELECT to_regclass('admmgt.applied_parts') IS NOT NULL AS ok`) as [{ ok: boolean }];
+  if (!ok) return [];
+  return (await env.queryIn<{ p: string }>(db,
+    `SELECT scriptid || '/' || part || CASE WHEN finished_at IS NULL THEN ' started' ELSE ' finished' END AS p
+       FROM admmgt.applied_parts WHERE $1::int IS NULL OR scriptid = $1 ORDER BY scriptid, part`, [scriptid ?? null])).map((r) => r.p);
+}
+
+/** Indexes of schema mgttest that are not primary keys: name -> valid. */
+async function indexes(db: string): Promise<Record<string, boolean>> {
+  const rows = await env.queryIn<{ name: string; valid: boolean }>(db,
+    `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE c.relnamespace = 'mgttest'::regnamespace AND NOT i.indisprimary ORDER BY 1`);
+  return Object.fromEntries(rows.map((r) => [r.name, r.valid]));
+}
+
+/** What the admin side keeps of parts whose end it has not seen: dbname script/part state. */
+async function attempts(): Promise<string[]> {
+  return (await admin<{ a: string }>(
+    `SELECT v.dbname || ' ' || a.scriptid || '/' || a.part || ' ' || a.state AS a
+       FROM admmgt.part_attempts a JOIN admmgt.vendor_db_settings v ON v.id = a.target_id ORDER BY 1`)).map((r) => r.a);
+}
+
+const sessions: pg.Client[] = [];
+async function session(): Promise<{ client: pg.Client; pid: number }> {
+  const client = new pg.Client({ connectionString: env.adminUrl });
+  client.on('error', () => {}); // a terminated session reports here
+  await client.connect();
+  sessions.push(client);
+  const { rows } = await client.query('SELECT pg_backend_pid() AS pid');
+  return { client, pid: rows[0].pid };
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+/** The sessions admmgt has open in a database, with what they wait for and run. */
+async function admmgtSessions(db: string) {
+  return admin<{ pid: number; wait: string | null; query: string }>(
+    `SELECT pid, wait_event_type AS wait, query FROM pg_stat_activity WHERE datname = $1 AND application_name = 'admmgt'`, [db]);
+}
+
+/** Start applyScripts in a session of its own; kill it with kill(). */
+async function backgroundApply(args = '') {
+  const runner = await session();
+  // A part kept waiting by a test must not give up on its own first.
+  await runner.client.query(`SET admmgt.lock_timeout = '60s'`);
+  const outcome = runner.client.query(`CALL admmgt.applyScripts(${args})`).then(() => 'finished', (e: Error) => e.message);
+  return {
+    outcome,
+    async kill() {
+      expect((await admin('SELECT pg_terminate_backend($1) AS ok', [runner.pid]))).toEqual([{ ok: true }]);
+      expect(await outcome).toMatch(/terminat/i);
+    },
+  };
+}
+
+beforeAll(async () => {
+  env = await createEnv('sqlparts');
+});
+afterAll(async () => {
+  for (const c of sessions) await c.end().catch(() => {});
+  await env?.close();
+});
+
+describe('steps outside a transaction (txmode none)', () => {
+  const T = ['sqlparts_n1', 'sqlparts_n2'];
+  let ids: number[];
+
+  beforeAll(async () => {
+    await fresh(T, SETUP);
+    ids = await sqlScript({
+      id: 1, description: 'an index built concurrently, an enum value, a vacuum',
+      tables: [{ schema: S, name: 'big', columns: [{ name: 'id', type: 'int', primaryKey: true }, { name: 'code', type: 'text' }] }],
+    }, [
+      `CREATE TYPE mgttest.mood AS ENUM ('ok');
+       CREATE TABLE mgttest.moods (m mgttest.mood);
+       INSERT INTO mgttest.big SELECT g, 'c' || g FROM generate_series(1, 500) g;
+       CALL mgttest.log_step('part 1')`,
+      none('CREATE INDEX CONCURRENTLY big_code ON mgttest.big (code)'),
+      none(`ALTER TYPE mgttest.mood ADD VALUE 'great'`),
+      // A new enum value cannot be used in the transaction that adds it: this part is another one.
+      `INSERT INTO mgttest.moods VALUES ('great'); CALL mgttest.log_step('part 4')`,
+      none('VACUUM mgttest.big'),
+    ]);
+    await admin('CALL admmgt.applyScripts()');
+  });
+
+  it('makes the typed rows and the steps before a none step one part, each none step a part, the steps after it another', async () => {
+    expect(await admin(`SELECT part, txmode, sources, index_schema, index_name FROM admmgt.script_parts WHERE scriptid = 1 ORDER BY part`)).toEqual([
+      { part: 1, txmode: 'script', index_schema: null, index_name: null, sources: [
+        'schema mgttest', expect.stringMatching(/^admmgt\.script_tables id \d+$/),
+        ...[1, 2, 3, 4].map((n) => `admmgt.script_sql id ${ids[0]}, statement ${n}`)] },
+      { part: 2, txmode: 'none', sources: [`admmgt.script_sql id ${ids[1]}`], index_schema: null, index_name: null },
+      { part: 3, txmode: 'none', sources: [`admmgt.script_sql id ${ids[2]}`], index_schema: null, index_name: null },
+      { part: 4, txmode: 'script', sources: [`admmgt.script_sql id ${ids[3]}, statement 1`, `admmgt.script_sql id ${ids[3]}, statement 2`], index_schema: null, index_name: null },
+      { part: 5, txmode: 'none', sources: [`admmgt.script_sql id ${ids[4]}`], index_schema: null, index_name: null },
+    ]);
+    // A none step is sent as it is, unwrapped.
+    expect(await admin(`SELECT stmts FROM admmgt.script_parts WHERE scriptid = 1 AND part = 2`))
+      .toEqual([{ stmts: ['CREATE INDEX CONCURRENTLY big_code ON mgttest.big (code)'] }]);
+  });
+
+  it('runs them outside a transaction in every target: the index is valid, the value usable, the table vacuumed', async () => {
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(await scriptStatus()).toEqual({ 1: 2 });
+    await env.makeTenants(['sqlparts_n3']);
+    for (const db of [TPL, ...T, 'sqlparts_n3']) {
+      expect(await indexes(db)).toEqual({ big_code: true });
+      expect(await env.queryIn(db, `SELECT enum_range(NULL::mgttest.mood)::text AS r, (SELECT array_agg(m::text) FROM mgttest.moods) AS m`))
+        .toEqual([{ r: '{ok,great}', m: ['great'] }]);
+      // A copy of the template has no statistics of its own.
+      if (db !== 'sqlparts_n3') {
+        expect(await env.queryIn(db, `SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE relid = 'mgttest.big'::regclass`)).toEqual([{ n: 1 }]);
+      }
+      expect(await steps(db)).toEqual(['part 1', 'part 4']);
+      // A ledger row per part, one for the script, written after the last part.
+      expect(await parts(db)).toEqual(['1/1 finished', '1/2 finished', '1/3 finished', '1/4 finished', '1/5 finished']);
+      expect(await ledger(db)).toEqual([1]);
+      expect(await env.queryIn(db, `SELECT (SELECT applied_at FROM admmgt.applied_scripts WHERE scriptid = 1)
+                                           >= (SELECT max(finished_at) FROM admmgt.applied_parts) AS last`)).toEqual([{ last: true }]);
+    }
+    expect(await env.versions()).toEqual({ [TPL]: 1, sqlparts_n1: 1, sqlparts_n2: 1, sqlparts_n3: 1 });
+    expect(await attempts()).toEqual([]);
+    // The log says what each part did on a target.
+    expect((await admin<{ commstat: string }>(
+      `SELECT commstat FROM admmgt.script_log WHERE dbname = $1 AND commstat LIKE 'part %' ORDER BY id`, ['sqlparts_n1'])).map((r) => r.commstat))
+      .toEqual(['part 2 of script 1: started, outside a transaction', 'part 2 of script 1: finished',
+                'part 3 of script 1: started, outside a transaction', 'part 3 of script 1: finished',
+                'part 5 of script 1: started, outside a transaction', 'part 5 of script 1: finished']);
+  });
+});
+
+describe('exactly once: a none step that fails in one tenant', () => {
+  const T = ['sqlparts_e1', 'sqlparts_e2', 'sqlparts_e3'];
+
+  beforeAll(async () => {
+    await fresh(T, SETUP);
+    await env.addScript({ id: 1, description: 'codes', tables: [{ schema: S, name: 'codes', columns: [{ name: 'code', type: 'text' }] }] });
+    await admin('CALL admmgt.applyScripts()');
+    for (const db of [TPL, ...T]) await env.queryIn(db, `INSERT INTO mgttest.codes VALUES ('a'), ('b')`);
+    // Only sqlparts_e2 has a duplicate.
+    await env.queryIn('sqlparts_e2', `INSERT INTO mgttest.codes VALUES ('a')`);
+  });
+
+  it('keeps the earlier parts there, leaves it below the version with an INVALID index; the others finish', async () => {
+    await sqlScript({ id: 2, description: 'a unique index built concurrently' }, [
+      `CALL mgttest.log_step('2: part 1')`,
+      // Not idempotent and outside a transaction: a second run would show.
+      none(`INSERT INTO mgttest.steps (label) VALUES ('2: part 2, alone')`),
+      none('CREATE UNIQUE INDEX CONCURRENTLY codes_code ON mgttest.codes (code)'),
+      `CALL mgttest.log_step('2: part 4')`,
+    ]);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await env.versions()).toEqual({ [TPL]: 2, sqlparts_e1: 2, sqlparts_e2: 1, sqlparts_e3: 2 });
+    expect(await admin('SELECT dbname, sqlstate, message, statement FROM admmgt.failures')).toEqual([{
+      dbname: 'sqlparts_e2', sqlstate: '23505', message: expect.stringMatching(/^admmgt\.script_sql id \d+: could not create unique index "codes_code"$/),
+      statement: 'CREATE UNIQUE INDEX CONCURRENTLY codes_code ON mgttest.codes (code)' }]);
+    expect(await steps('sqlparts_e2')).toEqual(['2: part 1', '2: part 2, alone']);
+    expect(await parts('sqlparts_e2')).toEqual(['2/1 finished', '2/2 finished', '2/3 started']);
+    expect(await ledger('sqlparts_e2')).toEqual([1]);
+    expect(await indexes('sqlparts_e2')).toEqual({ codes_code: false });
+    // The admin side knows that attempt failed: the very attempt the tenant recorded.
+    expect(await attempts()).toEqual(['sqlparts_e2 2/3 failed']);
+    const [{ token }] = await env.queryIn<{ token: string }>('sqlparts_e2', 'SELECT token FROM admmgt.applied_parts WHERE scriptid = 2 AND part = 3') as [{ token: string }];
+    expect(await admin('SELECT token FROM admmgt.part_attempts')).toEqual([{ token }]);
+    for (const db of [TPL, 'sqlparts_e1', 'sqlparts_e3']) {
+      expect(await steps(db)).toEqual(['2: part 1', '2: part 2, alone', '2: part 4']);
+      expect(await indexes(db)).toEqual({ codes_code: true });
+      expect(await ledger(db)).toEqual([1, 2]);
+    }
+    expect(await scriptStatus()).toEqual({ 1: 2, 2: 1 });
+  });
+
+});
