@@ -140,7 +140,7 @@ describe('steps outside a transaction (txmode none)', () => {
       { part: 1, txmode: 'script', index_schema: null, index_name: null, sources: [
         'schema mgttest', expect.stringMatching(/^admmgt\.script_tables id \d+$/),
         ...[1, 2, 3, 4].map((n) => `admmgt.script_sql id ${ids[0]}, statement ${n}`)] },
-      { part: 2, txmode: 'none', sources: [`admmgt.script_sql id ${ids[1]}`], index_schema: null, index_name: null },
+      { part: 2, txmode: 'none', sources: [`admmgt.script_sql id ${ids[1]}`], index_schema: 'mgttest', index_name: 'big_code' },
       { part: 3, txmode: 'none', sources: [`admmgt.script_sql id ${ids[2]}`], index_schema: null, index_name: null },
       { part: 4, txmode: 'script', sources: [`admmgt.script_sql id ${ids[3]}, statement 1`, `admmgt.script_sql id ${ids[3]}, statement 2`], index_schema: null, index_name: null },
       { part: 5, txmode: 'none', sources: [`admmgt.script_sql id ${ids[4]}`], index_schema: null, index_name: null },
@@ -148,6 +148,19 @@ describe('steps outside a transaction (txmode none)', () => {
     // A none step is sent as it is, unwrapped.
     expect(await admin(`SELECT stmts FROM admmgt.script_parts WHERE scriptid = 1 AND part = 2`))
       .toEqual([{ stmts: ['CREATE INDEX CONCURRENTLY big_code ON mgttest.big (code)'] }]);
+  });
+  it('knows the index a CREATE INDEX CONCURRENTLY step builds, as the catalog spells it', async () => {
+    const cases: [string, string[] | null][] = [
+      ['CREATE UNIQUE INDEX CONCURRENTLY Codes_Code ON MgtTest.Codes (code)', ['mgttest', 'codes_code']],
+      ['create index concurrently if not exists "Odd ""Name""" on only mgttest."T" using btree (a)', ['mgttest', 'Odd "Name"']],
+      // No name, or no schema (which would not resolve on a target anyway): not known.
+      ['CREATE INDEX CONCURRENTLY ON mgttest.t (a)', null],
+      ['CREATE INDEX CONCURRENTLY t_a ON t (a)', null],
+      ['CREATE INDEX t_a ON mgttest.t (a)', null],
+    ];
+    for (const [stmt, want] of cases) {
+      expect(await admin('SELECT admmgt._sql_concurrent_index($1) AS i', [stmt])).toEqual([{ i: want }]);
+    }
   });
 
   it('runs them outside a transaction in every target: the index is valid, the value usable, the table vacuumed', async () => {
@@ -221,4 +234,22 @@ describe('exactly once: a none step that fails in one tenant', () => {
     expect(await scriptStatus()).toEqual({ 1: 2, 2: 1 });
   });
 
+  it('after the data is fixed, a rerun drops the INVALID leftover, builds it valid and runs no earlier part twice', async () => {
+    await env.queryIn('sqlparts_e2', `DELETE FROM mgttest.codes WHERE ctid = (SELECT max(ctid) FROM mgttest.codes WHERE code = 'a')`);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(await env.versions()).toEqual({ [TPL]: 2, sqlparts_e1: 2, sqlparts_e2: 2, sqlparts_e3: 2 });
+    expect(await indexes('sqlparts_e2')).toEqual({ codes_code: true });
+    expect(await steps('sqlparts_e2')).toEqual(['2: part 1', '2: part 2, alone', '2: part 4']);
+    expect(await parts('sqlparts_e2')).toEqual(['2/1 finished', '2/2 finished', '2/3 finished', '2/4 finished']);
+    expect(await ledger('sqlparts_e2')).toEqual([1, 2]);
+    expect(await attempts()).toEqual([]);
+    // What the rerun did there: part 1 was in the ledger already, part 2 was skipped whole.
+    const run = (await admin<{ r: number }>(`SELECT max(run_id)::int AS r FROM admmgt.runs`))[0]!.r;
+    expect(await admin(`SELECT outcome, commstat FROM admmgt.script_log WHERE run_id = $1 AND dbname = 'sqlparts_e2' AND outcome = 'already applied' ORDER BY id`, [run]))
+      .toEqual([
+        { outcome: 'already applied', commstat: 'INSERT INTO admmgt.applied_parts (scriptid, part, finished_at) VALUES (2, 1, now())' },
+        { outcome: 'already applied', commstat: 'part 2 of script 2: finished before' }]);
+    expect(await scriptStatus()).toEqual({ 1: 2, 2: 2 });
+  });
 });

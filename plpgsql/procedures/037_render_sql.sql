@@ -172,6 +172,30 @@ AS $$
 SELECT 'DO ' || admmgt._dollar_quote('BEGIN EXECUTE ' || admmgt._dollar_quote(p_stmt, 'step') || '; END', 'admmgt');
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._sql_concurrent_index(p_stmt text)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the schema and name of the index a CREATE [UNIQUE] INDEX CONCURRENTLY statement builds, as the catalog spells them (NULL when the statement is something else, or its index has no name or its table no schema), so that a rerun knows an INVALID leftover of a failed build */
+DECLARE
+    v_ident text := '("(?:[^"]|"")+"|[^\s"().,;]+)';
+    v_m text[] := regexp_match(p_stmt, '^create\s+(?:unique\s+)?index\s+concurrently\s+(?:if\s+not\s+exists\s+)?' || v_ident
+                                        || '\s+on\s+(?:only\s+)?' || v_ident || '\s*\.\s*' || v_ident, 'i');
+    v_out text[] := '{}';
+BEGIN
+    IF v_m IS NULL OR lower(v_m[1]) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    FOREACH p_stmt IN ARRAY ARRAY[v_m[2], v_m[1]] LOOP
+        v_out := v_out || CASE WHEN left(p_stmt, 1) = '"' THEN replace(substr(p_stmt, 2, length(p_stmt) - 2), '""', '"')
+                               -- PostgreSQL folds only A-Z of a name without quotes.
+                               ELSE translate(p_stmt, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') END;
+    END LOOP;
+    RETURN v_out;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt.render_sql_steps(p_scriptid int)
 RETURNS TABLE (stmt text, txmode text, source text)
 LANGUAGE plpgsql STABLE

@@ -19,7 +19,10 @@ WITH s AS (
 )
 SELECT p_scriptid, p.part, CASE WHEN bool_or(p.txmode = 'none') THEN 'none' ELSE 'script' END,
        array_agg(p.stmt ORDER BY p.seq), array_agg(p.source ORDER BY p.seq),
-       max(p.index_schema), max(p.index_name), array_agg(coalesce(p.destructive, false) ORDER BY p.seq)
+       -- A SQL step's CREATE INDEX CONCURRENTLY names its index too.
+       coalesce(max(p.index_schema), CASE WHEN bool_or(p.txmode = 'none') THEN (admmgt._sql_concurrent_index(min(p.stmt)))[1] END),
+       coalesce(max(p.index_name), CASE WHEN bool_or(p.txmode = 'none') THEN (admmgt._sql_concurrent_index(min(p.stmt)))[2] END),
+       array_agg(coalesce(p.destructive, false) ORDER BY p.seq)
   FROM p GROUP BY p.part ORDER BY p.part;
 $$;
 
