@@ -253,3 +253,124 @@ describe('exactly once: a none step that fails in one tenant', () => {
     expect(await scriptStatus()).toEqual({ 1: 2, 2: 2 });
   });
 });
+
+describe('a run killed during a part outside a transaction, or between two parts', () => {
+  const T = ['sqlparts_k1', 'sqlparts_k2'];
+
+  beforeAll(async () => {
+    await fresh(T, SETUP);
+  });
+
+  it('refuses, with 55000 and a hint naming resolve_part, a part whose end it did not see; resolve_part true goes on after it', async () => {
+    await sqlScript({ id: 1, description: 'a slow insert alone' }, [
+      `CALL mgttest.log_step('1: part 1')`,
+      none(`INSERT INTO mgttest.steps (label) SELECT '1: part 2, slow' FROM pg_catalog.pg_sleep(2)`),
+      `CALL mgttest.log_step('1: part 3')`,
+    ]);
+    const run = await backgroundApply();
+    await until('the template to run the slow part', async () =>
+      (await admmgtSessions(TPL)).some((s) => s.query.includes('pg_sleep(2)')));
+    await run.kill();
+    // The statement goes on without its client, and commits.
+    await env.waitIdle(TPL, 10_000);
+    expect(await steps(TPL)).toEqual(['1: part 1', '1: part 2, slow']);
+    expect(await parts(TPL)).toEqual(['1/1 finished', '1/2 started']);
+    expect(await attempts()).toEqual([`${TPL} 1/2 started`]);
+
+    await admin('CALL admmgt.applyScripts()');
+    const [f] = await admin<{ dbname: string; sqlstate: string; message: string; hint: string }>(
+      'SELECT dbname, sqlstate, message, hint FROM admmgt.failures');
+    expect(f).toMatchObject({ dbname: TPL, sqlstate: '55000' });
+    expect(f!.message).toMatch(/^admmgt: part 2 of script 1 was started \(at 20\d\d-.*\) and admmgt cannot tell whether it finished$/);
+    expect(f!.hint).toBe(`Check the target, then CALL admmgt.resolve_part('${TPL}', 1, 2, true) if it ran or false to run it again.`);
+    // Not the script's fault: it stays ready, and no tenant gets it.
+    expect(await scriptStatus()).toEqual({ 1: 1 });
+    expect(await env.versions({ nullAs: 0 })).toEqual({ [TPL]: 0, sqlparts_k1: 0, sqlparts_k2: 0 });
+    expect(await steps(TPL)).toEqual(['1: part 1', '1: part 2, slow']);
+
+    await admin(`CALL admmgt.resolve_part('${TPL}', 1, 2, true)`);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(await env.versions()).toEqual({ [TPL]: 1, sqlparts_k1: 1, sqlparts_k2: 1 });
+    for (const db of [TPL, ...T]) {
+      expect(await steps(db)).toEqual(['1: part 1', '1: part 2, slow', '1: part 3']);
+      expect(await parts(db, 1)).toEqual(['1/1 finished', '1/2 finished', '1/3 finished']);
+    }
+    expect(await attempts()).toEqual([]);
+  });
+
+  it('runs the part again after resolve_part false, and no finished part twice', async () => {
+    await sqlScript({ id: 2, description: 'a slow step alone' }, [
+      `CALL mgttest.log_step('2: part 1')`,
+      none('SELECT pg_catalog.pg_sleep(2)'),
+      `CALL mgttest.log_step('2: part 3')`,
+    ]);
+    // One tenant at a time: the kill comes while the first tenant sleeps.
+    const run = await backgroundApply('p_parallel => 1');
+    await until('sqlparts_k1 to run the slow part', async () =>
+      (await admmgtSessions('sqlparts_k1')).some((s) => s.query.includes('pg_sleep(2)')));
+    await run.kill();
+    await env.waitIdle('sqlparts_k1', 10_000);
+    expect(await parts('sqlparts_k1', 2)).toEqual(['2/1 finished', '2/2 started']);
+
+    await admin('CALL admmgt.applyScripts()');
+    expect(await admin('SELECT dbname, sqlstate FROM admmgt.failures')).toEqual([{ dbname: 'sqlparts_k1', sqlstate: '55000' }]);
+    expect(await env.versions()).toEqual({ [TPL]: 2, sqlparts_k1: 1, sqlparts_k2: 2 });
+
+    await admin(`CALL admmgt.resolve_part('sqlparts_k1', 2, 2, false)`);
+    expect(await attempts()).toEqual(['sqlparts_k1 2/2 failed']);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(await env.versions()).toEqual({ [TPL]: 2, sqlparts_k1: 2, sqlparts_k2: 2 });
+    expect(await steps('sqlparts_k1')).toEqual(['1: part 1', '1: part 2, slow', '1: part 3', '2: part 1', '2: part 3']);
+    expect(await parts('sqlparts_k1', 2)).toEqual(['2/1 finished', '2/2 finished', '2/3 finished']);
+    // The slow statement ran there twice: killed (its end never booked, so not logged), then again.
+    expect(await admin(`SELECT count(*)::int AS n FROM admmgt.script_log WHERE dbname = 'sqlparts_k1' AND commstat = 'SELECT pg_catalog.pg_sleep(2)'`))
+      .toEqual([{ n: 1 }]);
+  });
+
+  /**
+   * Script 3 on sqlparts_k1, killed while the opening of its part 2 waits: a test session holds an
+   * uncommitted ledger row of that part there, so the opening's INSERT waits for it.
+   */
+  async function killAtTheOpeningOfPart2(scriptid: number, killOpening: boolean) {
+    await sqlScript({ id: scriptid, description: 'killed between parts' }, [
+      `CALL mgttest.log_step('${scriptid}: part 1')`,
+      none(`INSERT INTO mgttest.steps (label) VALUES ('${scriptid}: part 2, alone')`),
+      `CALL mgttest.log_step('${scriptid}: part 3')`,
+    ]);
+    const blocker = new pg.Client({ connectionString: env.urlFor('sqlparts_k1') });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`INSERT INTO admmgt.applied_parts (scriptid, part, token) VALUES ($1, 2, 'the test')`, [scriptid]);
+      const run = await backgroundApply('p_parallel => 1');
+      await until('the opening of part 2 on sqlparts_k1 to wait', async () =>
+        (await admmgtSessions('sqlparts_k1')).some((s) => s.wait === 'Lock'));
+      // Part 1 is done there, and the admin side knows it.
+      expect(await parts('sqlparts_k1', scriptid)).toEqual([`${scriptid}/1 finished`]);
+      await run.kill();
+      if (killOpening) {
+        for (const s of await admmgtSessions('sqlparts_k1')) await admin('SELECT pg_terminate_backend($1)', [s.pid]);
+      }
+      await blocker.query('ROLLBACK');
+    } finally {
+      await blocker.end();
+    }
+    await env.waitIdle('sqlparts_k1', 10_000);
+  }
+
+  it('resumes at the next part after a kill between two parts', async () => {
+    await killAtTheOpeningOfPart2(3, true);
+    // The opening died with its session: nothing of part 2 there.
+    expect(await parts('sqlparts_k1', 3)).toEqual(['3/1 finished']);
+    expect(await attempts()).toEqual([]);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(await env.versions()).toEqual({ [TPL]: 3, sqlparts_k1: 3, sqlparts_k2: 3 });
+    for (const db of [TPL, ...T]) {
+      expect((await steps(db)).filter((l) => l.startsWith('3:'))).toEqual(['3: part 1', '3: part 2, alone', '3: part 3']);
+      expect(await parts(db, 3)).toEqual(['3/1 finished', '3/2 finished', '3/3 finished']);
+    }
+  });
+});

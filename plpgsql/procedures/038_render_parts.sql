@@ -80,11 +80,13 @@ AS $$
 SELECT 'DO ' || admmgt._dollar_quote(format($f$
 DECLARE
     v_token text;
+    v_started timestamptz;
     v_finished timestamptz;
     v_valid boolean;
+    v_known boolean;
     v_new text := pg_catalog.md5(pg_catalog.clock_timestamp()::text || pg_catalog.pg_backend_pid()::text);
 BEGIN
-    SELECT token, finished_at INTO v_token, v_finished FROM admmgt.applied_parts WHERE scriptid = %1$s AND part = %2$s;
+    SELECT token, started_at, finished_at INTO v_token, v_started, v_finished FROM admmgt.applied_parts WHERE scriptid = %1$s AND part = %2$s;
     IF NOT FOUND THEN
         INSERT INTO admmgt.applied_parts (scriptid, part, token) VALUES (%1$s, %2$s, v_new);
         RETURN;
@@ -93,6 +95,7 @@ BEGIN
         RETURN;
     END IF;
     IF %3$L IS NOT NULL THEN
+        -- An index build: the catalog tells whether it finished.
         SELECT i.indisvalid INTO v_valid
           FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -104,13 +107,18 @@ BEGIN
         IF v_valid IS NOT NULL THEN
             EXECUTE pg_catalog.format('DROP INDEX %%I.%%I', %3$L, %4$L);
         END IF;
-    ELSIF v_token = %5$L AND %6$L = 'ran' THEN
-        UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
-        RETURN;
-    ELSIF v_token IS DISTINCT FROM %5$L OR %6$L IS DISTINCT FROM 'failed' THEN
-        RAISE EXCEPTION 'admmgt: part %2$s of script %1$s was started (at %%) and admmgt cannot tell whether it finished', v_token
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Check the target, then CALL admmgt.resolve_part(dbname, %1$s, %2$s, true) if it ran or false to run it again.';
+    ELSE
+        -- What the admin side knows is of this attempt: the same token.
+        v_known := coalesce(v_token = %5$L, false);
+        IF v_known AND %6$L = 'ran' THEN
+            UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
+            RETURN;
+        ELSIF NOT v_known OR %6$L IS DISTINCT FROM 'failed' THEN
+            RAISE EXCEPTION 'admmgt: part %2$s of script %1$s was started (at %%) and admmgt cannot tell whether it finished', v_started
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = pg_catalog.format('Check the target, then CALL admmgt.resolve_part(%%L, %1$s, %2$s, true) if it ran or false to run it again.',
+                                               pg_catalog.current_database());
+        END IF;
     END IF;
     UPDATE admmgt.applied_parts SET token = v_new, started_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
 END
