@@ -373,4 +373,29 @@ describe('a run killed during a part outside a transaction, or between two parts
       expect(await parts(db, 3)).toEqual(['3/1 finished', '3/2 finished', '3/3 finished']);
     }
   });
+
+  it('can be told with resolve_part about a part opened on the target that the admin side never saw open', async () => {
+    await killAtTheOpeningOfPart2(4, false);
+    // The opening committed there after the admin side was gone: started, and no record of it here.
+    expect(await parts('sqlparts_k1', 4)).toEqual(['4/1 finished', '4/2 started']);
+    expect(await attempts()).toEqual([]);
+    expect((await steps('sqlparts_k1')).filter((l) => l.startsWith('4:'))).toEqual(['4: part 1']);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await admin('SELECT dbname, sqlstate FROM admmgt.failures')).toEqual([{ dbname: 'sqlparts_k1', sqlstate: '55000' }]);
+
+    await admin(`CALL admmgt.resolve_part('sqlparts_k1', 4, 2, false)`);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    expect(await env.versions()).toEqual({ [TPL]: 4, sqlparts_k1: 4, sqlparts_k2: 4 });
+    expect((await steps('sqlparts_k1')).filter((l) => l.startsWith('4:'))).toEqual(['4: part 1', '4: part 2, alone', '4: part 3']);
+    expect(await attempts()).toEqual([]);
+  });
+
+  it('refuses resolve_part for a part that is not outside a transaction, or a database that is not a target', async () => {
+    expect(await adminError(`CALL admmgt.resolve_part('sqlparts_k1', 4, 1, true)`)).toMatchObject({
+      code: 'P0002', message: 'admmgt: script 4 has no part 1 outside a transaction' });
+    expect(await adminError(`CALL admmgt.resolve_part('sqlparts_nope', 4, 2, true)`)).toMatchObject({
+      code: 'P0002', message: 'admmgt: sqlparts_nope is not a target' });
+    expect(await attempts()).toEqual([]);
+  });
 });

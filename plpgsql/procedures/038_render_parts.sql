@@ -108,8 +108,9 @@ BEGIN
             EXECUTE pg_catalog.format('DROP INDEX %%I.%%I', %3$L, %4$L);
         END IF;
     ELSE
-        -- What the admin side knows is of this attempt: the same token.
-        v_known := coalesce(v_token = %5$L, false);
+        -- What the admin side knows is of this attempt (the same token), or was said by hand
+        -- (resolve_part leaves no token: it speaks of whatever attempt the target recorded).
+        v_known := coalesce(v_token = %5$L OR %5$L = '', false);
         IF v_known AND %6$L = 'ran' THEN
             UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
             RETURN;
