@@ -399,3 +399,97 @@ describe('a run killed during a part outside a transaction, or between two parts
     expect(await attempts()).toEqual([]);
   });
 });
+
+describe('frozen scripts', () => {
+  const T = ['sqlparts_f1', 'sqlparts_f2'];
+
+  beforeAll(async () => {
+    await fresh([...T, 'sqlparts_f3'], SETUP);
+    // sqlparts_f3 takes no scripts for now: it will be behind when the rows are changed.
+    await admin(`UPDATE admmgt.vendor_db_settings SET updateflag = false WHERE dbname = 'sqlparts_f3'`);
+    await sqlScript({ id: 1, description: 'frozen when the template runs it',
+      tables: [{ schema: S, name: 'frozen', columns: [{ name: 'id', type: 'int' }] }] },
+    [`CALL mgttest.log_step('as written')`]);
+    await admin('CALL admmgt.applyScripts()');
+  });
+
+  it('refuses to change the rows of a script the template applied (55000, with a hint); its status may change', async () => {
+    expect(await admin('SELECT frozen_at IS NOT NULL AS frozen, rows_checksum IS NOT NULL AS sum FROM admmgt.scripts WHERE id = 1'))
+      .toEqual([{ frozen: true, sum: true }]);
+    const [row] = await admin<{ id: number }>('SELECT id::int FROM admmgt.script_sql WHERE scriptid = 1');
+    for (const stmt of [
+      `UPDATE admmgt.script_sql SET body = 'SELECT 1' WHERE scriptid = 1`,
+      `INSERT INTO admmgt.script_sql (scriptid, seq, body) VALUES (1, 2, 'SELECT 2')`,
+      `DELETE FROM admmgt.script_sql WHERE scriptid = 1`,
+      `UPDATE admmgt.script_table_columns SET datatype = 'bigint' WHERE scriptid = 1`,
+    ]) {
+      const err = await adminError(stmt);
+      expect(err.code).toBe('55000');
+      expect(err.message).toMatch(/^admmgt: script 1 is applied and frozen: admmgt\.script_(sql|table_columns) id \d+ cannot be changed$/);
+      expect(err.hint).toBe('Every target runs the script as the template ran it. Write a new script for the change.');
+    }
+    // Taking a row away into another script changes this one too.
+    await admin(`INSERT INTO admmgt.scripts (id, description) VALUES (9, 'a draft')`);
+    expect(await adminError(`UPDATE admmgt.script_sql SET scriptid = 9 WHERE scriptid = 1`)).toMatchObject({
+      code: '55000', message: `admmgt: script 1 is applied and frozen: admmgt.script_sql id ${row!.id} cannot be changed` });
+    await admin(`DELETE FROM admmgt.scripts WHERE id = 9`);
+    await admin(`UPDATE admmgt.script_sql SET status = 7 WHERE scriptid = 1`);
+    await admin(`UPDATE admmgt.script_sql SET status = 2 WHERE scriptid = 1`);
+    expect(await admin('SELECT count(*)::int AS n FROM admmgt.script_parts WHERE scriptid = 1')).toEqual([{ n: 1 }]);
+    expect(await admin('SELECT * FROM admmgt.script_drift()')).toEqual([]);
+  });
+
+  it('lets a ready script the template has not applied be edited, unfreezing it; the next run renders the new rows', async () => {
+    // Script 2 fails on the template, so script 3 after it is frozen but never run.
+    await sqlScript({ id: 2, description: 'fails on the template' }, ['SELECT 1 / 0']);
+    await sqlScript({ id: 3, description: 'edited before it runs' }, [`CALL mgttest.log_step('3 as first written')`]);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await scriptStatus()).toEqual({ 1: 2, 2: 3, 3: 1 });
+    expect(await admin('SELECT id, frozen_at IS NOT NULL AS frozen FROM admmgt.scripts WHERE id IN (2, 3) ORDER BY id'))
+      .toEqual([{ id: 2, frozen: false }, { id: 3, frozen: true }]);
+    expect(await admin(`SELECT stmts FROM admmgt.script_parts WHERE scriptid = 3`))
+      .toEqual([{ stmts: [`DO $admmgt$BEGIN EXECUTE $step$CALL mgttest.log_step('3 as first written')$step$; END$admmgt$`] }]);
+
+    await admin(`UPDATE admmgt.script_sql SET body = $1 WHERE scriptid = 3`, [`CALL mgttest.log_step('3 as edited')`]);
+    expect(await admin('SELECT frozen_at, rows_checksum FROM admmgt.scripts WHERE id = 3')).toEqual([{ frozen_at: null, rows_checksum: null }]);
+    expect(await admin('SELECT count(*)::int AS n FROM admmgt.script_parts WHERE scriptid = 3')).toEqual([{ n: 0 }]);
+    await admin(`UPDATE admmgt.script_sql SET body = 'SELECT 1' WHERE scriptid = 2`);
+    await admin(`UPDATE admmgt.scripts SET status = 1 WHERE id = 2`);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await scriptStatus()).toEqual({ 1: 2, 2: 2, 3: 2 });
+    for (const db of [TPL, ...T]) expect(await steps(db)).toEqual(['as written', '3 as edited']);
+  });
+
+  it('with the trigger off, a change shows in script_drift(); a target behind still runs the frozen parts', async () => {
+    const c = new pg.Client({ connectionString: env.adminUrl });
+    await c.connect();
+    try {
+      await c.query(`SET session_replication_role = replica`);
+      await c.query(`UPDATE admmgt.script_sql SET body = $1 WHERE scriptid = 1`, [`CALL mgttest.log_step('edited behind its back')`]);
+      await c.query(`UPDATE admmgt.script_table_columns SET columnname = 'edited' WHERE scriptid = 1`);
+    } finally {
+      await c.end();
+    }
+    const drift = await admin<{ scriptid: number; frozen_checksum: string; rows_checksum: string }>('SELECT * FROM admmgt.script_drift()');
+    expect(drift).toEqual([{ scriptid: 1, frozen_at: expect.any(Date), frozen_checksum: expect.stringMatching(/^[0-9a-f]{32}$/),
+                             rows_checksum: expect.stringMatching(/^[0-9a-f]{32}$/) }]);
+    expect(drift[0]!.frozen_checksum).not.toBe(drift[0]!.rows_checksum);
+    // What the renderer would make of the rows now is not what targets get.
+    expect((await admin<{ stmt: string }>('SELECT stmt FROM admmgt.render_steps(1) ORDER BY seq')).at(-1)!.stmt).toContain('edited behind its back');
+
+    await admin(`UPDATE admmgt.vendor_db_settings SET updateflag = true WHERE dbname = 'sqlparts_f3'`);
+    expect(await admin(`SELECT stmt FROM admmgt.plan_scripts() WHERE dbname = 'sqlparts_f3' AND stmt LIKE '%log_step%' ORDER BY scriptid`)).toEqual([
+      { stmt: `DO $admmgt$BEGIN EXECUTE $step$CALL mgttest.log_step('as written')$step$; END$admmgt$` },
+      { stmt: `DO $admmgt$BEGIN EXECUTE $step$CALL mgttest.log_step('3 as edited')$step$; END$admmgt$` }]);
+    await admin('CALL admmgt.applyScripts()');
+    await env.makeTenants(['sqlparts_f4']);
+    for (const db of ['sqlparts_f3', 'sqlparts_f4']) {
+      expect(await steps(db)).toEqual(['as written', '3 as edited']);
+      expect(await env.queryIn(db, `SELECT attname FROM pg_attribute WHERE attrelid = 'mgttest.frozen'::regclass AND attnum > 0`))
+        .toEqual([{ attname: 'id' }]);
+      expect(await ledger(db)).toEqual([1, 2, 3]);
+    }
+    expect(await env.versions()).toMatchObject({ sqlparts_f3: 3, sqlparts_f4: 3 });
+    expect(await tables('sqlparts_f3')).toEqual(['frozen:r', 'steps:r']);
+  });
+});
