@@ -265,6 +265,59 @@ INSERT INTO mgttest.lex (v) VALUES (U&'j\\003B')`;
   });
 });
 
+describe('the lexer: statements whose semicolons belong to them', () => {
+  const T = ['sqlsteps_g1', 'sqlsteps_g2'];
+  // A SQL-standard function body and a rule with several actions, as psql splits them.
+  const BODY = `CREATE FUNCTION mgttest.twice(p int) RETURNS int LANGUAGE sql
+BEGIN ATOMIC
+    SELECT CASE WHEN p > 0 THEN p * 2 ELSE 0 END;
+END;
+CREATE OR REPLACE PROCEDURE mgttest.log_twice(p text) LANGUAGE sql BEGIN ATOMIC
+    INSERT INTO mgttest.lex (v) VALUES (p); INSERT INTO mgttest.lex (v) VALUES (p);
+END;
+CREATE TABLE mgttest.ruled (x int);
+CREATE RULE ruled_log AS ON INSERT TO mgttest.ruled DO ALSO (INSERT INTO mgttest.lex (v) VALUES ('r1'); INSERT INTO mgttest.lex (v) VALUES ('r2'));
+INSERT INTO mgttest.ruled VALUES (mgttest.twice(21));
+CALL mgttest.log_twice('p')`;
+
+  beforeAll(async () => {
+    await fresh(T, SETUP + `\nCREATE TABLE mgttest.lex (id bigint GENERATED ALWAYS AS IDENTITY, v text);`);
+  });
+
+  it('keeps BEGIN ATOMIC ... END and a rule\'s (a; b) whole, and splits after them', async () => {
+    const [{ s }] = await admin<{ s: string[] }>(`SELECT admmgt._sql_statements($1, 'test') AS s`, [BODY]) as [{ s: string[] }];
+    expect(s).toHaveLength(6);
+    expect(s[0]).toMatch(/^CREATE FUNCTION mgttest\.twice\(p int\).*END$/s);
+    expect(s[1]).toMatch(/^CREATE OR REPLACE PROCEDURE .*VALUES \(p\);\nEND$/s);
+    expect(s[3]).toMatch(/^CREATE RULE .*'r2'\)\)$/);
+    // A name that is a keyword is no body: this COMMIT is a statement of its own.
+    expect((await errorOf(admin(`SELECT admmgt._sql_statements($1, 'test')`,
+      ['CREATE FUNCTION mgttest.begin() RETURNS int LANGUAGE sql RETURN 1; COMMIT']))).message)
+      .toBe('admmgt: test holds the transaction-control statement COMMIT');
+  });
+
+  it('reads a name of letters beyond ASCII as PostgreSQL does: no E-string after it, a dollar quote tag of them', async () => {
+    // PostgreSQL reads mgttest.ée'\' as a name and the string '\', so the COMMIT is a statement.
+    expect((await errorOf(admin(`SELECT admmgt._sql_statements($1, 'test')`, [`SELECT mgttest.ée'\\'; COMMIT; SELECT 1 -- '`]))).message)
+      .toBe('admmgt: test holds the transaction-control statement COMMIT');
+    expect(await admin(`SELECT admmgt._sql_statements($1, 'test') AS s`, [`SELECT $é$a;b$é$; SELECT 2`]))
+      .toEqual([{ s: ['SELECT $é$a;b$é$', 'SELECT 2'] }]);
+  });
+
+  it('runs them in every target', async () => {
+    await sqlScript({ id: 1, description: 'function bodies, a rule, a backslash' },
+      [BODY, `INSERT INTO mgttest.lex (v) VALUES ('back\\slash'), ($é$k;l$é$)`]);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    for (const db of [TPL, ...T]) {
+      expect((await env.queryIn<{ v: string }>(db, 'SELECT v FROM mgttest.lex ORDER BY id')).map((r) => r.v))
+        .toEqual(['r1', 'r2', 'p', 'p', 'back\\slash', 'k;l']);
+      expect(await env.queryIn(db, 'SELECT mgttest.twice(5) AS t, (SELECT x FROM mgttest.ruled) AS x')).toEqual([{ t: 10, x: 42 }]);
+    }
+    expect(await env.versions()).toEqual({ [TPL]: 1, sqlsteps_g1: 1, sqlsteps_g2: 1 });
+  });
+});
+
 describe('transaction control the lexer cannot see: PostgreSQL refuses it on the template', () => {
   const T = ['sqlsteps_d1', 'sqlsteps_d2'];
   let before: string[];
