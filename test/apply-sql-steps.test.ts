@@ -331,6 +331,16 @@ describe('transaction control the lexer cannot see: PostgreSQL refuses it on the
     before = await tables(TPL);
   });
 
+  it('wraps each statement so that not even a text the lexer took for one statement can end the script\'s transaction', async () => {
+    // What a statement the lexer misread would come to: two statements and a COMMIT between them.
+    const [{ w }] = await admin<{ w: string }>(`SELECT admmgt._in_transaction($1) AS w`,
+      ['CREATE TABLE mgttest.leaked (x int); COMMIT; CREATE TABLE mgttest.leaked_too (x int)']) as [{ w: string }];
+    // Sent as a target gets a batch: one query string in a transaction block.
+    const err = await errorOf(env.queryIn(TPL, `BEGIN; CREATE TABLE mgttest.first (x int); ${w}; COMMIT`));
+    expect(err).toMatchObject({ code: '0A000', message: 'EXECUTE of transaction commands is not implemented' });
+    expect(await tables(TPL)).toEqual(before);
+  });
+
   const cases: [string, string, string, RegExp][] = [
     ['a DO block that commits', 'DO $$ BEGIN COMMIT; END $$', '2D000', /invalid transaction termination/],
     ['a procedure that commits', 'CALL mgttest.commits()', '2D000', /invalid transaction termination/],
