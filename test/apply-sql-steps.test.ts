@@ -192,6 +192,10 @@ describe('refused before any target is touched, naming the row', () => {
     ['an unterminated dollar quote', ['SELECT $body$ abc; COMMIT'], '42601', 'has a dollar quote $body$ that never ends'],
     ['an unterminated comment', ['SELECT 1 /* /* nested */ still open'], '42601', 'has a comment /* that never ends'],
     ['a psql \\connect', ['\\connect sqlsteps_b1\nINSERT INTO mgttest.base VALUES (1)'], '42601', 'holds a backslash outside a string (a psql meta-command?)'],
+    ['SET without LOCAL', ['SET search_path = mgttest; INSERT INTO base VALUES (1)'], '42601', 'holds SET, which would change the session beyond the script'],
+    ['SET SESSION', [{ body: `SET SESSION maintenance_work_mem = '1GB'`, txmode: 'none' }], '42601', 'holds SET, which would change the session beyond the script'],
+    ['SET ROLE', ['SET ROLE postgres'], '42601', 'holds SET, which would change the session beyond the script'],
+    ['RESET', ['RESET search_path'], '42601', 'holds RESET, which would change the session beyond the script'],
     ['COPY FROM STDIN', ['COPY mgttest.base (id) FROM STDIN'], '42601', 'holds COPY from or to the client, which has no data to send'],
     ['COPY TO STDOUT', ['COPY (SELECT 1)\n  TO stdout WITH (FORMAT csv)'], '42601', 'holds COPY from or to the client, which has no data to send'],
   ];
@@ -220,6 +224,15 @@ describe('refused before any target is touched, naming the row', () => {
       }
     });
   }
+
+  it('takes SET LOCAL and SET CONSTRAINTS, which end with the script\'s transaction', async () => {
+    await sqlScript({ id: 2, description: 'local settings' },
+      [`SET LOCAL statement_timeout = '1min'; SET CONSTRAINTS ALL IMMEDIATE;
+        INSERT INTO mgttest.base VALUES ((current_setting('statement_timeout')::interval = '1min')::int)`]);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await admin('SELECT * FROM admmgt.failures')).toEqual([]);
+    for (const db of [TPL, ...T]) expect(await env.queryIn(db, 'SELECT id FROM mgttest.base')).toEqual([{ id: 1 }]);
+  });
 });
 
 describe('the lexer: what looks like a statement end and is not', () => {

@@ -94,7 +94,7 @@ RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: refuse a statement that cannot be a step: transaction control, COPY from or to the client */
+/* purpose: refuse a statement that cannot be a step: transaction control, a session setting (SET without LOCAL, RESET), COPY from or to the client */
 DECLARE
     v_words text[] := regexp_match(lower(p_stmt), '^([[:alpha:]_]+)(?:\s+([[:alpha:]_]+))?');
 BEGIN
@@ -102,6 +102,14 @@ BEGIN
        OR (v_words[1] = 'prepare' AND v_words[2] = 'transaction') THEN
         PERFORM admmgt._sql_refuse(p_row, format('holds the transaction-control statement %s', upper(v_words[1])),
             'A script runs in one transaction per target, which admmgt opens and ends; a statement that cannot run in a transaction is a step of its own with txmode none.');
+    END IF;
+    -- A session's setting outlasts the script on its connection, into the scripts after it there
+    -- (search_path included), and a step outside a transaction cannot hand one to the next: a
+    -- rerun may skip the one and run the other.
+    IF v_words[1] = 'reset' OR (v_words[1] = 'set' AND v_words[2] IS DISTINCT FROM 'local'
+                                AND v_words[2] IS DISTINCT FROM 'transaction' AND v_words[2] IS DISTINCT FROM 'constraints') THEN
+        PERFORM admmgt._sql_refuse(p_row, format('holds %s, which would change the session beyond the script', upper(v_words[1])),
+            'Use SET LOCAL in a step with txmode script: the setting ends with the script''s transaction. Outside a transaction, a setting cannot be carried from one step to the next.');
     END IF;
     IF p_stmt ~* '^copy\M.*\m(from\s+stdin|to\s+stdout)\M' THEN
         PERFORM admmgt._sql_refuse(p_row, 'holds COPY from or to the client, which has no data to send',
