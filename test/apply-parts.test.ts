@@ -396,6 +396,7 @@ describe('a run killed during a part outside a transaction, or between two parts
       code: 'P0002', message: 'admmgt: script 4 has no part 1 outside a transaction' });
     expect(await adminError(`CALL admmgt.resolve_part('sqlparts_nope', 4, 2, true)`)).toMatchObject({
       code: 'P0002', message: 'admmgt: sqlparts_nope is not a target' });
+    expect(await adminError(`CALL admmgt.resolve_part('sqlparts_k1', 4, 2, NULL)`)).toMatchObject({ code: '22004' });
     expect(await attempts()).toEqual([]);
   });
 });
