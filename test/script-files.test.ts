@@ -24,9 +24,9 @@ $fn$;
 `;
 // Each statement a step of its own, run alone (the way CREATE INDEX CONCURRENTLY must run).
 const INDEXES = `-- admmgt: no-transaction
-CREATE INDEX order_lines_order ON mgttest.order_lines (order_id);
+CREATE INDEX CONCURRENTLY order_lines_order ON mgttest.order_lines (order_id);
 /* the second one */
-CREATE INDEX orders_total ON mgttest.orders (total);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_total ON mgttest.orders (total);
 `;
 
 const md5 = (s: string) => createHash('md5').update(s, 'utf8').digest('hex');
@@ -134,17 +134,22 @@ describe('admmgt script sync', () => {
       { id: 2, status: 1, source_file: 'V2__order_lines.sql', description: 'order lines' },
       { id: 5, status: 1, source_file: 'V5__indexes.sql', description: 'indexes' }]);
     expect(await env.rows(`SELECT seq, txmode, body FROM admmgt.script_sql WHERE scriptid = 5 ORDER BY seq`)).toEqual([
-      { seq: 1, txmode: 'none', body: 'CREATE INDEX order_lines_order ON mgttest.order_lines (order_id)' },
-      { seq: 2, txmode: 'none', body: 'CREATE INDEX orders_total ON mgttest.orders (total)' }]);
+      { seq: 1, txmode: 'none', body: 'CREATE INDEX CONCURRENTLY order_lines_order ON mgttest.order_lines (order_id)' },
+      { seq: 2, txmode: 'none', body: 'CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_total ON mgttest.orders (total)' }]);
     expect(await env.rows(`SELECT txmode FROM admmgt.render_steps(5) WHERE stmt LIKE 'CREATE INDEX%'`)).toEqual([{ txmode: 'none' }, { txmode: 'none' }]);
+    // Each a part of its own, run outside a transaction, that knows its index (a rerun after a failed build drops the leftover).
+    expect(await env.rows(`SELECT part, txmode, index_def ->> 'schema' AS index_schema, index_def ->> 'name' AS index_name FROM admmgt._render_parts(5, current_date) ORDER BY part`)).toEqual([
+      { part: 1, txmode: 'none', index_schema: 'mgttest', index_name: 'order_lines_order' },
+      { part: 2, txmode: 'none', index_schema: 'mgttest', index_name: 'orders_total' }]);
 
     r = await cli('apply', '--url', env.adminUrl);
     expect(r.code).toBe(0);
     for (const db of ['sfiles_tpl', 'sfiles_t1', 'sfiles_t2']) {
       expect(await env.queryIn(db, `SELECT (SELECT count(*)::int FROM mgttest.orders) AS orders, to_regclass('mgttest.order_lines') IS NOT NULL AS lines,
           to_regprocedure('mgttest.line_count()') IS NOT NULL AS fn,
-          (SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'mgttest' AND indexname NOT LIKE '%pkey') AS idx`))
-        .toEqual([{ orders: 1, lines: true, fn: true, idx: ['order_lines_order', 'orders_total'] }]);
+          (SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'mgttest' AND indexname NOT LIKE '%pkey') AS idx,
+          (SELECT bool_and(i.indisvalid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = 'mgttest'::regnamespace) AS valid`))
+        .toEqual([{ orders: 1, lines: true, fn: true, idx: ['order_lines_order', 'orders_total'], valid: true }]);
     }
     expect(await env.versions()).toEqual({ sfiles_tpl: 5, sfiles_t1: 5, sfiles_t2: 5 });
     expect((await scripts()).map((s) => s.status)).toEqual([2, 2, 2]);

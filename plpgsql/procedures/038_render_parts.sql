@@ -19,7 +19,10 @@ WITH s AS (
 )
 SELECT p_scriptid, p.part, CASE WHEN bool_or(p.txmode = 'none') THEN 'none' ELSE 'script' END,
        array_agg(p.stmt ORDER BY p.seq), array_agg(p.source ORDER BY p.seq),
-       (array_agg(p.index_def) FILTER (WHERE p.index_def IS NOT NULL))[1], array_agg(coalesce(p.destructive, false) ORDER BY p.seq)
+       -- A typed index row's definition; a SQL step's CREATE INDEX CONCURRENTLY names its index too.
+       coalesce((array_agg(p.index_def) FILTER (WHERE p.index_def IS NOT NULL))[1],
+                CASE WHEN bool_or(p.txmode = 'none') THEN admmgt._sql_concurrent_index(min(p.stmt)) END),
+       array_agg(coalesce(p.destructive, false) ORDER BY p.seq)
   FROM p GROUP BY p.part ORDER BY p.part;
 $$;
 
@@ -73,14 +76,17 @@ RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the DO block that opens a part outside a transaction on a target: a new part is marked started; a finished one is left alone; one started before and not finished is retried when the earlier attempt is known to have failed, or when it builds an index (what is left to build is read from the catalog), marked finished when it is known to have run, and refused otherwise */
+/* purpose: the DO block that opens a part outside a transaction on a target: a new part is marked started; a finished one is left alone; one started before and not finished is retried when it is a typed index build (what is left to build is read from the catalog), when it is a SQL step's index build that the catalog shows unfinished (after its INVALID leftover is dropped), or when the earlier attempt is known to have failed; it is marked finished when it is known to have run, and refused otherwise */
 SELECT 'DO ' || admmgt._dollar_quote(format($f$
 DECLARE
     v_token text;
+    v_started timestamptz;
     v_finished timestamptz;
+    v_valid boolean;
+    v_known boolean;
     v_new text := pg_catalog.md5(pg_catalog.clock_timestamp()::text || pg_catalog.pg_backend_pid()::text);
 BEGIN
-    SELECT token, finished_at INTO v_token, v_finished FROM admmgt.applied_parts WHERE scriptid = %1$s AND part = %2$s;
+    SELECT token, started_at, finished_at INTO v_token, v_started, v_finished FROM admmgt.applied_parts WHERE scriptid = %1$s AND part = %2$s;
     IF NOT FOUND THEN
         INSERT INTO admmgt.applied_parts (scriptid, part, token) VALUES (%1$s, %2$s, v_new);
         RETURN;
@@ -88,19 +94,39 @@ BEGIN
     IF v_finished IS NOT NULL THEN
         RETURN;
     END IF;
-    IF NOT %3$L::boolean THEN
-        IF v_token = %4$L AND %5$L = 'ran' THEN
+    IF %7$L::boolean THEN
+        NULL;  -- a typed index build: the part's own query reads what is left to build
+    ELSIF %3$L IS NOT NULL THEN
+        -- A SQL step's index build: the catalog tells whether it finished.
+        SELECT i.indisvalid INTO v_valid
+          FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = %3$L AND c.relname = %4$L;
+        IF v_valid THEN
             UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
             RETURN;
-        ELSIF v_token IS DISTINCT FROM %4$L OR %5$L IS DISTINCT FROM 'failed' THEN
-            RAISE EXCEPTION 'admmgt: part %2$s of script %1$s was started (at %%) and admmgt cannot tell whether it finished', v_token
+        END IF;
+        IF v_valid IS NOT NULL THEN
+            EXECUTE pg_catalog.format('DROP INDEX %%I.%%I', %3$L, %4$L);
+        END IF;
+    ELSE
+        -- What the admin side knows is of this attempt (the same token), or was said by hand
+        -- (resolve_part leaves no token: it speaks of whatever attempt the target recorded).
+        v_known := coalesce(v_token = %5$L OR %5$L = '', false);
+        IF v_known AND %6$L = 'ran' THEN
+            UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
+            RETURN;
+        ELSIF NOT v_known OR %6$L IS DISTINCT FROM 'failed' THEN
+            RAISE EXCEPTION 'admmgt: part %2$s of script %1$s was started (at %%) and admmgt cannot tell whether it finished', v_started
                 USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'Check the target, then CALL admmgt.resolve_part(dbname, %1$s, %2$s, true) if it ran or false to run it again.';
+                      HINT = pg_catalog.format('Check the target, then CALL admmgt.resolve_part(%%L, %1$s, %2$s, true) if it ran or false to run it again.',
+                                               pg_catalog.current_database());
         END IF;
     END IF;
     UPDATE admmgt.applied_parts SET token = v_new, started_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
 END
-$f$, p_part.scriptid, p_part.part, p_part.index_def IS NOT NULL, p_known.token, p_known.state), 'admmgt');
+$f$, p_part.scriptid, p_part.part, p_part.index_def ->> 'schema', p_part.index_def ->> 'name', p_known.token, p_known.state,
+     p_part.index_def ? 'tail'), 'admmgt');
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._index_suffix(p_def jsonb)
@@ -249,7 +275,7 @@ BEGIN
         END IF;
         SELECT * INTO v_known FROM admmgt.part_attempts a
          WHERE a.target_id = p_target.id AND a.scriptid = p_scriptid AND a.part = v_p.part;
-        IF v_p.index_def IS NOT NULL THEN
+        IF v_p.index_def ? 'tail' THEN
             -- What is left to build is read on the target: its partitions are its own.
             v_items := v_items
                 || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,

@@ -104,11 +104,13 @@ BEGIN
     END IF;
     -- A target is untrusted: nothing its roles create may run with admmgt's rights. Every session
     -- admmgt opens there resolves names in pg_catalog first and never in a schema a tenant can
-    -- write to, and applies no row security policy (a query it would affect fails instead).
+    -- write to, and applies no row security policy (a query it would affect fails instead). It
+    -- reads a '\' in a string as the lexer of SQL steps does (standard_conforming_strings on),
+    -- whatever a database or role setting says, so every target reads a step as admmgt split it.
     -- Appended after the server's own options, so that these win.
     v_opts := v_opts || ('options=' || concat_ws(' ',
         (SELECT substr(o, 9) FROM unnest(v_opts) o WHERE o LIKE 'options=%' LIMIT 1),
-        '-c search_path=pg_catalog,pg_temp -c row_security=off'));
+        '-c search_path=pg_catalog,pg_temp -c row_security=off -c standard_conforming_strings=on'));
     FOREACH v_opt IN ARRAY v_opts LOOP
         IF split_part(v_opt, '=', 1) <> 'dbname' AND v_opt NOT LIKE 'options=%' THEN
             v_pairs := v_pairs || (split_part(v_opt, '=', 1) || '='

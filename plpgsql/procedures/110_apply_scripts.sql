@@ -303,14 +303,25 @@ AS $$
 DECLARE
     v_n int;
 BEGIN
-    UPDATE admmgt.part_attempts a SET state = CASE WHEN p_ran THEN 'ran' ELSE 'failed' END, updated_at = now()
-      FROM admmgt.targets t
-     WHERE t.id = a.target_id AND t.dbname = lower(btrim(p_dbname)) AND a.scriptid = p_scriptid AND a.part = p_part;
+    IF p_ran IS NULL THEN
+        RAISE EXCEPTION 'admmgt: resolve_part needs p_ran: true if the part ran, false if it did not'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM admmgt._script_parts(p_scriptid, current_date) p WHERE p.part = p_part AND p.txmode = 'none') THEN
+        RAISE EXCEPTION 'admmgt: script % has no part % outside a transaction', p_scriptid, p_part
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'SELECT part, txmode, stmts FROM admmgt.script_parts WHERE scriptid = ... lists its parts.';
+    END IF;
+    -- No token: what is said here is of whatever attempt the target recorded last, which the
+    -- admin side may never have seen (the run was killed before it booked the part's opening).
+    INSERT INTO admmgt.part_attempts AS a (target_id, scriptid, part, token, state)
+    SELECT t.id, p_scriptid, p_part, '', CASE WHEN p_ran THEN 'ran' ELSE 'failed' END
+      FROM admmgt.targets t WHERE t.dbname = lower(btrim(p_dbname))
+    ON CONFLICT (target_id, scriptid, part) DO UPDATE SET token = '', state = EXCLUDED.state, updated_at = now();
     GET DIAGNOSTICS v_n = ROW_COUNT;
     IF v_n = 0 THEN
-        RAISE EXCEPTION 'admmgt: no started part % of script % is known for %', p_part, p_scriptid, p_dbname
-            USING ERRCODE = 'no_data_found',
-                  HINT = 'SELECT * FROM admmgt.part_attempts lists the parts whose end admmgt did not see.';
+        RAISE EXCEPTION 'admmgt: % is not a target', p_dbname
+            USING ERRCODE = 'no_data_found', HINT = 'SELECT dbname FROM admmgt.targets lists the targets.';
     END IF;
     RAISE NOTICE 'admmgt: part % of script % on % marked as %; the next applyScripts() goes on from there', p_part, p_scriptid, p_dbname,
                  CASE WHEN p_ran THEN 'ran' ELSE 'not run' END;

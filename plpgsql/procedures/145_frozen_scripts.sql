@@ -74,25 +74,31 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: refuse a change to a row of a script the template has applied (its status and a table's lifecycle may change); before that, a change lets go of the script's frozen parts */
 DECLARE
-    v_row jsonb := to_jsonb(coalesce(NEW, OLD));
+    v_rows jsonb[] := '{}';
+    v_row jsonb;
     v_scriptid int;
 BEGIN
     -- status moves with the runs; lifecycle is the retention policy applyLifecycle() follows, not a statement.
     IF TG_OP = 'UPDATE' AND (to_jsonb(NEW) - 'status' - 'lifecycle') = (to_jsonb(OLD) - 'status' - 'lifecycle') THEN
         RETURN NEW;
     END IF;
-    v_scriptid := CASE WHEN TG_TABLE_NAME = 'script_table_partitions'
-                       THEN (SELECT t.scriptid FROM admmgt.script_tables t WHERE t.id = (v_row ->> 'tableid')::bigint)
-                       ELSE (v_row ->> 'scriptid')::int END;
-    IF EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id = v_scriptid AND s.frozen_at IS NOT NULL) THEN
-        IF EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
-                    WHERE v.istemplate AND NOT coalesce(v.deleted, false) AND coalesce(v.scriptversion, 0) >= v_scriptid) THEN
-            RAISE EXCEPTION 'admmgt: script % is applied and frozen: admmgt.% id % cannot be changed', v_scriptid, TG_TABLE_NAME, v_row ->> 'id'
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'Every target runs the script as the template ran it. Write a new script for the change.';
+    -- An UPDATE changes the script the row leaves as well as the one it joins.
+    IF TG_OP <> 'INSERT' THEN v_rows := v_rows || to_jsonb(OLD); END IF;
+    IF TG_OP <> 'DELETE' THEN v_rows := v_rows || to_jsonb(NEW); END IF;
+    FOREACH v_row IN ARRAY v_rows LOOP
+        v_scriptid := CASE WHEN TG_TABLE_NAME = 'script_table_partitions'
+                           THEN (SELECT t.scriptid FROM admmgt.script_tables t WHERE t.id = (v_row ->> 'tableid')::bigint)
+                           ELSE (v_row ->> 'scriptid')::int END;
+        IF EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id = v_scriptid AND s.frozen_at IS NOT NULL) THEN
+            IF EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
+                        WHERE v.istemplate AND NOT coalesce(v.deleted, false) AND coalesce(v.scriptversion, 0) >= v_scriptid) THEN
+                RAISE EXCEPTION 'admmgt: script % is applied and frozen: admmgt.% id % cannot be changed', v_scriptid, TG_TABLE_NAME, v_row ->> 'id'
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'Every target runs the script as the template ran it. Write a new script for the change.';
+            END IF;
+            PERFORM admmgt._unfreeze(v_scriptid);
         END IF;
-        PERFORM admmgt._unfreeze(v_scriptid);
-    END IF;
+    END LOOP;
     RETURN coalesce(NEW, OLD);
 END;
 $$;
