@@ -150,9 +150,9 @@ describe('steps outside a transaction (txmode none)', () => {
       .toEqual([{ stmts: ['CREATE INDEX CONCURRENTLY big_code ON mgttest.big (code)'] }]);
   });
   it('knows the index a CREATE INDEX CONCURRENTLY step builds, as the catalog spells it', async () => {
-    const cases: [string, string[] | null][] = [
-      ['CREATE UNIQUE INDEX CONCURRENTLY Codes_Code ON MgtTest.Codes (code)', ['mgttest', 'codes_code']],
-      ['create index concurrently if not exists "Odd ""Name""" on only mgttest."T" using btree (a)', ['mgttest', 'Odd "Name"']],
+    const cases: [string, { schema: string; name: string } | null][] = [
+      ['CREATE UNIQUE INDEX CONCURRENTLY Codes_Code ON MgtTest.Codes (code)', { schema: 'mgttest', name: 'codes_code' }],
+      ['create index concurrently if not exists "Odd ""Name""" on only mgttest."T" using btree (a)', { schema: 'mgttest', name: 'Odd "Name"' }],
       // No name, or no schema (which would not resolve on a target anyway): not known.
       ['CREATE INDEX CONCURRENTLY ON mgttest.t (a)', null],
       ['CREATE INDEX CONCURRENTLY t_a ON t (a)', null],
