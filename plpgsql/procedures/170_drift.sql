@@ -196,6 +196,26 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._record_template_fingerprint(p_template admmgt.vendor_db_settings)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: for refesh_stored_procedures, which gives the fleet the template's routines without a new version: record the template's fingerprint at its version again, read through dblink; a WARNING instead of an error when it cannot be read */
+DECLARE
+    v_objects jsonb;
+BEGIN
+    SELECT r.s::jsonb INTO v_objects FROM dblink(admmgt._connstr('local', p_template.dbname), admmgt._fingerprint_sql()) AS r(s text);
+    INSERT INTO admmgt.template_fingerprints AS f (version, dbname, objects)
+    VALUES (coalesce(p_template.scriptversion, 0), p_template.dbname, v_objects)
+    ON CONFLICT (version) DO UPDATE SET dbname = EXCLUDED.dbname, objects = EXCLUDED.objects, taken_at = EXCLUDED.taken_at;
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'admmgt: the fingerprint of template % at version % was not recorded: % (SQLSTATE %)',
+                  p_template.dbname, coalesce(p_template.scriptversion, 0), SQLERRM, SQLSTATE
+        USING HINT = 'detectDrift() may report the refreshed routines as different until the template''s fingerprint is taken again.';
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._drift_of(p_template jsonb, p_target jsonb)
 RETURNS TABLE (object text, kind text, detail text)
 LANGUAGE sql IMMUTABLE
