@@ -97,6 +97,7 @@ async function resetFleet(server: pg.Client, admin: pg.Client, n: number): Promi
   await t.end();
   await admin.query(`BEGIN;
     DELETE FROM admmgt.target_results;
+    DELETE FROM admmgt.drift; DELETE FROM admmgt.target_fingerprints; DELETE FROM admmgt.template_fingerprints;
     DELETE FROM admmgt.vendor_db_settings;
     INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status, scriptversion) VALUES ('${TEMPLATE}', true, 2, 0);
     INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT 'bench_t' || lpad(i::text, 5, '0'), 1 FROM generate_series(1, ${n}) i;
