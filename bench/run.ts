@@ -7,7 +7,8 @@
 //   create-loop  plain CREATE DATABASE ... TEMPLATE from Node, p at a time
 //   client-loop  Node opens one connection per tenant and runs the rendered script (Flyway-style)
 //   floor        pre-opened connections, one transaction per tenant, p at a time, no bookkeeping
-//   connect+q    one new connection plus one catalog query per tenant, p at a time
+//   connect+q    one new connection plus one catalog query per tenant, p at a time (the
+//                reference of applyMaintenance, refesh_stored_procedures and detectDrift)
 // and a run with nothing to do on --idle-tenants tenants (connections to tenant databases counted
 // in pg_stat_database.sessions). Prints ms per tenant, medians of --runs, every ratio, and
 // writes bench/results/latest.json. Never part of npm test.
@@ -96,6 +97,7 @@ async function resetFleet(server: pg.Client, admin: pg.Client, n: number): Promi
   await t.end();
   await admin.query(`BEGIN;
     DELETE FROM admmgt.target_results;
+    DELETE FROM admmgt.drift; DELETE FROM admmgt.target_fingerprints; DELETE FROM admmgt.template_fingerprints;
     DELETE FROM admmgt.vendor_db_settings;
     INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status, scriptversion) VALUES ('${TEMPLATE}', true, 2, 0);
     INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT 'bench_t' || lpad(i::text, 5, '0'), 1 FROM generate_series(1, ${n}) i;
@@ -137,6 +139,10 @@ async function cycle(server: pg.Client, admin: pg.Client, p: number): Promise<Sa
   await t.query(testProc1Sql().text);
   await t.end();
   s[`refesh_stored_procedures p${p}`] = (await call(admin, `CALL admmgt.refesh_stored_procedures(p_parallel => ${p})`)) / N;
+  // Drift detection over the whole fleet: one fingerprint query per tenant, compared on the admin side.
+  s[`detectDrift p${p}`] = (await call(admin, `CALL admmgt.detectDrift(p_parallel => ${p})`)) / N;
+  const drifted = await admin.query('SELECT count(*)::int AS n FROM admmgt.drift');
+  if (drifted.rows[0].n) throw new Error(`bench: ${drifted.rows[0].n} drift rows in an untouched fleet; see admmgt.drift`);
 
   // References on fresh databases from the same template state as before the apply.
   await server.query(`DROP DATABASE IF EXISTS bench_reftpl WITH (FORCE)`);
@@ -303,7 +309,7 @@ async function main(): Promise<void> {
     const best = (metric: string) => PARALLEL.reduce((b, p) => (at(metric, p) < at(metric, b) ? p : b), PARALLEL[0] as number);
 
     console.log(`\nms per tenant, median of ${RUNS}:`);
-    const metrics = ['create_database', 'create-loop', 'applyScripts', 'applyScripts cold', 'floor', 'applyMaintenance(30) nothing to create', 'refesh_stored_procedures', 'connect+query'];
+    const metrics = ['create_database', 'create-loop', 'applyScripts', 'applyScripts cold', 'floor', 'applyMaintenance(30) nothing to create', 'refesh_stored_procedures', 'detectDrift', 'connect+query'];
     console.log('  ' + 'metric'.padEnd(42) + PARALLEL.map((p) => `p${p}`.padStart(9)).join(''));
     for (const m of metrics) console.log('  ' + m.padEnd(42) + PARALLEL.map((p) => at(m, p).toFixed(2).padStart(9)).join(''));
     console.log('  ' + 'client-loop (sequential)'.padEnd(42) + (med['client-loop'] ?? NaN).toFixed(2).padStart(9));
@@ -319,6 +325,8 @@ async function main(): Promise<void> {
     ratios[`applyMaintenance p${pm} / connect+query p${pm} (target <= 2)`] = at('applyMaintenance(30) nothing to create', pm) / at('connect+query', pm);
     const pr = best('refesh_stored_procedures');
     ratios[`refesh_stored_procedures p${pr} / connect+query p${pr} (target <= 2)`] = at('refesh_stored_procedures', pr) / at('connect+query', pr);
+    const pd = best('detectDrift');
+    ratios[`detectDrift p${pd} / connect+query p${pd} (target <= 2)`] = at('detectDrift', pd) / at('connect+query', pd);
     console.log('\nratios (same run, same server):');
     for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(64)} ${v.toFixed(2)}`);
 

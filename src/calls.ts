@@ -1,4 +1,4 @@
-// The four CALLs of the control plane, one function each, shared by their CLI commands. The
+// The CALLs of the control plane, one function each, shared by their CLI commands. The
 // procedures decide what happens to tenants; this only builds the CALL and reports the run.
 import type pg from 'pg';
 import type { Argv } from 'yargs';
@@ -111,6 +111,9 @@ export const applyLifecycle = (c: pg.Client, o: CallOptions & Selection & { asOf
   if (o.plan) first.push(sql`p_plan => true`);
   return runCall(c, sql`CALL admmgt.applyLifecycle(${callArgs(o, first)})`);
 };
+
+export const detectDrift = (c: pg.Client, o: CallOptions & Selection = {}) =>
+  runCall(c, sql`CALL admmgt.detectDrift(${callArgs(o, selectionArgs(o))})`);
 
 export const refreshProcedures = (c: pg.Client, o: CallOptions & Selection = {}) =>
   runCall(c, sql`CALL admmgt.refesh_stored_procedures(${callArgs(o, selectionArgs(o))})`);

@@ -28,7 +28,7 @@ interface Migration {
  * old routines. They are named here as well because the first install runs before those routines
  * exist.
  */
-export const OPERATION_LOCKS = { classId: 426601, keys: [1, 2, 3] } as const;
+export const OPERATION_LOCKS = { classId: 426601, keys: [1, 2, 3, 4] } as const;
 
 const HOLD_OPERATIONS = `DO $$ BEGIN PERFORM pg_catalog.pg_advisory_lock(${OPERATION_LOCKS.classId}, k) FROM pg_catalog.unnest(ARRAY[${OPERATION_LOCKS.keys.join(', ')}]) AS k; END $$;`;
 const RELEASE_OPERATIONS = `DO $$ BEGIN PERFORM pg_catalog.pg_advisory_unlock(${OPERATION_LOCKS.classId}, k) FROM pg_catalog.unnest(ARRAY[${OPERATION_LOCKS.keys.join(', ')}]) AS k; END $$;`;

@@ -6,6 +6,7 @@ import { command as check } from './commands/check.js';
 import { command as cluster } from './commands/cluster.js';
 import { command as createDatabases } from './commands/create-databases.js';
 import { command as demo } from './commands/demo.js';
+import { command as drift } from './commands/drift.js';
 import { command as embedded } from './commands/embedded.js';
 import { command as install } from './commands/install.js';
 import { command as lifecycle } from './commands/lifecycle.js';
@@ -53,6 +54,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(cluster)
       .command(check)
       .command(metrics)
+      .command(drift)
       .command(demo)
       .command(embedded)
       .demandCommand(1, 'Name a command; see --help.')

@@ -114,7 +114,7 @@ describe('the booking hooks', () => {
       const text = await readFile(path.join(proceduresDir(), file), 'utf8');
       for (const m of text.matchAll(/admmgt\._item\('([a-z_]+)'/g)) kinds.add(m[1]!);
     }
-    expect([...kinds].sort()).toEqual(['adopt', 'create', 'grant', 'partitions', 'retention', 'retention_report', 'routines', 'script']);
+    expect([...kinds].sort()).toEqual(['adopt', 'create', 'fingerprint', 'grant', 'partitions', 'retention', 'retention_report', 'routines', 'script']);
     const hooks = await env.rows<{ kind: string }>(
       `SELECT substr(p.proname, 7) AS kind FROM pg_proc p
         WHERE p.pronamespace = 'admmgt'::regnamespace AND p.proname LIKE '\\_book\\_%'

@@ -437,6 +437,8 @@ BEGIN
         -- What the template runs now is what every target gets later: freeze it first.
         PERFORM admmgt._freeze_scripts(coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date);
         v_items := admmgt._apply_items(admmgt._template_targets(), coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date);
+        -- The template's fingerprint at each version it reaches, for detectDrift (170_drift.sql).
+        v_items := admmgt._with_fingerprints(v_items);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;

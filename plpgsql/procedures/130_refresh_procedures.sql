@@ -121,6 +121,8 @@ BEGIN
     -- Read the template before taking the lock: an error after it would leave the lock with this session.
     PERFORM admmgt._check_definers(v_template.dbname);
     v_stmts := admmgt._template_routines(v_template.dbname);
+    -- The fleet gets the template's routines as they are now: so does the fingerprint of its version (170_drift.sql).
+    PERFORM admmgt._record_template_fingerprint(v_template);
     CALL admmgt._begin_call('refresh', 'refesh_stored_procedures', p_wait_seconds, v_run);
     IF cardinality(v_stmts) = 0 THEN
         RAISE NOTICE 'admmgt refresh: the template % has no functions or procedures in its app schemas', v_template.dbname;

@@ -44,7 +44,7 @@ export function applyHelpers(getEnv: () => TestEnv, template: string) {
     }
     await env.admin.query(`TRUNCATE admmgt.script_log, admmgt.target_results, admmgt.runs, admmgt.script_table_partitions,
       admmgt.script_table_columns, admmgt.script_table_fkeys, admmgt.script_procs, admmgt.script_tables, admmgt.scripts,
-      admmgt.vendor_db_settings RESTART IDENTITY CASCADE`);
+      admmgt.vendor_db_settings, admmgt.template_fingerprints, admmgt.target_fingerprints, admmgt.drift RESTART IDENTITY CASCADE`);
     await env.makeTemplate(template);
     if (setup) await env.queryIn(template, setup);
     if (tenants.length) await env.makeTenants(tenants);

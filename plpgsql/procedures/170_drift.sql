@@ -1,0 +1,356 @@
+-- CALL admmgt.detectDrift();
+--
+-- Drift: what a target's app schemas hold that the template at the target's version does not, and
+-- the reverse. One query (_fingerprint_sql) lists every object of a database's app schemas with
+-- its definition, as one jsonb value; it runs on each target as a work item of kind 'fingerprint'
+-- (one statement, no transaction), several targets at a time through the executor. The template's
+-- fingerprint at a version is recorded when the template reaches that version (applyScripts runs
+-- one after each script on the template: step 'record') or, when none was recorded, taken live
+-- while the template is at that version. Comparing is done on the admin side (_drift_of), after
+-- the run, and kept in admmgt.drift.
+--
+-- What is compared: schemas (with their grants), tables (partitioning key, row security, grants),
+-- columns (type, collation, NOT NULL, default, identity, generated, column grants), constraints
+-- (not the NOT NULL ones, which the columns say), indexes (not those behind a constraint), the
+-- triggers of tables, views and materialized views (md5 of the definition, grants), functions and
+-- procedures (md5 of pg_get_functiondef, grants), and the partitions whose names are not of the
+-- period form <parent>..._pYYYYMMDD. Not compared: the period partitions maintenance makes (each
+-- target has those of its own windows), anything of a partition (columns, constraints, indexes,
+-- triggers: they are the parent's, cloned), owners (each server's admmgt role owns what it ran),
+-- sequences, types and domains, policies, extension members, and schemas pg_*, information_schema
+-- and admmgt. Grants are compared with the owner written as (owner).
+
+CREATE OR REPLACE FUNCTION admmgt._fingerprint_sql()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the one query a target runs for its fingerprint: one row, one text column, a jsonb object of every object of its app schemas: "kind schema.name" -> {"p": the object it belongs to (NULL for none), "d": its definition} */
+SELECT $q$
+WITH ns AS (
+    SELECT n.oid, n.nspname, n.nspowner, n.nspacl FROM pg_catalog.pg_namespace n
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt') AND n.nspname NOT LIKE 'pg\_%'
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                                                              AND d.objid = n.oid AND d.deptype = 'e')),
+rel AS (
+    SELECT c.oid, c.relname, c.relkind, c.relispartition, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity,
+           n.nspname, pg_catalog.format('%I.%I', n.nspname, c.relname) AS q
+      FROM pg_catalog.pg_class c JOIN ns n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                                              AND d.objid = c.oid AND d.deptype = 'e')),
+tbl AS (
+    SELECT * FROM rel WHERE relkind IN ('r', 'p', 'f') AND NOT relispartition),
+fn AS (
+    SELECT p.oid, p.prokind, p.proowner, p.proacl,
+           pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) AS sig
+      FROM pg_catalog.pg_proc p JOIN ns n ON n.oid = p.pronamespace
+     WHERE p.prokind IN ('f', 'p')
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                                              AND d.objid = p.oid AND d.deptype = 'e')),
+obj (k, p, d) AS (
+    SELECT 'schema ' || pg_catalog.quote_ident(n.nspname), NULL::text,
+           'grants ' || coalesce((SELECT pg_catalog.string_agg(g, ',' ORDER BY g) FROM (
+               SELECT CASE x.grantee WHEN 0 THEN 'PUBLIC' WHEN n.nspowner THEN '(owner)' ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
+                      || ':' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END AS g
+                 FROM pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) x) a), '')
+      FROM ns n
+    UNION ALL
+    SELECT CASE t.relkind WHEN 'f' THEN 'foreign table ' ELSE 'table ' END || t.q, NULL,
+           pg_catalog.concat_ws('; ',
+               CASE WHEN t.relkind = 'p' THEN 'partitioned by ' || pg_catalog.pg_get_partkeydef(t.oid) END,
+               CASE WHEN t.relrowsecurity THEN 'row security' || CASE WHEN t.relforcerowsecurity THEN ' forced' ELSE '' END END,
+               'grants ' || coalesce((SELECT pg_catalog.string_agg(g, ',' ORDER BY g) FROM (
+                   SELECT CASE x.grantee WHEN 0 THEN 'PUBLIC' WHEN t.relowner THEN '(owner)' ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
+                          || ':' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END AS g
+                     FROM pg_catalog.aclexplode(coalesce(t.relacl, pg_catalog.acldefault('r', t.relowner))) x) a), ''))
+      FROM tbl t
+    UNION ALL
+    -- Partitions that every target must have (LIST values, DEFAULT): not the period partitions of maintenance.
+    SELECT 'partition ' || r.q, CASE WHEN pr.relispartition THEN 'partition ' ELSE 'table ' END || pr.q,
+           pg_catalog.pg_get_expr(c.relpartbound, c.oid)
+           || CASE WHEN r.relkind = 'p' THEN '; partitioned by ' || pg_catalog.pg_get_partkeydef(r.oid) ELSE '' END
+      FROM rel r JOIN pg_catalog.pg_class c ON c.oid = r.oid
+      JOIN pg_catalog.pg_inherits i ON i.inhrelid = r.oid JOIN rel pr ON pr.oid = i.inhparent
+     WHERE r.relispartition AND r.relname !~ '_p[0-9]{8}$'
+    UNION ALL
+    SELECT 'column ' || t.q || '.' || pg_catalog.quote_ident(a.attname), 'table ' || t.q,
+           pg_catalog.concat_ws(' ', pg_catalog.format_type(a.atttypid, a.atttypmod),
+               CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
+                    THEN 'COLLATE ' || (SELECT pg_catalog.quote_ident(co.collname) FROM pg_catalog.pg_collation co WHERE co.oid = a.attcollation) END,
+               CASE WHEN a.attnotnull THEN 'NOT NULL' END,
+               CASE a.attidentity WHEN 'a' THEN 'GENERATED ALWAYS AS IDENTITY' WHEN 'd' THEN 'GENERATED BY DEFAULT AS IDENTITY' END,
+               CASE WHEN a.attgenerated <> '' THEN 'GENERATED ALWAYS AS (' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) || ')'
+                    WHEN ad.adbin IS NOT NULL THEN 'DEFAULT ' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) END,
+               CASE WHEN a.attacl IS NOT NULL THEN 'grants ' || a.attacl::text END)
+      FROM tbl t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid
+      JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+      LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+     WHERE a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT 'constraint ' || t.q || '.' || pg_catalog.quote_ident(k.conname), 'table ' || t.q, pg_catalog.pg_get_constraintdef(k.oid)
+      FROM tbl t JOIN pg_catalog.pg_constraint k ON k.conrelid = t.oid
+     WHERE k.contype <> 'n'
+    UNION ALL
+    SELECT 'index ' || pg_catalog.format('%I.%I', t.nspname, ic.relname),
+           CASE WHEN t.relkind = 'm' THEN 'materialized view ' ELSE 'table ' END || t.q,
+           pg_catalog.pg_get_indexdef(x.indexrelid) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END
+      FROM rel t JOIN pg_catalog.pg_index x ON x.indrelid = t.oid JOIN pg_catalog.pg_class ic ON ic.oid = x.indexrelid
+     WHERE t.relkind IN ('r', 'p', 'm') AND NOT t.relispartition
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = x.indexrelid AND k.conrelid = t.oid AND k.contype IN ('p', 'u', 'x'))
+    UNION ALL
+    SELECT 'trigger ' || t.q || '.' || pg_catalog.quote_ident(g.tgname), 'table ' || t.q,
+           pg_catalog.pg_get_triggerdef(g.oid) || CASE g.tgenabled WHEN 'O' THEN '' WHEN 'D' THEN ' (DISABLED)' ELSE ' (ENABLED ' || g.tgenabled::text || ')' END
+      FROM tbl t JOIN pg_catalog.pg_trigger g ON g.tgrelid = t.oid
+     WHERE NOT g.tgisinternal
+    UNION ALL
+    SELECT CASE v.relkind WHEN 'm' THEN 'materialized view ' ELSE 'view ' END || v.q, NULL,
+           pg_catalog.concat_ws('; ', 'md5 ' || pg_catalog.md5(pg_catalog.pg_get_viewdef(v.oid)),
+               'grants ' || coalesce((SELECT pg_catalog.string_agg(g, ',' ORDER BY g) FROM (
+                   SELECT CASE x.grantee WHEN 0 THEN 'PUBLIC' WHEN v.relowner THEN '(owner)' ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
+                          || ':' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END AS g
+                     FROM pg_catalog.aclexplode(coalesce(v.relacl, pg_catalog.acldefault('r', v.relowner))) x) a), ''))
+      FROM rel v WHERE v.relkind IN ('v', 'm')
+    UNION ALL
+    SELECT CASE f.prokind WHEN 'p' THEN 'procedure ' ELSE 'function ' END || f.sig, NULL,
+           pg_catalog.concat_ws('; ', 'md5 ' || pg_catalog.md5(pg_catalog.pg_get_functiondef(f.oid)),
+               'grants ' || coalesce((SELECT pg_catalog.string_agg(g, ',' ORDER BY g) FROM (
+                   SELECT CASE x.grantee WHEN 0 THEN 'PUBLIC' WHEN f.proowner THEN '(owner)' ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
+                          || ':' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END AS g
+                     FROM pg_catalog.aclexplode(coalesce(f.proacl, pg_catalog.acldefault('f', f.proowner))) x) a), ''))
+      FROM fn f)
+SELECT coalesce(pg_catalog.jsonb_object_agg(k, pg_catalog.jsonb_build_object('p', p, 'd', d)), '{}')::text FROM obj
+$q$;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._fingerprint_items(p_targets admmgt.targets[], p_step text DEFAULT NULL)
+RETURNS admmgt.work_item[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: one fingerprint item per target, in the list's order; scriptid carries the version the registry gives the target now, which its fingerprint is kept with */
+SELECT coalesce(array_agg(admmgt._item('fingerprint', t.id, t.dbname, t.server, t.dbname, t.version,
+                                       ARRAY[admmgt._fingerprint_sql()], false, NULL, p_step) ORDER BY t.ordinality), '{}')
+  FROM unnest(p_targets) WITH ORDINALITY AS t;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._with_fingerprints(p_items admmgt.work_item[])
+RETURNS admmgt.work_item[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: for applyScripts on the template: a fingerprint item (step 'record') after the last item of each script, so that the template's fingerprint is recorded at every version it reaches */
+SELECT coalesce(array_agg(s.x ORDER BY s.k, s.o), '{}')
+  FROM (SELECT k, 0 AS o, p_items[k] AS x FROM generate_subscripts(p_items, 1) AS k
+        UNION ALL
+        SELECT k, 1, admmgt._item('fingerprint', (p_items[k]).target_id, (p_items[k]).dbname, (p_items[k]).server,
+                                  (p_items[k]).conn_db, (p_items[k]).scriptid, ARRAY[admmgt._fingerprint_sql()], false, NULL, 'record')
+          FROM generate_subscripts(p_items, 1) AS k
+         WHERE k = cardinality(p_items) OR (p_items[k + 1]).scriptid IS DISTINCT FROM (p_items[k]).scriptid
+            OR (p_items[k + 1]).target_id <> (p_items[k]).target_id) s;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._book_fingerprint(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
+RETURNS admmgt.booking
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: booking hook of a fingerprint item: keep the target's fingerprint (its one query's row, after the executor's prefix) with the version it was taken at, and the template's as the fingerprint of that version; log one line. A fingerprint the template fails to give in applyScripts (step 'record') does not hold its scripts back: a WARNING, and the item counts as done */
+DECLARE
+    b admmgt.booking := p_booking;
+    v_objects jsonb;
+BEGIN
+    IF b.ok THEN
+        BEGIN
+            v_objects := p_state.outputs[cardinality(admmgt._batch_prefix(p_item.atomic)) + 1]::jsonb;
+            INSERT INTO admmgt.target_fingerprints AS f (target_id, dbname, server, version, objects, taken_at)
+            VALUES (p_item.target_id, p_item.dbname, coalesce(p_item.server, 'local'), p_item.scriptid, v_objects, p_state.finished_at)
+            ON CONFLICT (target_id) DO UPDATE
+               SET dbname = EXCLUDED.dbname, server = EXCLUDED.server, version = EXCLUDED.version,
+                   objects = EXCLUDED.objects, taken_at = EXCLUDED.taken_at;
+            -- The template's fingerprint is that of its version, while the registry still says it is at that version.
+            IF EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
+                        WHERE v.id = p_item.target_id AND v.istemplate AND coalesce(v.scriptversion, 0) = p_item.scriptid) THEN
+                INSERT INTO admmgt.template_fingerprints AS f (version, dbname, objects, taken_at)
+                VALUES (p_item.scriptid, p_item.dbname, v_objects, p_state.finished_at)
+                ON CONFLICT (version) DO UPDATE SET dbname = EXCLUDED.dbname, objects = EXCLUDED.objects, taken_at = EXCLUDED.taken_at;
+            END IF;
+            b := admmgt._success_lines(b, ARRAY[format('fingerprint at version %s: %s objects', p_item.scriptid,
+                                                       (SELECT count(*) FROM jsonb_object_keys(v_objects)))]);
+        EXCEPTION WHEN OTHERS THEN
+            b := admmgt._refused(b, SQLSTATE, 'admmgt: could not keep the fingerprint: ' || SQLERRM, NULL, 'fingerprint');
+        END;
+    END IF;
+    IF NOT b.ok THEN
+        b.lines := ARRAY['fingerprint'];
+        IF p_item.step = 'record' THEN
+            RAISE WARNING 'admmgt: the fingerprint of template % at version % was not recorded: % (SQLSTATE %)',
+                          p_item.dbname, p_item.scriptid, b.message, b.sqlstate
+                USING HINT = 'detectDrift() takes it while the template is at that version; tenants left at it cannot be compared after that.';
+            b.ok := true;
+            b.outcome := 'ok';
+            b.lines := ARRAY[format('fingerprint at version %s not recorded: %s', p_item.scriptid, b.message)];
+        END IF;
+    END IF;
+    RETURN b;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._record_template_fingerprint(p_template admmgt.vendor_db_settings)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: for refesh_stored_procedures, which gives the fleet the template's routines without a new version: record the template's fingerprint at its version again, read through dblink; a WARNING instead of an error when it cannot be read */
+DECLARE
+    v_objects jsonb;
+BEGIN
+    SELECT r.s::jsonb INTO v_objects FROM dblink(admmgt._connstr('local', p_template.dbname), admmgt._fingerprint_sql()) AS r(s text);
+    INSERT INTO admmgt.template_fingerprints AS f (version, dbname, objects)
+    VALUES (coalesce(p_template.scriptversion, 0), p_template.dbname, v_objects)
+    ON CONFLICT (version) DO UPDATE SET dbname = EXCLUDED.dbname, objects = EXCLUDED.objects, taken_at = EXCLUDED.taken_at;
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'admmgt: the fingerprint of template % at version % was not recorded: % (SQLSTATE %)',
+                  p_template.dbname, coalesce(p_template.scriptversion, 0), SQLERRM, SQLSTATE
+        USING HINT = 'detectDrift() may report the refreshed routines as different until the template''s fingerprint is taken again.';
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._drift_of(p_template jsonb, p_target jsonb)
+RETURNS TABLE (object text, kind text, detail text)
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: compare two fingerprints: each object missing from the target, extra in it, or with another definition; an object whose parent (its table) is missing or extra too is not listed, its parent is */
+WITH d AS (
+    SELECT coalesce(r.key, f.key) AS object,
+           CASE WHEN f.key IS NULL THEN 'missing' WHEN r.key IS NULL THEN 'extra' ELSE 'different' END AS kind,
+           coalesce(r.value ->> 'p', f.value ->> 'p') AS parent,
+           CASE WHEN f.key IS NULL THEN 'template: ' || (r.value ->> 'd')
+                WHEN r.key IS NULL THEN 'target: ' || (f.value ->> 'd')
+                ELSE format('template: %s | target: %s', r.value ->> 'd', f.value ->> 'd') END AS detail
+      FROM jsonb_each(p_template) r
+      FULL JOIN jsonb_each(p_target) f ON f.key = r.key
+     WHERE (r.value ->> 'd') IS DISTINCT FROM (f.value ->> 'd') OR r.key IS NULL OR f.key IS NULL
+)
+SELECT d.object, d.kind, d.detail FROM d
+ WHERE d.kind = 'different' OR NOT EXISTS (SELECT 1 FROM d x WHERE x.object = d.parent AND x.kind = d.kind)
+ ORDER BY d.object;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._drift_targets(p_tenants text[], p_server text, p_tag text)
+RETURNS admmgt.targets[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the chosen targets that are compared: every created one but the template (its copies on other servers included) */
+SELECT admmgt._select(coalesce(array_agg(t ORDER BY t.servertemplate DESC, t.server, t.id), '{}'), p_tenants, p_server, p_tag)
+  FROM admmgt.targets t WHERE NOT t.istemplate;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._drift_references(p_chosen admmgt.targets[])
+RETURNS admmgt.targets[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: what must be fingerprinted live as well: for each version of a chosen target that has no recorded template fingerprint, the template when it is at that version, and the copies of the template at that version on the servers of those targets */
+WITH need AS (
+    SELECT DISTINCT c.server, c.version FROM unnest(p_chosen) c
+     WHERE NOT EXISTS (SELECT 1 FROM admmgt.template_fingerprints f WHERE f.version = c.version)
+)
+SELECT coalesce(array_agg(t ORDER BY t.istemplate DESC, t.id), '{}')
+  FROM admmgt.targets t
+ WHERE (t.istemplate AND t.version IN (SELECT n.version FROM need n))
+    OR (t.servertemplate AND (t.server, t.version) IN (SELECT n.server, n.version FROM need n));
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._distinct_targets(p_targets admmgt.targets[])
+RETURNS admmgt.targets[]
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a target list without repeats, each target where it first appears */
+SELECT coalesce(array_agg(p_targets[s.k] ORDER BY s.k), '{}')
+  FROM (SELECT DISTINCT ON ((p_targets[k]).id) k FROM generate_subscripts(p_targets, 1) AS k ORDER BY (p_targets[k]).id, k) s;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._keep_drift(p_chosen admmgt.targets[], p_run bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: after the fingerprint run: replace the drift rows of every chosen target with what its fingerprint of this run differs in from the template's at its version (recorded, or the live one of the template's copy on its server); cannot compare when it has no fingerprint of this run, its version moved meanwhile, or there is nothing to compare it with */
+DECLARE
+    v_since timestamptz := (SELECT r.started_at FROM admmgt.runs r WHERE r.run_id = p_run);
+    t admmgt.targets;
+    f admmgt.target_fingerprints;
+    v_ref jsonb;
+    v_why text;
+BEGIN
+    DELETE FROM admmgt.drift d WHERE d.target_id IN (SELECT c.id FROM unnest(p_chosen) c);
+    FOREACH t IN ARRAY p_chosen LOOP
+        v_why := NULL;
+        v_ref := NULL;
+        SELECT * INTO f FROM admmgt.target_fingerprints x WHERE x.target_id = t.id AND x.taken_at >= v_since;
+        IF NOT FOUND THEN
+            v_why := 'no fingerprint was taken: ' || coalesce((SELECT r.message FROM admmgt.target_results r
+                                                               WHERE r.operation = 'drift' AND r.target_id = t.id AND r.run_id = p_run AND NOT r.ok),
+                                                              'the target was not reached');
+        ELSIF f.version <> (SELECT x.version FROM admmgt.targets x WHERE x.id = t.id) THEN
+            v_why := format('its version moved from %s during the check (applyScripts ran meanwhile): check again', f.version);
+        ELSE
+            v_ref := (SELECT x.objects FROM admmgt.template_fingerprints x WHERE x.version = f.version);
+            IF v_ref IS NULL THEN
+                v_ref := (SELECT x.objects FROM admmgt.target_fingerprints x JOIN admmgt.targets c ON c.id = x.target_id
+                           WHERE c.servertemplate AND c.server = t.server AND c.id <> t.id
+                             AND x.version = f.version AND x.taken_at >= v_since);
+            END IF;
+            IF v_ref IS NULL THEN
+                v_why := format('no fingerprint of the template at version %s is recorded, and neither the template nor its copy on server %s is at that version now',
+                                f.version, t.server);
+            END IF;
+        END IF;
+        IF v_why IS NOT NULL THEN
+            INSERT INTO admmgt.drift (target_id, dbname, server, version, object, kind, detail, run_id)
+            VALUES (t.id, t.dbname, t.server, t.version, '', 'cannot compare', v_why, p_run);
+        ELSE
+            INSERT INTO admmgt.drift (target_id, dbname, server, version, object, kind, detail, run_id)
+            SELECT t.id, t.dbname, t.server, f.version, d.object, d.kind, d.detail, p_run FROM admmgt._drift_of(v_ref, f.objects) d;
+        END IF;
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt.detectdrift(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
+                                               p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+/* purpose: fingerprint the app schemas of every chosen created target (not the template; its copies included), several at a time, compare each with the template at the target's version and keep what differs in admmgt.drift, replacing each checked target's rows */
+DECLARE
+    v_chosen admmgt.targets[];
+    v_items admmgt.work_item[];
+    v_run bigint;
+    v_error admmgt.error_state;
+BEGIN
+    PERFORM admmgt._check_call('detectDrift', p_parallel);
+    PERFORM admmgt._check_selection('detectDrift', p_tenants, p_server, p_tag);
+    PERFORM admmgt._template();
+    CALL admmgt._begin_call('drift', 'detectDrift', p_wait_seconds, v_run);
+    BEGIN
+        v_chosen := admmgt._drift_targets(p_tenants, p_server, p_tag);
+        -- The live references first; a target that is both is fingerprinted once.
+        v_items := admmgt._fingerprint_items(admmgt._distinct_targets(admmgt._drift_references(v_chosen) || v_chosen));
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+    END;
+    CALL admmgt._end_call_if_failed('drift', v_run, v_error);
+    CALL admmgt._run('drift', v_items, p_parallel, v_run);
+    BEGIN
+        PERFORM admmgt._keep_drift(v_chosen, v_run);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+    END;
+    CALL admmgt._end_call_if_failed('drift', v_run, v_error);
+    CALL admmgt._end_call('drift', v_run);
+END;
+$$;
