@@ -74,7 +74,7 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: refuse a change to a row of a script the template has applied (its status and a table's lifecycle may change); before that, a change lets go of the script's frozen parts */
 DECLARE
-    v_rows jsonb[] := '{}';
+    v_rows jsonb[] := '{}'::jsonb[];
     v_row jsonb;
     v_scriptid int;
 BEGIN
