@@ -494,3 +494,31 @@ describe('frozen scripts', () => {
     expect(await tables('sqlparts_f3')).toEqual(['frozen:r', 'steps:r']);
   });
 });
+
+describe('a script that fails on the template after a committed part', () => {
+  beforeAll(async () => {
+    await fresh(['sqlparts_h1'], SETUP);
+  });
+
+  it('stays frozen: its rows are refused, and once the cause is fixed on the template a retry goes on without repeating a part', async () => {
+    const ids = await sqlScript({ id: 1, description: 'two parts, the second fails on the template' }, [
+      `CALL mgttest.log_step('p1')`,
+      none('CREATE INDEX CONCURRENTLY later_a ON mgttest.later (a)'),
+    ]);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await scriptStatus()).toEqual({ 1: 3 });
+    expect(await steps(TPL)).toEqual(['p1']);
+    const e = await adminError(`UPDATE admmgt.script_sql SET body = 'SELECT 1' WHERE id = ${ids[1]}`);
+    expect([e.code, e.message]).toEqual(['55000',
+      `admmgt: script 1 is frozen: the template committed a part of it before it failed: admmgt.script_sql id ${ids[1]} cannot be changed`]);
+    expect(await admin('SELECT count(*)::int AS n FROM admmgt.script_parts WHERE scriptid = 1')).toEqual([{ n: 2 }]);
+    // The cause was the template's (a table it should have had): fixed there, then retried.
+    await env.queryIn(TPL, 'CREATE TABLE mgttest.later (a int)');
+    await env.queryIn('sqlparts_h1', 'CREATE TABLE mgttest.later (a int)');
+    await admin('CALL admmgt.retry_script(1)');
+    await admin('CALL admmgt.applyScripts()');
+    expect(await scriptStatus()).toEqual({ 1: 2 });
+    expect(await steps(TPL)).toEqual(['p1']);
+    expect(await steps('sqlparts_h1')).toEqual(['p1']);
+  });
+});

@@ -152,7 +152,11 @@ BEGIN
           AND EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v WHERE v.id = p_item.target_id AND v.istemplate) THEN
         UPDATE admmgt.scripts SET status = 3, last_error = format('%s (SQLSTATE %s) at: %s', b.message, b.sqlstate, b.statement)
          WHERE id = p_item.scriptid;
-        PERFORM admmgt._unfreeze(p_item.scriptid);
+        -- Its rows may be fixed now, unless the template committed a part of it already: changed
+        -- parts would make a rerun there repeat or skip some.
+        IF NOT admmgt._template_started(p_item.scriptid) THEN
+            PERFORM admmgt._unfreeze(p_item.scriptid);
+        END IF;
     END IF;
     RETURN b;
 END;

@@ -67,12 +67,27 @@ DELETE FROM admmgt.script_parts WHERE scriptid = p_scriptid;
 UPDATE admmgt.scripts SET frozen_at = NULL, rows_checksum = NULL WHERE id = p_scriptid AND frozen_at IS NOT NULL;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._template_started(p_scriptid int)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: whether the template has committed any of a script (the whole of it, or a first part of a script in parts): its parts may then not change, or a rerun would repeat or skip some */
+SELECT EXISTS (
+    SELECT 1 FROM admmgt.vendor_db_settings v
+      JOIN admmgt.script_log l ON l.scriptid = p_scriptid AND l.operation = 'apply' AND l.outcome IN ('ok', 'already applied')
+                              AND lower(l.dbname) = lower(btrim(v.dbname)) AND l.server = coalesce(v.server, 'local')
+     WHERE v.istemplate AND NOT coalesce(v.deleted, false))
+OR EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
+            WHERE v.istemplate AND NOT coalesce(v.deleted, false) AND coalesce(v.scriptversion, 0) >= p_scriptid);
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._guard_frozen_rows()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: refuse a change to a row of a script the template has applied (its status and a table's lifecycle may change); before that, a change lets go of the script's frozen parts */
+/* purpose: refuse a change to a row of a script the template has applied or begun (its status and a table's lifecycle may change); before that, a change lets go of the script's frozen parts */
 DECLARE
     v_rows jsonb[] := '{}'::jsonb[];
     v_row jsonb;
@@ -90,11 +105,15 @@ BEGIN
                            THEN (SELECT t.scriptid FROM admmgt.script_tables t WHERE t.id = (v_row ->> 'tableid')::bigint)
                            ELSE (v_row ->> 'scriptid')::int END;
         IF EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id = v_scriptid AND s.frozen_at IS NOT NULL) THEN
-            IF EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
-                        WHERE v.istemplate AND NOT coalesce(v.deleted, false) AND coalesce(v.scriptversion, 0) >= v_scriptid) THEN
-                RAISE EXCEPTION 'admmgt: script % is applied and frozen: admmgt.% id % cannot be changed', v_scriptid, TG_TABLE_NAME, v_row ->> 'id'
+            IF admmgt._template_started(v_scriptid) THEN
+                RAISE EXCEPTION 'admmgt: script % is %: admmgt.% id % cannot be changed', v_scriptid,
+                                CASE WHEN EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id = v_scriptid AND s.status = 3)
+                                     THEN 'frozen: the template committed a part of it before it failed' ELSE 'applied and frozen' END,
+                                TG_TABLE_NAME, v_row ->> 'id'
                     USING ERRCODE = 'object_not_in_prerequisite_state',
-                          HINT = 'Every target runs the script as the template ran it. Write a new script for the change.';
+                          HINT = CASE WHEN EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id = v_scriptid AND s.status = 3)
+                                      THEN 'Changed parts would make a rerun on the template repeat or skip some. Fix the cause on the template, then retry_script(); or resolve_part() the failed part and put what is left in a new script.'
+                                      ELSE 'Every target runs the script as the template ran it. Write a new script for the change.' END;
             END IF;
             PERFORM admmgt._unfreeze(v_scriptid);
         END IF;
