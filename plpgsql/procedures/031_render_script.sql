@@ -1,4 +1,4 @@
--- Render layer, part 2: a whole script, and the ledger statements that make it exactly-once.
+-- Render layer, part 2: a whole script, in the order a target runs it (its parts and ledger: 038).
 
 CREATE OR REPLACE FUNCTION admmgt.render_add_columns(p_scriptid int)
 RETURNS SETOF text
@@ -187,26 +187,4 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: every statement of one script, in the order a target runs them (render_steps without the modes) */
 SELECT s.seq, s.stmt FROM admmgt.render_steps(p_scriptid, p_asof) s ORDER BY s.seq;
-$$;
-
-CREATE OR REPLACE FUNCTION admmgt._ledger_insert(p_scriptid int)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-/* purpose: the tenant-side ledger row of a script; its primary key refuses a second apply */
-SELECT format('INSERT INTO admmgt.applied_scripts (scriptid) VALUES (%s)', p_scriptid);
-$$;
-
-CREATE OR REPLACE FUNCTION admmgt.script_batch(p_scriptid int, p_asof date DEFAULT current_date)
-RETURNS text[]
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
-AS $$
-/* purpose: what one target runs for one script, in one transaction: the ledger first, then the script */
-SELECT ARRAY[
-    'CREATE SCHEMA IF NOT EXISTS admmgt',
-    'CREATE TABLE IF NOT EXISTS admmgt.applied_scripts (scriptid integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-    admmgt._ledger_insert(p_scriptid)]
-    || coalesce((SELECT array_agg(r.stmt ORDER BY r.seq) FROM admmgt.render_script(p_scriptid, p_asof) r), '{}');
 $$;
