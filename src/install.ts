@@ -192,6 +192,8 @@ interface Rights {
   operator_role: boolean;
   createrole: boolean;
   fdw_usage: boolean;
+  /** dblink's functions this role may not grant (another role owns them) whose EXECUTE is still PUBLIC's or not yet admmgt_operator's. */
+  dblink_grants_left: number;
 }
 
 /**
@@ -210,7 +212,15 @@ export async function missingInstallRights(client: pg.Client, storesConnection: 
            EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'admmgt_operator') AS operator_role,
            r.rolcreaterole AS createrole,
            coalesce((SELECT has_foreign_data_wrapper_privilege(w.oid, 'USAGE') FROM pg_foreign_data_wrapper w
-                      WHERE w.fdwname = 'dblink_fdw'), false) AS fdw_usage
+                      WHERE w.fdwname = 'dblink_fdw'), false) AS fdw_usage,
+           (SELECT count(*)::int FROM pg_proc p
+              JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+              JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'dblink'
+             WHERE NOT pg_has_role(p.proowner, 'USAGE')
+               AND (EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                             WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
+                    OR NOT EXISTS (SELECT 1 FROM pg_roles o JOIN aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a ON a.grantee = o.oid
+                                    WHERE o.rolname = 'admmgt_operator' AND a.privilege_type = 'EXECUTE'))) AS dblink_grants_left
       FROM pg_roles r LEFT JOIN pg_namespace n ON n.nspname = 'admmgt'
      WHERE r.rolname = current_user`);
   const r = rows[0];
@@ -220,9 +230,18 @@ export async function missingInstallRights(client: pg.Client, storesConnection: 
   if (!r.schema_exists && !r.can_create) missing.push(`CREATE on database ${r.db}, for schema admmgt: GRANT CREATE ON DATABASE ${r.db} TO ${r.role};`);
   if (r.schema_exists && !r.owns_schema) missing.push(`ownership of schema admmgt, whose routines an upgrade replaces: install as its owner, or GRANT <its owner> TO ${r.role};`);
   if (!r.operator_role && !r.createrole) missing.push(`the role admmgt_operator, which ${r.role} may not create: CREATE ROLE admmgt_operator NOLOGIN; or ALTER ROLE ${r.role} CREATEROLE;`);
+  if (r.dblink_grants_left > 0) {
+    missing.push(`EXECUTE on dblink's functions taken from PUBLIC and given to admmgt_operator, which only their owner can do (${r.dblink_grants_left} function(s) left): ${DBLINK_GRANTS}`);
+  }
   if (storesConnection && !r.fdw_usage) missing.push(`USAGE on the foreign-data wrapper dblink_fdw, to store the connection: GRANT USAGE ON FOREIGN DATA WRAPPER dblink_fdw TO ${r.role};`);
   return missing;
 }
+
+/** What a superuser runs so that only admmgt_operator may execute dblink's functions (900_grants.sql does the same when it may). */
+const DBLINK_GRANTS = `DO $$ BEGIN CREATE ROLE admmgt_operator NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$; ` +
+  `DO $$ DECLARE f regprocedure; BEGIN FOR f IN SELECT p.oid FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e' ` +
+  `JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'dblink' LOOP EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f); ` +
+  `EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO admmgt_operator', f); END LOOP; END $$;`;
 
 /** Refuse an install the connected role cannot finish, listing every right it lacks. */
 export async function checkInstallRights(client: pg.Client, storesConnection: boolean): Promise<void> {

@@ -247,6 +247,37 @@ describe('install by a role that is not a superuser', () => {
   });
 });
 
+describe('install by a role that is not a superuser, all the way', () => {
+  it('is refused until dblink\'s owner gave its grants, naming what to run; then installs and leaves dblink to the operator only', async () => {
+    await env.admin.query('CREATE DATABASE cliproc_own');
+    await env.queryIn('cliproc_own', 'CREATE EXTENSION dblink');
+    await env.admin.query('CREATE ROLE cliproc_owner LOGIN CREATEROLE');
+    try {
+      await env.admin.query('GRANT CREATE, CONNECT ON DATABASE cliproc_own TO cliproc_owner');
+      const u = new URL(env.urlFor('cliproc_own'));
+      u.username = 'cliproc_owner';
+      let r = await run(['install', '--url', u.toString()]);
+      expect(r.code).toBe(1);
+      const line = r.stderr.split('\n').find((l) => l.includes("EXECUTE on dblink's functions"));
+      expect(line).toMatch(/^ {2}- EXECUTE on dblink's functions taken from PUBLIC and given to admmgt_operator, which only their owner can do \(\d+ function\(s\) left\): DO /);
+      expect(await env.queryIn('cliproc_own', `SELECT to_regnamespace('admmgt') AS s`)).toEqual([{ s: null }]);
+      // The superuser runs what the message says, then the role installs.
+      await env.queryIn('cliproc_own', line!.slice(line!.indexOf('): ') + 3));
+      r = await run(['install', '--url', u.toString()]);
+      expect(r.stderr).not.toContain('ERROR');
+      expect(r.code).toBe(0);
+      expect(await env.queryIn('cliproc_own', `SELECT has_function_privilege('public', 'dblink_connect_u(text)', 'EXECUTE') AS public_may,
+          has_function_privilege('admmgt_operator', 'dblink_connect_u(text)', 'EXECUTE') AS operator_may,
+          (SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'admmgt') AS owner`))
+        .toEqual([{ public_may: false, operator_may: true, owner: 'cliproc_owner' }]);
+    } finally {
+      await env.admin.query('DROP DATABASE cliproc_own WITH (FORCE)');
+      await env.admin.query('DROP OWNED BY cliproc_owner').catch(() => {});
+      await env.admin.query('DROP ROLE cliproc_owner');
+    }
+  });
+});
+
 describe('cluster add keeps the password out of the server log', () => {
   const role = 'cliproc_logged';
   const pw = `Srv-${process.pid}-secret`;

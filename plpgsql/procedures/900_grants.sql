@@ -28,14 +28,17 @@ REVOKE INSERT, UPDATE, DELETE ON admmgt.migrations FROM admmgt_operator;
 -- dblink connects wherever it is told, from the server: with EXECUTE for PUBLIC, any role that can
 -- log in to the admin database (a tenant's login role among them) could probe ports or reach
 -- other databases through it. Only the operator needs it. Other users of dblink in this database
--- need a GRANT of their own after this.
+-- need a GRANT of their own after this. An installer that does not own dblink (a superuser created
+-- it) cannot change its grants: the installer checks first that its owner already did
+-- (missingInstallRights in src/install.ts), so here only the grants it may give are given.
 DO $$
 DECLARE
     v_fn regprocedure;
 BEGIN
     FOR v_fn IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
                   JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
-                  JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'dblink' LOOP
+                  JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'dblink'
+                 WHERE pg_catalog.pg_has_role(p.proowner, 'USAGE') LOOP
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', v_fn);
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO admmgt_operator', v_fn);
     END LOOP;
