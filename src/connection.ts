@@ -123,20 +123,22 @@ export type NoticeHandler = (notice: Notice) => void;
 /**
  * A password from the password file (PGPASSFILE, else ~/.pgpass), asked for only when the server
  * wants one and none was given. node-postgres reads that file itself too, but warns that it will
- * stop; handing it this function is the way it asks for instead.
+ * stop; a function as the client's password is the way it asks for instead.
  */
-function passwordFromFile(config: pg.ClientConfig): pg.ClientConfig['password'] {
-  if (config.password !== undefined || process.env.PGPASSWORD) return config.password;
-  if (config.connectionString && parse(config.connectionString).password) return undefined;
-  const ask = (params: { host?: string; port?: number; database?: string; user?: string }) =>
-    new Promise<string | undefined>((resolve) => pgpass(params, resolve));
-  // node-postgres calls it with its resolved connection parameters and takes undefined as "no
-  // password"; its type declarations know neither.
-  return ask as unknown as () => Promise<string>;
+function passwordFromFile(params: { host?: string; port?: number; database?: string; user?: string }): Promise<string | undefined> {
+  return new Promise<string | undefined>((resolve) => pgpass(params, resolve));
 }
 
 export async function connect(config: pg.ClientConfig, onNotice?: NoticeHandler): Promise<pg.Client> {
-  const client = new pg.Client({ application_name: 'admmgt-cli', ...config, password: passwordFromFile(config) });
+  const client = new pg.Client({ application_name: 'admmgt-cli', ...config });
+  // No password anywhere (config, URL, PGPASSWORD): node-postgres would read the password file
+  // itself and warn. It is set here, after the URL was parsed, since a URL's fields replace the
+  // config's (its missing password as well).
+  if (client.password === null) {
+    // node-postgres calls it with its resolved connection parameters and takes undefined as "no
+    // password"; its type declarations know neither.
+    (client as unknown as { password: unknown }).password = passwordFromFile;
+  }
   if (onNotice) client.on('notice', onNotice);
   // An idle client whose server goes away emits 'error'; the next query reports it.
   client.on('error', () => {});

@@ -2,7 +2,7 @@
 // exit code, and a reader that goes away. Builds dist/ first, so it always tests this tree.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'pg-connection-string';
@@ -158,6 +158,15 @@ describe('passwords from the password file', () => {
     const file = path.join(tmp, 'pgpass');
     await writeFile(file, `127.0.0.1:${port}:*:${role}:${password}\n`, { mode: 0o600 });
     const r = await run(['status', '--json'], { ...libpq, PGPASSFILE: file });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('~/.pgpass gives the password to a --url without one, and node-postgres prints no deprecation warning', async () => {
+    const home = path.join(tmp, 'home');
+    await mkdir(home, { recursive: true });
+    await writeFile(path.join(home, '.pgpass'), `127.0.0.1:${port}:*:${role}:${password}\n`, { mode: 0o600 });
+    const r = await run(['status', '--json', '--url', `postgresql://${role}@127.0.0.1:${port}/${env.adminDb}`], { HOME: home });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   });
