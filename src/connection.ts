@@ -4,7 +4,6 @@
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { parse } from 'pg-connection-string';
 import pgpass from 'pgpass';
 import { startCluster, type Cluster } from './cluster.js';
 import { usageError } from './errors.js';
