@@ -38,6 +38,15 @@ async function sqlScript(spec: ScriptSpec, steps: Step[], ready = true): Promise
 
 const none = (body: string) => ({ body, txmode: 'none' as const });
 
+/** How often the table mgttest.big of a database was vacuumed, waiting up to 10 s for the statistics to say so. */
+async function vacuumCount(db: string): Promise<number> {
+  for (let i = 0; ; i++) {
+    const [row] = await env.queryIn<{ n: number }>(db, `SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE relid = 'mgttest.big'::regclass`);
+    if ((row?.n ?? 0) > 0 || i >= 100) return row?.n ?? 0;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function steps(db: string): Promise<string[]> {
   return (await env.queryIn<{ label: string }>(db, 'SELECT label FROM mgttest.steps ORDER BY id')).map((r) => r.label);
 }
@@ -173,7 +182,8 @@ describe('steps outside a transaction (txmode none)', () => {
         .toEqual([{ r: '{ok,great}', m: ['great'] }]);
       // A copy of the template has no statistics of its own.
       if (db !== 'sqlparts_n3') {
-        expect(await env.queryIn(db, `SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE relid = 'mgttest.big'::regclass`)).toEqual([{ n: 1 }]);
+        // Before PostgreSQL 15 the statistics collector reports a VACUUM a moment later.
+        expect(await vacuumCount(db)).toBe(1);
       }
       expect(await steps(db)).toEqual(['part 1', 'part 4']);
       // A ledger row per part, one for the script, written after the last part.
