@@ -112,9 +112,10 @@ describe('the booking hooks', () => {
     const kinds = new Set<string>();
     for (const file of await readdir(proceduresDir())) {
       const text = await readFile(path.join(proceduresDir(), file), 'utf8');
-      for (const m of text.matchAll(/admmgt\._item\('([a-z_]+)'/g)) kinds.add(m[1]!);
+      for (const m of text.matchAll(/admmgt\._(?:target_)?item\('([a-z_]+)'/g)) kinds.add(m[1]!);
     }
-    expect([...kinds].sort()).toEqual(['adopt', 'create', 'fingerprint', 'grant', 'partitions', 'retention', 'retention_report', 'routines', 'script']);
+    expect([...kinds].sort()).toEqual(['adopt', 'create', 'fingerprint', 'grant', 'ledger', 'partitions', 'retention', 'retention_report',
+                                       'routines', 'schema', 'script']);
     const hooks = await env.rows<{ kind: string }>(
       `SELECT substr(p.proname, 7) AS kind FROM pg_proc p
         WHERE p.pronamespace = 'admmgt'::regnamespace AND p.proname LIKE '\\_book\\_%'

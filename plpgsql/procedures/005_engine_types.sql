@@ -20,7 +20,8 @@ CREATE TYPE admmgt.work_item AS (
     atomic    boolean,
     part      integer,
     step      text,
-    sources   text[]
+    sources   text[],
+    nsp       text     -- a schema target: its schema (dbname names it too; conn_db is the database that holds it)
 );
 
 -- What the executor knows about one sent batch.
@@ -65,11 +66,12 @@ CREATE TYPE admmgt.error_state AS (
 
 CREATE OR REPLACE FUNCTION admmgt._item(p_kind text, p_target_id bigint, p_dbname text, p_server text, p_conn_db text,
                                         p_scriptid int, p_stmts text[], p_atomic boolean,
-                                        p_part int DEFAULT NULL, p_step text DEFAULT NULL, p_sources text[] DEFAULT NULL)
+                                        p_part int DEFAULT NULL, p_step text DEFAULT NULL, p_sources text[] DEFAULT NULL,
+                                        p_nsp text DEFAULT NULL)
 RETURNS admmgt.work_item
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: build a work item by name: the one place that knows the order of its attributes */
-SELECT ROW(p_kind, p_target_id, p_dbname, p_server, p_conn_db, p_scriptid, p_stmts, p_atomic, p_part, p_step, p_sources)::admmgt.work_item;
+SELECT ROW(p_kind, p_target_id, p_dbname, p_server, p_conn_db, p_scriptid, p_stmts, p_atomic, p_part, p_step, p_sources, p_nsp)::admmgt.work_item;
 $$;

@@ -85,12 +85,18 @@ AS $$
 SELECT 'SELECT coalesce(string_agg(part || '' '' || n, '' ''), '''') FROM admmgt_moved';
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt.maintenance_batch(p_version int, p_from date, p_to date)
+CREATE OR REPLACE FUNCTION admmgt.maintenance_batch(p_version int, p_from date, p_to date, p_template text DEFAULT NULL)
 RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one target's maintenance transaction: first a query naming the partitions still missing (the log records them), then the creates, then what moved out of DEFAULT partitions */
+/* purpose: one target's maintenance transaction: first a query naming the partitions still missing (the log records them), then the creates, then what moved out of DEFAULT partitions; with p_template (the schema template), in the form schema targets share, every reference to that schema a marker (029_render_schemas.sql) */
+WITH m AS (
+    SELECT r.seq, r.from_default,
+           CASE WHEN p_template IS NULL THEN r.partition_name ELSE admmgt._schema_marked(r.partition_name, p_template) END AS partition_name,
+           CASE WHEN p_template IS NULL THEN r.stmt ELSE admmgt._schema_marked(r.stmt, p_template) END AS stmt
+      FROM admmgt.render_maintenance(p_version, p_from, p_to) r
+)
 SELECT CASE WHEN count(*) = 0 THEN NULL ELSE
        ARRAY[format('SELECT coalesce(string_agg(n, %L), %L) FROM unnest(%L::text[]) AS n WHERE to_regclass(n) IS NULL',
                     ' ', '', array_agg(m.partition_name ORDER BY m.seq))]
@@ -98,5 +104,5 @@ SELECT CASE WHEN count(*) = 0 THEN NULL ELSE
                THEN ARRAY['CREATE TEMP TABLE IF NOT EXISTS admmgt_moved (part text, n bigint) ON COMMIT DROP'] ELSE '{}'::text[] END
        || array_agg(m.stmt ORDER BY m.seq)
        || CASE WHEN bool_or(m.from_default) THEN ARRAY[admmgt._moves_report_sql()] ELSE '{}'::text[] END END
-  FROM admmgt.render_maintenance(p_version, p_from, p_to) m;
+  FROM m;
 $$;

@@ -53,25 +53,78 @@ SELECT ARRAY[
     ELSE '{}'::text[] END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._ledger_insert(p_scriptid int)
+CREATE OR REPLACE FUNCTION admmgt._schema_ledger_tables()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the tenant-side ledger of the schema targets a database holds, made once per database before any of them (create_schema): one row per schema and script, and per schema, script and part */
+SELECT ARRAY[
+    'CREATE SCHEMA IF NOT EXISTS admmgt',
+    'REVOKE ALL ON SCHEMA admmgt FROM PUBLIC',
+    'CREATE TABLE IF NOT EXISTS admmgt.applied_schema_scripts (schemaname name, scriptid integer, applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (schemaname, scriptid))',
+    'CREATE TABLE IF NOT EXISTS admmgt.applied_schema_parts (schemaname name, scriptid integer, part integer, token text, started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz, PRIMARY KEY (schemaname, scriptid, part))'];
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._ledger_insert(p_scriptid int, p_nsp text DEFAULT NULL)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the tenant-side ledger row of a script; its primary key refuses a second apply */
-SELECT format('INSERT INTO admmgt.applied_scripts (scriptid) VALUES (%s)', p_scriptid);
+/* purpose: the tenant-side ledger row of a script (of a schema target: of its schema); its primary key refuses a second apply */
+SELECT CASE WHEN p_nsp IS NULL THEN format('INSERT INTO admmgt.applied_scripts (scriptid) VALUES (%s)', p_scriptid)
+            ELSE format('INSERT INTO admmgt.applied_schema_scripts (schemaname, scriptid) VALUES (%L, %s)', p_nsp, p_scriptid) END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._ledger_part_insert(p_scriptid int, p_part int)
+CREATE OR REPLACE FUNCTION admmgt._parts_table(p_nsp text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the tenant-side ledger table of parts: a database target's own, or the one of the schemas of its database */
+SELECT CASE WHEN p_nsp IS NULL THEN 'admmgt.applied_parts' ELSE 'admmgt.applied_schema_parts' END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._parts_key(p_scriptid int, p_part int, p_nsp text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the condition that finds one part's ledger row */
+SELECT concat(CASE WHEN p_nsp IS NOT NULL THEN format('schemaname = %L AND ', p_nsp) END,
+              format('scriptid = %s AND part = %s', p_scriptid, p_part));
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._parts_insert(p_scriptid int, p_part int, p_nsp text, p_col text, p_value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the INSERT of one part's ledger row, with one more column (token, or finished_at) given as SQL */
+SELECT format('INSERT INTO %s (%sscriptid, part, %s) VALUES (%s%s, %s, %s)', admmgt._parts_table(p_nsp),
+              CASE WHEN p_nsp IS NOT NULL THEN 'schemaname, ' END, p_col,
+              CASE WHEN p_nsp IS NOT NULL THEN quote_literal(p_nsp) || ', ' END, p_scriptid, p_part, p_value);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._ledger_part_insert(p_scriptid int, p_part int, p_nsp text DEFAULT NULL)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the ledger row of a transactional part, written in the part's own transaction; its primary key refuses a second run */
-SELECT format('INSERT INTO admmgt.applied_parts (scriptid, part, finished_at) VALUES (%s, %s, now())', p_scriptid, p_part);
+SELECT admmgt._parts_insert(p_scriptid, p_part, p_nsp, 'finished_at', 'now()');
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._part_begin_sql(p_part admmgt.script_parts, p_known admmgt.part_attempts)
+CREATE OR REPLACE FUNCTION admmgt._part_finish_sql(p_scriptid int, p_part int, p_nsp text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the statement that marks a part finished in the ledger */
+SELECT format('UPDATE %s SET finished_at = pg_catalog.now() WHERE %s', admmgt._parts_table(p_nsp), admmgt._parts_key(p_scriptid, p_part, p_nsp));
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._part_begin_sql(p_part admmgt.script_parts, p_known admmgt.part_attempts, p_nsp text DEFAULT NULL)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
@@ -86,9 +139,9 @@ DECLARE
     v_known boolean;
     v_new text := pg_catalog.md5(pg_catalog.clock_timestamp()::text || pg_catalog.pg_backend_pid()::text);
 BEGIN
-    SELECT token, started_at, finished_at INTO v_token, v_started, v_finished FROM admmgt.applied_parts WHERE scriptid = %1$s AND part = %2$s;
+    SELECT token, started_at, finished_at INTO v_token, v_started, v_finished FROM %8$s WHERE %9$s;
     IF NOT FOUND THEN
-        INSERT INTO admmgt.applied_parts (scriptid, part, token) VALUES (%1$s, %2$s, v_new);
+        %10$s;
         RETURN;
     END IF;
     IF v_finished IS NOT NULL THEN
@@ -103,7 +156,7 @@ BEGIN
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname = %3$L AND c.relname = %4$L;
         IF v_valid THEN
-            UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
+            UPDATE %8$s SET finished_at = pg_catalog.now() WHERE %9$s;
             RETURN;
         END IF;
         IF v_valid IS NOT NULL THEN
@@ -114,19 +167,21 @@ BEGIN
         -- (resolve_part leaves no token: it speaks of whatever attempt the target recorded).
         v_known := coalesce(v_token = %5$L OR %5$L = '', false);
         IF v_known AND %6$L = 'ran' THEN
-            UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
+            UPDATE %8$s SET finished_at = pg_catalog.now() WHERE %9$s;
             RETURN;
         ELSIF NOT v_known OR %6$L IS DISTINCT FROM 'failed' THEN
             RAISE EXCEPTION 'admmgt: part %2$s of script %1$s was started (at %%) and admmgt cannot tell whether it finished', v_started
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = pg_catalog.format('Check the target, then CALL admmgt.resolve_part(%%L, %1$s, %2$s, true) if it ran or false to run it again.',
-                                               pg_catalog.current_database());
+                                               %11$s);
         END IF;
     END IF;
-    UPDATE admmgt.applied_parts SET token = v_new, started_at = pg_catalog.now() WHERE scriptid = %1$s AND part = %2$s;
+    UPDATE %8$s SET token = v_new, started_at = pg_catalog.now() WHERE %9$s;
 END
 $f$, p_part.scriptid, p_part.part, p_part.index_def ->> 'schema', p_part.index_def ->> 'name', p_known.token, p_known.state,
-     p_part.index_def ? 'tail'), 'admmgt');
+     p_part.index_def ? 'tail', admmgt._parts_table(p_nsp), admmgt._parts_key(p_part.scriptid, p_part.part, p_nsp),
+     admmgt._parts_insert(p_part.scriptid, p_part.part, p_nsp, 'token', 'v_new'),
+     coalesce(quote_literal(p_nsp), 'pg_catalog.current_database()')), 'admmgt');
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._index_suffix(p_def jsonb)
@@ -138,7 +193,7 @@ AS $$
 SELECT '_' || substr(md5(p_def ->> 'name'), 1, 8);
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._index_begin_sql(p_part admmgt.script_parts)
+CREATE OR REPLACE FUNCTION admmgt._index_begin_sql(p_part admmgt.script_parts, p_nsp text DEFAULT NULL)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
@@ -148,7 +203,7 @@ SELECT 'DO ' || admmgt._dollar_quote(format($f$
 DECLARE
     v_table oid := pg_catalog.to_regclass(%1$L);
 BEGIN
-    IF v_table IS NULL OR NOT EXISTS (SELECT 1 FROM admmgt.applied_parts WHERE scriptid = %4$s AND part = %5$s AND finished_at IS NULL)
+    IF v_table IS NULL OR NOT EXISTS (SELECT 1 FROM %4$s WHERE %5$s AND finished_at IS NULL)
        OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = v_table) <> 'p'
        OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhparent = v_table) THEN
         RETURN;
@@ -163,17 +218,17 @@ BEGIN
 END
 $f$, format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'table'), p_part.index_def ->> 'name',
      regexp_replace(admmgt._index_create(p_part.index_def, false, true), '^CREATE (UNIQUE )?INDEX ', 'CREATE \1INDEX IF NOT EXISTS '),
-     p_part.scriptid, p_part.part), 'admmgt');
+     admmgt._parts_table(p_nsp), admmgt._parts_key(p_part.scriptid, p_part.part, p_nsp)), 'admmgt');
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._index_todo_sql(p_part admmgt.script_parts)
+CREATE OR REPLACE FUNCTION admmgt._index_todo_sql(p_part admmgt.script_parts, p_nsp text DEFAULT NULL)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the query that lists, as a text[], the statements a target still has to run one by one for an index part: on a plain table the index; on a partitioned one the index of every partition not attached yet; each CONCURRENTLY, after dropping an INVALID leftover of a failed build */
 SELECT format($f$
-WITH open AS (SELECT 1 FROM admmgt.applied_parts WHERE scriptid = %1$s AND part = %2$s AND finished_at IS NULL),
+WITH open AS (SELECT 1 FROM %1$s WHERE %2$s AND finished_at IS NULL),
 t AS (SELECT c.oid, c.relkind FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(%3$L)),
 root AS (SELECT i.indexrelid AS oid, i.indisvalid FROM pg_catalog.pg_index i WHERE i.indexrelid = pg_catalog.to_regclass(%4$L)),
 todo AS (
@@ -199,13 +254,14 @@ SELECT coalesce(pg_catalog.array_agg(x.stmt ORDER BY x.ord, x.k), '{}')::text
        (s.ord, 2, CASE WHEN s.valid IS NOT TRUE THEN pg_catalog.format('CREATE %7$sINDEX CONCURRENTLY IF NOT EXISTS %%I ON %%I.%%I', s.idx, s.nsp, s.rel) || %8$L END)
   ) AS x(ord, k, stmt)
  WHERE x.stmt IS NOT NULL AND EXISTS (SELECT 1 FROM open)$f$,
-    p_part.scriptid, p_part.part, format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'table'),
+    admmgt._parts_table(p_nsp), admmgt._parts_key(p_part.scriptid, p_part.part, p_nsp),
+    format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'table'),
     format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'name'), p_part.index_def ->> 'name',
     admmgt._index_suffix(p_part.index_def), CASE WHEN (p_part.index_def ->> 'unique')::boolean THEN 'UNIQUE ' ELSE '' END,
     p_part.index_def ->> 'tail');
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._index_finish_sql(p_part admmgt.script_parts)
+CREATE OR REPLACE FUNCTION admmgt._index_finish_sql(p_part admmgt.script_parts, p_nsp text DEFAULT NULL)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
@@ -229,21 +285,21 @@ BEGIN
         RAISE EXCEPTION 'admmgt: index %2$s is not valid after its build' USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Run applyScripts() again: what is missing is built then.';
     END IF;
-    UPDATE admmgt.applied_parts SET finished_at = pg_catalog.now() WHERE scriptid = %4$s AND part = %5$s;
+    %4$s;
 END
 $f$, format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'table'),
      format('%I.%I', p_part.index_def ->> 'schema', p_part.index_def ->> 'name'), admmgt._index_suffix(p_part.index_def),
-     p_part.scriptid, p_part.part), 'admmgt');
+     admmgt._part_finish_sql(p_part.scriptid, p_part.part, p_nsp)), 'admmgt');
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._part_state_sql(p_part admmgt.script_parts)
+CREATE OR REPLACE FUNCTION admmgt._part_state_sql(p_part admmgt.script_parts, p_nsp text DEFAULT NULL)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: what the opening of a part outside a transaction returns: done, or run:<token of this attempt> */
-SELECT format('SELECT CASE WHEN finished_at IS NULL THEN ''run:'' || token ELSE ''done'' END FROM admmgt.applied_parts WHERE scriptid = %s AND part = %s',
-              p_part.scriptid, p_part.part);
+SELECT format('SELECT CASE WHEN finished_at IS NULL THEN ''run:'' || token ELSE ''done'' END FROM %s WHERE %s',
+              admmgt._parts_table(p_nsp), admmgt._parts_key(p_part.scriptid, p_part.part, p_nsp));
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._script_items(p_target admmgt.targets, p_parts admmgt.script_parts[], p_scriptid int)
@@ -251,26 +307,26 @@ RETURNS admmgt.work_item[]
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the work items of one script for one target: one batch for a script of one transactional part; else per part its batch (a part outside a transaction: open, run, finish; an index: open and list what is left to build, which the run loop sends one statement at a time, then attach and finish), then the script's own ledger row */
+/* purpose: the work items of one script for one target: one batch for a script of one transactional part; else per part its batch (a part outside a transaction: open, run, finish; an index: open and list what is left to build, which the run loop sends one statement at a time, then attach and finish), then the script's own ledger row. A schema target's ledger is made with its schema (create_schema), not in each batch */
 DECLARE
     v_items admmgt.work_item[] := '{}'::admmgt.work_item[];
     v_p admmgt.script_parts;
     v_known admmgt.part_attempts;
     v_n int := coalesce(cardinality(p_parts), 0);
+    v_nsp text := p_target.nsp;
     v_ledger text[];
 BEGIN
     IF v_n = 0 OR (v_n = 1 AND p_parts[1].txmode = 'script') THEN
-        v_ledger := admmgt._ledger_tables(false) || admmgt._ledger_insert(p_scriptid);
-        RETURN ARRAY[admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
-                                  v_ledger || coalesce(p_parts[1].stmts, '{}'), true, 1, NULL,
-                                  array_fill(NULL::text, ARRAY[cardinality(v_ledger)]) || coalesce(p_parts[1].sources, '{}'))];
+        v_ledger := CASE WHEN v_nsp IS NULL THEN admmgt._ledger_tables(false) ELSE '{}' END || admmgt._ledger_insert(p_scriptid, v_nsp);
+        RETURN ARRAY[admmgt._target_item('script', p_target, p_scriptid, v_ledger || coalesce(p_parts[1].stmts, '{}'), true, 1, NULL,
+                                         array_fill(NULL::text, ARRAY[cardinality(v_ledger)]) || coalesce(p_parts[1].sources, '{}'))];
     END IF;
-    v_ledger := admmgt._ledger_tables(true);
+    v_ledger := CASE WHEN v_nsp IS NULL THEN admmgt._ledger_tables(true) ELSE '{}' END;
     FOREACH v_p IN ARRAY p_parts LOOP
         IF v_p.txmode = 'script' THEN
-            v_items := v_items || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
-                                               v_ledger || admmgt._ledger_part_insert(p_scriptid, v_p.part) || v_p.stmts, true, v_p.part, 'part',
-                                               array_fill(NULL::text, ARRAY[cardinality(v_ledger) + 1]) || v_p.sources);
+            v_items := v_items || admmgt._target_item('script', p_target, p_scriptid,
+                                                      v_ledger || admmgt._ledger_part_insert(p_scriptid, v_p.part, v_nsp) || v_p.stmts, true, v_p.part, 'part',
+                                                      array_fill(NULL::text, ARRAY[cardinality(v_ledger) + 1]) || v_p.sources);
             CONTINUE;
         END IF;
         SELECT * INTO v_known FROM admmgt.part_attempts a
@@ -278,25 +334,20 @@ BEGIN
         IF v_p.index_def ? 'tail' THEN
             -- What is left to build is read on the target: its partitions are its own.
             v_items := v_items
-                || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
-                                v_ledger || admmgt._part_begin_sql(v_p, v_known) || admmgt._index_begin_sql(v_p)
-                                || admmgt._part_state_sql(v_p) || admmgt._index_todo_sql(v_p), true, v_p.part, 'build',
-                                array_fill(NULL::text, ARRAY[cardinality(v_ledger) + 1]) || v_p.sources || ARRAY[NULL, NULL]::text[])
-                || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
-                                ARRAY[admmgt._index_finish_sql(v_p)], true, v_p.part, 'finish', v_p.sources);
+                || admmgt._target_item('script', p_target, p_scriptid,
+                                       v_ledger || admmgt._part_begin_sql(v_p, v_known, v_nsp) || admmgt._index_begin_sql(v_p, v_nsp)
+                                       || admmgt._part_state_sql(v_p, v_nsp) || admmgt._index_todo_sql(v_p, v_nsp), true, v_p.part, 'build',
+                                       array_fill(NULL::text, ARRAY[cardinality(v_ledger) + 1]) || v_p.sources || ARRAY[NULL, NULL]::text[])
+                || admmgt._target_item('script', p_target, p_scriptid, ARRAY[admmgt._index_finish_sql(v_p, v_nsp)], true, v_p.part, 'finish', v_p.sources);
             CONTINUE;
         END IF;
         v_items := v_items
-            || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
-                            v_ledger || admmgt._part_begin_sql(v_p, v_known) || admmgt._part_state_sql(v_p), true, v_p.part, 'begin')
-            || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
-                            v_p.stmts, false, v_p.part, 'run', v_p.sources)
-            || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
-                            ARRAY[format('UPDATE admmgt.applied_parts SET finished_at = now() WHERE scriptid = %s AND part = %s',
-                                         p_scriptid, v_p.part)], true, v_p.part, 'finish');
+            || admmgt._target_item('script', p_target, p_scriptid,
+                                   v_ledger || admmgt._part_begin_sql(v_p, v_known, v_nsp) || admmgt._part_state_sql(v_p, v_nsp), true, v_p.part, 'begin')
+            || admmgt._target_item('script', p_target, p_scriptid, v_p.stmts, false, v_p.part, 'run', v_p.sources)
+            || admmgt._target_item('script', p_target, p_scriptid, ARRAY[admmgt._part_finish_sql(p_scriptid, v_p.part, v_nsp)], true, v_p.part, 'finish');
     END LOOP;
-    RETURN v_items || admmgt._item('script', p_target.id, p_target.dbname, p_target.server, p_target.dbname, p_scriptid,
-                                   v_ledger || admmgt._ledger_insert(p_scriptid), true, v_n + 1, 'end');
+    RETURN v_items || admmgt._target_item('script', p_target, p_scriptid, v_ledger || admmgt._ledger_insert(p_scriptid, v_nsp), true, v_n + 1, 'end');
 END;
 $$;
 

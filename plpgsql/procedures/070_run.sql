@@ -9,7 +9,7 @@ AS $$
 /* purpose: one statement a booking hook asked a target to run next, as a work item of the same part, run alone outside a transaction */
 SELECT admmgt._item(p_item.kind, p_item.target_id, p_item.dbname, p_item.server, p_item.conn_db, p_item.scriptid,
                     ARRAY[p_stmt], false, p_item.part, 'run',
-                    ARRAY[(SELECT s FROM unnest(p_item.sources) s WHERE s IS NOT NULL LIMIT 1)]);
+                    ARRAY[(SELECT s FROM unnest(p_item.sources) s WHERE s IS NOT NULL LIMIT 1)], p_item.nsp);
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._run(p_op text, p_items admmgt.work_item[], p_parallel int, p_run_id bigint,

@@ -9,9 +9,10 @@ RETURNS SETOF admmgt.vendor_db_settings
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the tenants create_database() works on: pending (status 1), not deleted, neither the template nor a copy of it */
+/* purpose: the tenants create_database() works on: pending (status 1), not deleted, neither the template nor a copy of it, not a schema (create_schema's) */
 SELECT v.* FROM admmgt.vendor_db_settings v
  WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate AND NOT coalesce(v.istemplate, false)
+   AND v.kind IS DISTINCT FROM 'schema'
  ORDER BY v.id;
 $$;
 
@@ -338,7 +339,7 @@ AS $$
 /* purpose: booking hook of the grant step: only now, with PUBLIC's CONNECT revoked on its server, does the database count as created; its blocks only make sure the grants took (and the login role exists), so log the grants */
 BEGIN
     IF p_booking.ok THEN
-        UPDATE admmgt.vendor_db_settings SET status = 2, modifiedon = current_timestamp WHERE id = p_item.target_id;
+        UPDATE admmgt.vendor_db_settings SET status = 2, kind = 'database', modifiedon = current_timestamp WHERE id = p_item.target_id;
     END IF;
     RETURN admmgt._success_lines(p_booking, ARRAY(SELECT x FROM unnest(p_item.stmts) AS x WHERE x NOT LIKE 'DO %'));
 END;

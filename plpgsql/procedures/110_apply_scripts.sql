@@ -52,15 +52,22 @@ WITH targets AS (
     -- or failed) stops that target there: no script is ever skipped.
     SELECT min(x.id) AS id FROM admmgt.scripts x
      WHERE x.id <= p_upto AND x.status NOT IN (1, 2) AND x.id > (SELECT min(t.version) FROM targets t)
-), batches AS MATERIALIZED (
+), rendered AS MATERIALIZED (
     SELECT s.id, ARRAY(SELECT p FROM admmgt._script_parts(s.id, p_asof) p) AS parts
       FROM admmgt.scripts s
      WHERE s.id <= p_upto AND s.status IN (1, 2) AND s.id > (SELECT min(t.version) FROM targets t)
        AND s.id < coalesce((SELECT b.id FROM blocked b), p_upto + 1)
+), batches AS MATERIALIZED (
+    -- Schema targets share one form of each script that names no schema of its own (029).
+    SELECT r.id, r.parts,
+           CASE WHEN EXISTS (SELECT 1 FROM targets t WHERE (t.t).nsp IS NOT NULL)
+                THEN admmgt._parts_template(r.parts, admmgt._schema_template_name()) END AS tparts
+      FROM rendered r
 )
 SELECT coalesce(array_agg(i.items[g.n] ORDER BY t.servertemplate DESC, t.id, b.id, g.n), '{}')
   FROM targets t JOIN batches b ON b.id > t.version AND b.id <= t.upto
- CROSS JOIN LATERAL (SELECT admmgt._script_items(t.t, b.parts, b.id) AS items) i
+ CROSS JOIN LATERAL (SELECT admmgt._script_items(t.t, CASE WHEN (t.t).nsp IS NULL THEN b.parts ELSE admmgt._parts_for(b.tparts, (t.t).nsp) END,
+                                                 b.id) AS items) i
  CROSS JOIN LATERAL generate_subscripts(i.items, 1) AS g(n);
 $$;
 
@@ -126,7 +133,7 @@ DECLARE
 BEGIN
     b.scriptid := p_item.scriptid;
     IF NOT b.ok AND b.sqlstate = '23505'
-       AND b.statement IN (admmgt._ledger_insert(p_item.scriptid), admmgt._ledger_part_insert(p_item.scriptid, p_item.part)) THEN
+       AND b.statement IN (admmgt._ledger_insert(p_item.scriptid, p_item.nsp), admmgt._ledger_part_insert(p_item.scriptid, p_item.part, p_item.nsp)) THEN
         b.ok := true;
         b.outcome := 'already applied';
         b.lines := ARRAY[b.statement];
@@ -187,13 +194,14 @@ RETURNS TABLE (ord int, item admmgt.work_item)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the work items applyScripts() would run now, the template's first, if the template takes every ready script */
-WITH t AS (SELECT * FROM admmgt._template()),
-     r AS (SELECT admmgt._ready_scripts(t.scriptversion) AS ready, t.scriptversion FROM t),
-     u AS (SELECT coalesce(r.ready[cardinality(r.ready)], r.scriptversion) AS upto FROM r)
-SELECT 0, i FROM u, unnest(admmgt._apply_items(admmgt._template_targets(), u.upto, p_asof)) i
+/* purpose: the work items applyScripts() would run now, each template's first, if the templates take every ready script */
+WITH k AS (SELECT x.kind, row_number() OVER (ORDER BY x.kind)::int AS n FROM unnest(admmgt._kinds(NULL, 'plan')) AS x(kind)),
+     t AS (SELECT k.kind AS tkind, k.n, admmgt._template(k.kind) AS tpl FROM k),
+     r AS (SELECT t.tkind, t.n, admmgt._ready_scripts((t.tpl).scriptversion) AS ready, (t.tpl).scriptversion FROM t),
+     u AS (SELECT r.tkind AS kind, r.n, coalesce(r.ready[cardinality(r.ready)], r.scriptversion) AS upto FROM r)
+SELECT 2 * u.n - 2, i FROM u, unnest(admmgt._apply_items(admmgt._template_targets(u.kind), u.upto, p_asof)) i
 UNION ALL
-SELECT 1, i FROM u, unnest(admmgt._apply_items(admmgt._update_targets(), u.upto, p_asof)) i;
+SELECT 2 * u.n - 1, i FROM u, unnest(admmgt._apply_items(admmgt._update_targets(u.kind), u.upto, p_asof)) i;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt.plan_scripts(p_asof date DEFAULT current_date)
@@ -288,6 +296,7 @@ DECLARE
 BEGIN
     UPDATE admmgt.scripts s SET status = 2, applied_at = now(), last_error = NULL
      WHERE s.status = 1 AND s.id <= p_version
+       AND NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.istemplate AND t.version < s.id)
        AND NOT EXISTS (SELECT 1 FROM admmgt.update_targets u JOIN admmgt.vendor_db_settings v ON v.id = u.id
                         WHERE u.version < s.id
                            OR (coalesce(v.baseversion, 0) < s.id
@@ -401,48 +410,65 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE PROCEDURE admmgt.applyscripts(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
-                                                p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
-                                                p_upto int DEFAULT NULL, p_max_failures int DEFAULT NULL, p_canary int DEFAULT NULL)
+CREATE OR REPLACE FUNCTION admmgt._template_upto(p_template admmgt.vendor_db_settings, p_ready int[])
+RETURNS int
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: how far a template goes in a run: the last ready script, or the scripts applied before it was made (a schema template registered after them) */
+SELECT greatest(coalesce(p_ready[cardinality(p_ready)], 0), p_template.scriptversion,
+                (SELECT coalesce(max(s.id), 0) FROM admmgt.scripts s WHERE s.status = 2
+                    AND NOT EXISTS (SELECT 1 FROM admmgt.scripts g WHERE g.id < s.id AND g.status <> 2)));
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt._apply_kind(p_kind text, p_parallel int, p_wait_seconds int, p_tenants text[], p_server text, p_tag text,
+                                               p_upto int, p_max_failures int, p_canary int, INOUT p_failed admmgt.scripts)
 LANGUAGE plpgsql
 AS $$
-/* purpose: apply ready scripts in id order (up to p_upto): the template first, alone, as the canary; then the chosen tenants with updateflag (and the template's copies) below the template's version, each up to its pin; p_canary tenants before the rest, which wait for them; a run stops starting targets after p_max_failures failed; ends with an error while a script that failed on the template before the run holds the fleet back */
+/* purpose: applyScripts() for the targets of one kind: the template of that kind first, alone, as the canary; then the chosen tenants of that kind; p_failed: a script that had failed on the template before the run */
 DECLARE
     v_template admmgt.vendor_db_settings;
     v_ready int[];
     v_items admmgt.work_item[];
     v_run bigint;
     v_error admmgt.error_state;
-    v_failed admmgt.scripts;
     v_chosen admmgt.targets[];
+    v_upto int;
 BEGIN
-    PERFORM admmgt._check_call('applyScripts', p_parallel);
-    PERFORM admmgt._check_selection('applyScripts', p_tenants, p_server, p_tag);
-    PERFORM admmgt._check_apply_options(p_upto, p_max_failures, p_canary);
-    v_template := admmgt._template();
+    v_template := admmgt._template(p_kind);
     v_ready := ARRAY(SELECT r FROM unnest(admmgt._ready_scripts(v_template.scriptversion)) r WHERE r <= coalesce(p_upto, r));
     -- Render every ready script before any target is touched: bad rows are refused here.
     PERFORM count(*) FROM unnest(v_ready) AS s, LATERAL admmgt.render_script(s) AS r;
-    v_failed := admmgt._failed_next(v_template.scriptversion);
-    v_chosen := admmgt._select(admmgt._update_targets(), p_tenants, p_server, p_tag);
-    IF cardinality(v_ready) = 0 AND cardinality(admmgt._apply_items(v_chosen, least(v_template.scriptversion, coalesce(p_upto, v_template.scriptversion)), current_date)) = 0 THEN
-        PERFORM admmgt._raise_if_failed(v_failed);
-        RAISE NOTICE '%', format('admmgt apply: nothing to do; the template and every %stenant with updateflag are at version %s%s',
-                                 CASE WHEN num_nonnulls(p_tenants, p_server, p_tag) > 0 THEN 'chosen ' ELSE '' END, v_template.scriptversion,
-                                 CASE WHEN p_upto IS NOT NULL THEN format(' (or at %s, p_upto)', p_upto) ELSE '' END);
+    IF p_kind = 'schema' THEN
+        PERFORM admmgt._check_schema_scripts(v_ready, current_date);
+    END IF;
+    p_failed := coalesce(p_failed, admmgt._failed_next(v_template.scriptversion));
+    v_chosen := admmgt._select(admmgt._update_targets(p_kind), p_tenants, p_server, p_tag);
+    v_upto := least(admmgt._template_upto(v_template, v_ready), coalesce(p_upto, admmgt._template_upto(v_template, v_ready)));
+    IF v_upto <= v_template.scriptversion
+       AND cardinality(admmgt._apply_items(v_chosen, least(v_template.scriptversion, coalesce(p_upto, v_template.scriptversion)), current_date)) = 0 THEN
+        IF p_failed.status IS DISTINCT FROM 3 THEN
+            RAISE NOTICE '%', format('admmgt apply: nothing to do; the %stemplate and every %stenant with updateflag are at version %s%s',
+                                     CASE WHEN p_kind = 'schema' THEN 'schema ' ELSE '' END,
+                                     CASE WHEN num_nonnulls(p_tenants, p_server, p_tag) > 0 THEN 'chosen ' ELSE '' END, v_template.scriptversion,
+                                     CASE WHEN p_upto IS NOT NULL THEN format(' (or at %s, p_upto)', p_upto) ELSE '' END);
+        END IF;
         RETURN;
     END IF;
 
     CALL admmgt._begin_call('apply', 'applyScripts', p_wait_seconds, v_run);
     BEGIN
         -- Read again under the lock: another run may have moved the template meanwhile.
-        v_template := admmgt._template();
+        v_template := admmgt._template(p_kind);
         v_ready := ARRAY(SELECT r FROM unnest(admmgt._ready_scripts(v_template.scriptversion)) r WHERE r <= coalesce(p_upto, r));
+        v_upto := least(admmgt._template_upto(v_template, v_ready), coalesce(p_upto, admmgt._template_upto(v_template, v_ready)));
         -- What the template runs now is what every target gets later: freeze it first.
-        PERFORM admmgt._freeze_scripts(coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date);
-        v_items := admmgt._apply_items(admmgt._template_targets(), coalesce(v_ready[cardinality(v_ready)], v_template.scriptversion), current_date);
+        PERFORM admmgt._freeze_scripts(v_upto, current_date);
+        v_items := admmgt._apply_items(admmgt._template_targets(p_kind), v_upto, current_date);
         -- The template's fingerprint at each version it reaches, for detectDrift (170_drift.sql).
-        v_items := admmgt._with_fingerprints(v_items);
+        IF p_kind = 'database' THEN
+            v_items := admmgt._with_fingerprints(v_items);
+        END IF;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
@@ -450,9 +476,9 @@ BEGIN
     CALL admmgt._run('apply', v_items, 1, v_run);
 
     BEGIN
-        v_template := admmgt._template();
+        v_template := admmgt._template(p_kind);
         PERFORM admmgt._notice_blocked(v_template.scriptversion);
-        v_items := admmgt._apply_items(admmgt._select(admmgt._update_targets(), p_tenants, p_server, p_tag),
+        v_items := admmgt._apply_items(admmgt._select(admmgt._update_targets(p_kind), p_tenants, p_server, p_tag),
                                        least(v_template.scriptversion, coalesce(p_upto, v_template.scriptversion)), current_date);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
@@ -462,6 +488,25 @@ BEGIN
 
     PERFORM admmgt._mark_applied(v_template.scriptversion);
     CALL admmgt._end_call('apply', v_run);
+END;
+$$;
+
+CREATE OR REPLACE PROCEDURE admmgt.applyscripts(t_separatedb int DEFAULT NULL, p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
+                                                p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
+                                                p_upto int DEFAULT NULL, p_max_failures int DEFAULT NULL, p_canary int DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+/* purpose: apply ready scripts in id order (up to p_upto) to the targets of one kind (t_separatedb 1: databases, 0: schemas) or of every kind: per kind the template first, alone, as the canary; then the chosen tenants with updateflag (and the template's copies) below the template's version, each up to its pin; p_canary tenants before the rest, which wait for them; a run stops starting targets after p_max_failures failed; ends with an error while a script that failed on the template before the run holds the fleet back */
+DECLARE
+    v_kind text;
+    v_failed admmgt.scripts;
+BEGIN
+    PERFORM admmgt._check_call('applyScripts', p_parallel);
+    PERFORM admmgt._check_selection('applyScripts', p_tenants, p_server, p_tag);
+    PERFORM admmgt._check_apply_options(p_upto, p_max_failures, p_canary);
+    FOREACH v_kind IN ARRAY admmgt._kinds(t_separatedb, 'applyScripts') LOOP
+        CALL admmgt._apply_kind(v_kind, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_upto, p_max_failures, p_canary, v_failed);
+    END LOOP;
     -- A script that had failed before this run still holds the fleet back: an error, not a success.
     -- (One that failed in this run is in the run's failures already.)
     PERFORM admmgt._raise_if_failed(v_failed);

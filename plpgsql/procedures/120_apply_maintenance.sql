@@ -1,22 +1,26 @@
 -- CALL admmgt.applyMaintenance(t_numdays => 30);
 
 CREATE OR REPLACE FUNCTION admmgt._maintenance_items(p_from date, p_to date, p_tenants text[] DEFAULT NULL,
-                                                     p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
+                                                     p_server text DEFAULT NULL, p_tag text DEFAULT NULL, p_kinds text[] DEFAULT NULL)
 RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one maintenance batch per chosen created target (the template and its copies first) that has RANGE-partitioned tables; targets at one version share one rendering */
+/* purpose: one maintenance batch per chosen created target of the given kinds (the templates and the copies first) that has RANGE-partitioned tables; targets at one version share one rendering, schema targets one form of it with their own schema filled in */
 WITH targets AS (
-    SELECT t.id, t.dbname, t.version, t.istemplate, t.servertemplate, t.server FROM admmgt.targets t
-     WHERE admmgt._selected(t, p_tenants, p_server, p_tag)
+    SELECT t.id, t.version, t.istemplate, t.servertemplate, t AS t FROM admmgt.targets t
+     WHERE admmgt._selected(t, p_tenants, p_server, p_tag) AND (p_kinds IS NULL OR t.kind = ANY (p_kinds))
 ), batches AS MATERIALIZED (
-    SELECT x.version, admmgt.maintenance_batch(x.version, p_from, p_to) AS stmts
-      FROM (SELECT DISTINCT version FROM targets) x
+    SELECT x.version, x.schema_mode,
+           admmgt.maintenance_batch(x.version, p_from, p_to, CASE WHEN x.schema_mode THEN admmgt._schema_template_name() END) AS stmts
+      FROM (SELECT DISTINCT version, (t).nsp IS NOT NULL AS schema_mode FROM targets) x
 )
-SELECT coalesce(array_agg(admmgt._item('partitions', t.id, t.dbname, t.server, t.dbname, NULL, b.stmts, true)
+SELECT coalesce(array_agg(admmgt._target_item('partitions', t.t, NULL,
+                                              CASE WHEN (t.t).nsp IS NULL THEN b.stmts
+                                                   ELSE ARRAY(SELECT replace(s, chr(1), quote_ident((t.t).nsp)) FROM unnest(b.stmts) WITH ORDINALITY AS x(s, n) ORDER BY n) END,
+                                              true)
                           ORDER BY t.istemplate DESC, t.servertemplate DESC, t.id), '{}')
-  FROM targets t JOIN batches b USING (version)
+  FROM targets t JOIN batches b ON b.version = t.version AND b.schema_mode = ((t.t).nsp IS NOT NULL)
  WHERE b.stmts IS NOT NULL;
 $$;
 
@@ -34,13 +38,14 @@ SELECT admmgt._success_lines(p_booking,
   FROM (SELECT cardinality(admmgt._batch_prefix(p_item.atomic)) AS sent) x;
 $$;
 
-CREATE OR REPLACE PROCEDURE admmgt.applymaintenance(t_numdays int DEFAULT 30, p_parallel int DEFAULT NULL,
+CREATE OR REPLACE PROCEDURE admmgt.applymaintenance(t_separatedb int DEFAULT NULL, t_numdays int DEFAULT 30, p_parallel int DEFAULT NULL,
                                                     p_asof date DEFAULT current_date, p_wait_seconds int DEFAULT 0,
                                                     p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: in the template and every created tenant (or the chosen ones), create every RANGE partition needed for each day from p_asof through p_asof + t_numdays */
+/* purpose: in the templates and every created tenant (or the chosen ones; t_separatedb 1: database targets only, 0: schema targets only), create every RANGE partition needed for each day from p_asof through p_asof + t_numdays */
 DECLARE
+    v_kinds text[] := admmgt._kinds(t_separatedb, 'applyMaintenance');
     v_items admmgt.work_item[];
     v_run bigint;
     v_error admmgt.error_state;
@@ -53,11 +58,11 @@ BEGIN
     END IF;
     PERFORM admmgt._finite_date(coalesce(p_asof, current_date), 'p_asof');
     PERFORM admmgt._finite_date(coalesce(p_asof, current_date) + t_numdays, 'p_asof + t_numdays');
-    PERFORM admmgt._template();
+    PERFORM admmgt._template(k) FROM unnest(v_kinds) AS k;
     CALL admmgt._begin_call('maintain', 'applyMaintenance', p_wait_seconds, v_run);
     BEGIN
         v_items := admmgt._maintenance_items(coalesce(p_asof, current_date), coalesce(p_asof, current_date) + t_numdays,
-                                             p_tenants, p_server, p_tag);
+                                             p_tenants, p_server, p_tag, v_kinds);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;

@@ -13,7 +13,9 @@ WITH batches AS MATERIALIZED (
 )
 SELECT coalesce(array_agg(i.item ORDER BY t.istemplate DESC, t.servertemplate DESC, t.id, i.n), '{}')
   FROM admmgt.targets t
-  JOIN batches b ON b.version = t.version AND b.stmt IS NOT NULL AND admmgt._selected(t, p_tenants, p_server, p_tag)
+  -- The lifecycle block names its tables inside strings, where a schema target's copy cannot be
+  -- rewritten: it would work on the template's partitions. Schema targets are left out.
+  JOIN batches b ON b.version = t.version AND b.stmt IS NOT NULL AND admmgt._selected(t, p_tenants, p_server, p_tag) AND t.kind = 'database'
  CROSS JOIN LATERAL (VALUES (1, admmgt._item('retention', t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[b.stmt], false)),
                             (2, admmgt._item('retention_report', t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[admmgt._lifecycle_report_sql()], false))) AS i(n, item);
 $$;
@@ -53,6 +55,9 @@ BEGIN
     -- An as-of day that never comes would make every partition expired.
     PERFORM admmgt._finite_date(coalesce(p_asof, current_date), 'p_asof');
     PERFORM admmgt._template();
+    IF EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.kind = 'schema') THEN
+        RAISE NOTICE 'admmgt lifecycle: schema targets are left out: retention does not work on them yet';
+    END IF;
     v_items := admmgt._lifecycle_items(coalesce(p_asof, current_date), coalesce(p_plan, false), p_tenants, p_server, p_tag);
     IF cardinality(v_items) = 0 THEN
         RAISE NOTICE 'admmgt lifecycle: no applied script has a table with a lifecycle';

@@ -243,9 +243,9 @@ RETURNS admmgt.targets[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the chosen targets that are compared: every created one but the template (its copies on other servers included) */
+/* purpose: the chosen targets that are compared: every created database but the template (its copies on other servers included); schema targets are not compared yet */
 SELECT admmgt._select(coalesce(array_agg(t ORDER BY t.servertemplate DESC, t.server, t.id), '{}'), p_tenants, p_server, p_tag)
-  FROM admmgt.targets t WHERE NOT t.istemplate;
+  FROM admmgt.targets t WHERE NOT t.istemplate AND t.kind = 'database';
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._drift_references(p_chosen admmgt.targets[])

@@ -9,17 +9,22 @@ AS $$
 DECLARE
     v_db text := admmgt._tenant_name(p_dbname, 'the argument p_dbname of admmgt.inventory');
     v_server text := p_server;
+    v_nsp text;
+    v_reg admmgt.registry;
 BEGIN
-    IF v_server IS NULL THEN
-        SELECT coalesce(v.server::text, 'local') INTO v_server FROM admmgt.vendor_db_settings v
-         WHERE lower(btrim(v.dbname)) = v_db AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate;
+    SELECT * INTO v_reg FROM admmgt.registry x WHERE lower(btrim(x.dbname)) = v_db AND NOT x.deleted AND NOT x.servertemplate;
+    v_server := coalesce(v_server, v_reg.on_server);
+    IF v_reg.kind = 'schema' THEN
+        -- A schema target: the schema, in the database that holds it.
+        v_nsp := v_db;
+        v_db := coalesce(lower(btrim(v_reg.schema_db)), current_database());
     END IF;
     RETURN QUERY
     SELECT r.kind, r.name, r.detail
-      FROM dblink(admmgt._connstr(coalesce(v_server, 'local'), v_db), $q$
+      FROM dblink(admmgt._connstr(coalesce(v_server, 'local'), v_db), replace($q$
         WITH app_ns AS (
             SELECT oid, nspname FROM pg_catalog.pg_namespace
-             WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt') AND nspname NOT LIKE 'pg\_%'),
+             WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt') AND nspname NOT LIKE 'pg\_%' /*nsp*/),
         rels AS (
             SELECT c.oid, n.nspname, c.relname, c.relkind, c.relispartition, c.relrowsecurity,
                    format('%I.%I', n.nspname, c.relname) AS qname
@@ -62,6 +67,6 @@ BEGIN
                     ELSE (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', qname), false, true, '')))[1]::text END
           FROM rels WHERE NOT relispartition
         ORDER BY 1, 3
-      $q$) AS r(ord int, kind text, name text, detail text);
+      $q$, '/*nsp*/', CASE WHEN v_nsp IS NOT NULL THEN format('AND nspname = %L', v_nsp) ELSE '' END)) AS r(ord int, kind text, name text, detail text);
 END;
 $$;

@@ -1,0 +1,115 @@
+// Schema per tenant, as the later original tool's users type it in psql: the template is a
+// schema of the admin database, script rows name it, and every tenant gets its own copy of each
+// object in a schema of its own. Five scripts of the original demo, then a tenant made after the
+// last one. Everything lives in this file's admin database; only login roles are cluster-wide,
+// and they start with schemamode_.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testProc1Sql } from '../templates/demo.js';
+import type { ScriptSpec } from '../templates/script.js';
+import { createEnv, type TestEnv } from './support/env.js';
+import { originalScripts, psqlSession, schemaCatalog, typedScript as script } from './support/original-workflow.js';
+
+let env: TestEnv;
+let psqlRun: Awaited<ReturnType<typeof psqlSession>>;
+const T = 'unitemplate';
+const [s1, s2, s3, s4, s5] = originalScripts(T) as [ScriptSpec, ScriptSpec, ScriptSpec, ScriptSpec, ScriptSpec];
+
+const psql = (text: string) => psqlRun.run(env.adminUrl, text);
+
+async function catalog(schema: string) {
+  return {
+    ...(await schemaCatalog(<R extends pg.QueryResultRow>(text: string, values?: unknown[]) => env.rows<R>(text, values), schema)),
+    ledger: (await env.rows<{ s: number }>(`SELECT scriptid AS s FROM admmgt.applied_schema_scripts WHERE schemaname = $1 ORDER BY 1`, [schema]))
+      .map((r) => r.s),
+  };
+}
+
+beforeAll(async () => {
+  env = await createEnv('schemamode');
+  psqlRun = await psqlSession();
+});
+afterAll(async () => {
+  await psqlRun.close();
+  await env.close();
+});
+
+describe('schema per tenant, typed in psql', () => {
+  it('leaves the template schema, bigclient and a tenant made after the last script each at version 5 with every object in its own schema', async () => {
+    const out = await psql(`
+      INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES ('${T}', true, 1);
+      INSERT INTO admmgt.vendor_db_settings (dbname) VALUES ('BigClient');
+      UPDATE admmgt.vendor_db_settings SET status = 1 WHERE dbname = 'BigClient';
+      ${script(s1)}
+      ${script(s2)}
+      CALL admmgt.create_schema();
+      CALL admmgt.applyScripts(0);
+      CALL admmgt.applyMaintenance(0, t_numdays => 100);
+      ${testProc1Sql(T).text};
+      CALL admmgt.refesh_stored_procedures(0, 2);
+      ${script(s3)}
+      CALL admmgt.applyScripts(0);
+      ${script(s4)}
+      ${script(s5)}
+      CALL admmgt.applyScripts(0);
+      INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('LateClient', 1);
+      CALL admmgt.create_schema();
+      CALL admmgt.applyMaintenance(0, t_numdays => 100);
+    `);
+    expect(out).not.toMatch(/WARNING/);
+    expect(await env.rows(`SELECT lower(dbname) AS name, kind, status, scriptversion AS version FROM admmgt.vendor_db_settings ORDER BY id`)).toEqual([
+      { name: T, kind: 'schema', status: 2, version: 5 },
+      { name: 'bigclient', kind: 'schema', status: 2, version: 5 },
+      { name: 'lateclient', kind: 'schema', status: 2, version: 5 },
+    ]);
+    // No database was made: the tenants are schemas of the admin database.
+    expect(await env.rows(`SELECT datname FROM pg_database WHERE datname IN ('lateclient', '${env.prefix}_${T}')`)).toEqual([]);
+    expect(await env.rows(`SELECT count(*)::int AS n FROM admmgt.script_log WHERE commstat ILIKE 'CREATE DATABASE%'`)).toEqual([{ n: 0 }]);
+
+    const template = await catalog(T);
+    for (const schema of [T, 'bigclient', 'lateclient']) {
+      const c = await catalog(schema);
+      expect(c.tables).toEqual(['childtable:r', 'newtable:r', 'parenttable:r', 'test_table:p']);
+      // The partitions made by the script and by maintenance, in the tenant's own schema.
+      expect(c.partitions.length).toBeGreaterThan(3);
+      expect(c.partitions).toEqual(template.partitions);
+      expect(c.foreignPartitions).toBe(0);
+      expect(c.fk).toEqual([`${schema}.childtable -> ${schema}.parenttable`]);
+      expect(c.columns).toEqual(template.columns);
+      expect(c.columns).toContain('parenttable.attrs jsonb');
+      expect(c.columns).toContain('childtable.note character varying(40)');
+      expect(c.ledger).toEqual([1, 2, 3, 4, 5]);
+      // Its own copy of the procedure writes into its own table: five rows each.
+      expect(c.proc).toMatch(new RegExp(`INSERT INTO "?${schema}"?\\.parenttable`));
+      if (schema !== T) expect(c.proc).not.toContain(T);
+      expect(c.rows).toBe(5);
+    }
+  });
+
+  it('refuses, naming the row and before any schema is touched, a script row that would reach outside the tenant\'s schema', async () => {
+    const before = await env.rows(`SELECT dbname, scriptversion FROM admmgt.vendor_db_settings ORDER BY id`);
+    const cases: [ScriptSpec, RegExp][] = [
+      [{ id: 6, description: 'another schema', tables: [{ schema: 'public', name: 'shared', columns: [{ name: 'id', type: 'int' }] }] },
+        /admmgt\.script_tables id \d+ names schema 'public', not the template schema unitemplate/],
+      [{ id: 6, description: 'another tenant', sql: [{ seq: 1, body: 'INSERT INTO bigclient.parenttable (newcolumn) VALUES (1)' }] },
+        /admmgt\.script_sql id \d+ names schema bigclient, which is another schema target/],
+      [{ id: 6, description: 'dynamic SQL', sql: [{ seq: 1, body: `DO $$BEGIN EXECUTE 'INSERT INTO ${T}.parenttable (newcolumn) VALUES (1)'; END$$` }] },
+        /admmgt\.script_sql id \d+ names the template schema unitemplate inside a string/],
+    ];
+    for (const [spec, message] of cases) {
+      await env.addScript(spec);
+      const err = await env.errorOf('CALL admmgt.applyScripts(0)');
+      expect(err.code).toBe('3F000');
+      expect(err.message).toMatch(message);
+      await env.admin.query(`DELETE FROM admmgt.script_sql WHERE scriptid = 6; DELETE FROM admmgt.script_table_columns WHERE scriptid = 6;
+                             DELETE FROM admmgt.script_tables WHERE scriptid = 6; DELETE FROM admmgt.scripts WHERE id = 6`);
+    }
+    expect(await env.rows(`SELECT dbname, scriptversion FROM admmgt.vendor_db_settings ORDER BY id`)).toEqual(before);
+    expect(await env.rows(`SELECT to_regclass('public.shared') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('refuses t_separatedb other than 0 or 1', async () => {
+    const err = await env.errorOf('CALL admmgt.applyScripts(2)');
+    expect([err.code, err.message]).toEqual(['22023', 'admmgt: applyScripts was given t_separatedb => 2']);
+  });
+});

@@ -1,0 +1,78 @@
+// The later original tool's psql workflow: its five demo scripts written for one schema, psql
+// itself to type them, and the catalog of one app schema as the checks read it.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type pg from 'pg';
+import { script1, script2 } from '../../templates/demo.js';
+import { markReadySql, scriptRowsSql, type ScriptSpec } from '../../templates/script.js';
+
+const run = promisify(execFile);
+
+/** The original demo's five scripts (tables, a new column, a CALL of testproc1, a jsonb column, a new table and a column of another), naming schema. */
+export function originalScripts(schema: string): ScriptSpec[] {
+  const forSchema = (s: ScriptSpec) => JSON.parse(JSON.stringify(s).replaceAll('"mgttest"', JSON.stringify(schema))) as ScriptSpec;
+  return [
+    forSchema(script1),
+    forSchema(script2),
+    { id: 3, description: 'call stored proc', calls: [`call ${schema}.testproc1()`] },
+    {
+      id: 4, description: 'a jsonb column',
+      addColumns: [{ schema, table: 'parenttable', column: { name: 'attrs', type: 'jsonb', default: `'{}'::jsonb` } }],
+    },
+    {
+      id: 5, description: 'a new table and a column of another',
+      tables: [{ schema, name: 'newtable', columns: [{ name: 'id', type: 'bigint', primaryKey: true, identity: true }, { name: 'note', type: 'text' }] }],
+      addColumns: [{ schema, table: 'childtable', column: { name: 'note', type: 'varchar(40)' } }],
+    },
+  ];
+}
+
+/** A script's rows and its status 1, as a DBA types them. */
+export const typedScript = (s: ScriptSpec) => `${scriptRowsSql(s).text}\n${markReadySql(s.id).text}\n`;
+
+function psqlBinary(): string {
+  for (const p of ['/usr/bin/psql', '/usr/lib/postgresql/15/bin/psql', '/usr/local/bin/psql']) if (existsSync(p)) return p;
+  throw new Error('psql is needed for this test (Debian: apt-get install postgresql-client)');
+}
+
+/** psql, stopping at the first error as a DBA's script would; returns what it printed (NOTICEs and WARNINGs). */
+export async function psqlSession() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'admmgt-psql-'));
+  let n = 0;
+  return {
+    async run(url: string, text: string): Promise<string> {
+      const file = path.join(dir, `step-${++n}.sql`);
+      await writeFile(file, text);
+      const { stdout, stderr } = await run(psqlBinary(), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file]);
+      return stdout + stderr;
+    },
+    close: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+type Query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<R[]>;
+
+/** What the checks compare of one app schema, read with query (in the database that holds it). */
+export async function schemaCatalog(query: Query, schema: string) {
+  const q = <R extends pg.QueryResultRow>(text: string) => query<R>(text, [schema]);
+  return {
+    tables: (await q<{ t: string }>(`SELECT c.relname || ':' || c.relkind::text AS t FROM pg_class c
+               WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1`)).map((r) => r.t),
+    partitions: (await q<{ p: string }>(`SELECT c.relname AS p FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE c.relnamespace = $1::regnamespace ORDER BY 1`)).map((r) => r.p),
+    foreignPartitions: Number((await q<{ n: string }>(`SELECT count(*) AS n FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               JOIN pg_class p ON p.oid = i.inhparent WHERE p.relnamespace = $1::regnamespace AND c.relnamespace <> p.relnamespace`))[0]!.n),
+    fk: (await q<{ child: string; parent: string }>(`SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent
+               FROM pg_constraint WHERE contype = 'f' AND connamespace = $1::regnamespace`)).map((r) => `${r.child} -> ${r.parent}`),
+    columns: (await q<{ c: string }>(`SELECT c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) AS c
+               FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+              WHERE c.relnamespace = $1::regnamespace AND c.relname IN ('parenttable', 'childtable', 'newtable') AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY 1`)).map((r) => r.c),
+    proc: (await q<{ src: string }>(`SELECT p.prosrc AS src FROM pg_proc p WHERE p.pronamespace = $1::regnamespace AND p.proname = 'testproc1'`))[0]?.src,
+    rows: Number((await query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".parenttable`))[0]!.n),
+  };
+}
