@@ -108,6 +108,38 @@ describe('schema per tenant, typed in psql', () => {
     expect(await env.rows(`SELECT to_regclass('public.shared') AS t`)).toEqual([{ t: null }]);
   });
 
+  it('copies routines and views into every tenant schema, pointing what is code at its own schema, and warns of what stays in a string', async () => {
+    await env.admin.query(`
+      CREATE FUNCTION ${T}.children(p_id bigint) RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, ${T} AS $f$
+      BEGIN
+          RETURN (SELECT count(*) FROM childtable c WHERE c.parentid = p_id);
+      END $f$;
+      CREATE FUNCTION ${T}.dynamic() RETURNS bigint LANGUAGE plpgsql AS $f$
+      DECLARE v bigint;
+      BEGIN
+          EXECUTE 'SELECT count(*) FROM ${T}.parenttable' INTO v;
+          RETURN v;
+      END $f$;
+      CREATE VIEW ${T}.named AS SELECT p.id, p.newcolumn FROM ${T}.parenttable p WHERE p.newcolumn IS NOT NULL;`);
+    env.notices.length = 0;
+    await env.admin.query('CALL admmgt.refesh_stored_procedures(0)');
+    expect(env.notices.filter((n) => n.startsWith('WARNING'))).toEqual([
+      `WARNING: admmgt refresh: ${T}.dynamic keeps 1 reference(s) to the template schema ${T} that it cannot rewrite: 'SELECT count(*) FROM ${T}.parenttable'`,
+    ]);
+    await env.admin.query('CALL admmgt.refesh_views(0)');
+    for (const schema of ['bigclient', 'lateclient']) {
+      const [fn] = await env.rows<{ config: string[] }>(`SELECT proconfig AS config FROM pg_proc WHERE oid = '${schema}.children(bigint)'::regprocedure`);
+      expect(fn!.config).toEqual([`search_path=pg_catalog, ${schema}`]);
+      const [view] = await env.rows<{ def: string }>(`SELECT pg_get_viewdef('${schema}.named'::regclass) AS def`);
+      expect(view!.def).toContain(`FROM ${schema}.parenttable p`);
+      expect(view!.def).not.toContain(T);
+      // The copy of the dynamic one still counts the template's rows: what the warning said.
+      await env.admin.query(`INSERT INTO ${T}.parenttable (newcolumn) VALUES ('extra')`);
+      expect(await env.rows(`SELECT ${schema}.dynamic()::int AS n, (SELECT count(*)::int FROM ${schema}.parenttable) AS own`))
+        .toEqual([{ n: await env.rows<{ n: number }>(`SELECT count(*)::int AS n FROM ${T}.parenttable`).then((r) => r[0]!.n), own: 5 }]);
+    }
+  });
+
   it('refuses t_separatedb other than 0 or 1', async () => {
     const err = await env.errorOf('CALL admmgt.applyScripts(2)');
     expect([err.code, err.message]).toEqual(['22023', 'admmgt: applyScripts was given t_separatedb => 2']);

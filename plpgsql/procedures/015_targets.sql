@@ -97,7 +97,7 @@ BEGIN
     IF v.status <> 2 THEN
         RAISE EXCEPTION 'admmgt: template % has status %, not 2 (created)', v.dbname, v.status
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = CASE WHEN p_kind = 'schema' THEN 'CALL admmgt.create_schema() creates it.'
+                  HINT = CASE WHEN p_kind = 'schema' OR v.kind IS NULL THEN 'A template schema: CALL admmgt.create_schema() creates it. A template database: create it yourself, then set its status to 2.'
                               ELSE 'Create the template database yourself, then set its status to 2.' END;
     END IF;
     v.dbname := admmgt._tenant_name(v.dbname, admmgt._row('vendor_db_settings', v.id));

@@ -126,26 +126,43 @@ SELECT admmgt._success_lines(p_booking,
                  (SELECT format(' and %s views', count(*)) FROM unnest(p_item.stmts) AS s WHERE s LIKE 'CREATE OR REPLACE VIEW %' HAVING count(*) > 0))]);
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._search_path_marked(p_def text, p_template text, p_mark text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a routine definition whose own SET search_path names the template schema (pg_get_functiondef prints it as strings, on a line of its own) with p_mark in its place */
+DECLARE
+    v_line text := E'(\n SET search_path TO [^\n]*)''' || p_template || '''';
+    v_out text := p_def;
+BEGIN
+    WHILE v_out ~ v_line LOOP
+        v_out := regexp_replace(v_out, v_line, E'\\1''' || p_mark || '''');
+    END LOOP;
+    RETURN v_out;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._schema_copies(p_stmts text[], p_template text)
 RETURNS text[]
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the template schema's definitions in the form every schema target's copy is made from; a WARNING for each that still names the template schema where admmgt cannot rewrite it (inside a string: dynamic SQL, for one), since every tenant's copy would reach the template's objects there */
+/* purpose: the template schema's definitions in the form every schema target's copy is made from (a routine's own SET search_path included); a WARNING for each that still names the template schema where admmgt cannot rewrite it (inside a string: dynamic SQL, for one), since every tenant's copy would reach the template's objects there */
 DECLARE
     v_out text[] := '{}';
     v_stmt text;
     v_kept text[];
 BEGIN
     FOREACH v_stmt IN ARRAY p_stmts LOOP
-        v_kept := admmgt._schema_kept(v_stmt, p_template);
+        v_kept := admmgt._schema_kept(admmgt._search_path_marked(v_stmt, p_template, ''), p_template);
         IF cardinality(v_kept) > 0 THEN
             RAISE WARNING 'admmgt refresh: % keeps % reference(s) to the template schema % that it cannot rewrite: %',
                           coalesce(substring(v_stmt FROM '^CREATE OR REPLACE (?:FUNCTION|PROCEDURE|VIEW) ([^(\s]+)'), left(v_stmt, 60)),
                           cardinality(v_kept), p_template, array_to_string(v_kept, ', ')
                 USING HINT = 'Only names written as code (schema.name) are pointed at each tenant''s own schema; a name inside a string stays the template''s. Build it from the routine''s own schema instead, or pass it in.';
         END IF;
-        v_out := v_out || admmgt._schema_template(v_stmt, p_template);
+        v_out := v_out || admmgt._search_path_marked(admmgt._schema_template(v_stmt, p_template), p_template, chr(1));
     END LOOP;
     RETURN v_out;
 END;
