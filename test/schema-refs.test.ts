@@ -89,6 +89,9 @@ FROM x WHERE to_regclass('unitemplate.t') IS NOT NULL AND s = 'a''unitemplate.b'
       .toBe("DO $$ BEGIN RAISE NOTICE $x$ it's $x$; PERFORM @.f(); END $$; SELECT @.g()");
     // A -- comment swallows what looks like a dollar quote.
     expect(await marked('SELECT 1 -- $$ x\n, unitemplate.t')).toBe('SELECT 1 -- $$ x\n, @.t');
+    // Inside a dollar quote a -- does not hide its end (the rest of the text is read again).
+    expect(await marked('SELECT $$ SELECT 1 -- c$$, unitemplate.t, $$unitemplate.u -- $$ || unitemplate.v'))
+      .toBe('SELECT $$ SELECT 1 -- c$$, @.t, $$@.u -- $$ || @.v');
     expect(await kept("DO $$ BEGIN EXECUTE 'SELECT 1 FROM unitemplate.x'; END $$")).toEqual(["'SELECT 1 FROM unitemplate.x'"]);
   });
 

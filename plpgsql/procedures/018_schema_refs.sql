@@ -235,6 +235,7 @@ DECLARE
     -- In the masked code a comment is chr(3), a string, dollar-quoted string or other quoted
     -- name chr(2). W: white space and comments; N: a name in a list after SCHEMA.
     c_w constant text := '(?:\s|\x03)*';
+    c_space constant text := E' \t\n\r\f\v' || chr(3);
     c_n constant text := '(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*|"(?:[^"]|"")*"|[\x01\x02])';
     v_quoted text := '"' || replace(p_schema, '"', '""') || '"';
     v_target text;
@@ -275,10 +276,11 @@ BEGIN
             -- The 300 characters before this mention, and what follows it up to the next one.
             v_before := right(v_before || v_parts[v_i], 300);
             -- (a) a qualifier: "." follows, none comes before; (b) listed after SCHEMA.
-            IF (left(v_parts[v_i + 1], 300) ~ ('^' || c_w || '\.') AND v_before !~ ('\.' || c_w || '$'))
-               OR v_before ~ ('(?:^|[^A-Za-z0-9_$\u0080-\uffff."])[Ss][Cc][Hh][Ee][Mm][Aa]' || c_w
-                              || '(?:[Ii][Ff]' || c_w || '(?:[Nn][Oo][Tt]' || c_w || ')?[Ee][Xx][Ii][Ss][Tt][Ss]' || c_w || ')?'
-                              || '(?:' || c_n || c_w || ',' || c_w || ')*$') THEN
+            IF (left(ltrim(v_parts[v_i + 1], c_space), 1) = '.' AND right(rtrim(v_before, c_space), 1) IS DISTINCT FROM '.')
+               OR (strpos(lower(v_before), 'schema') > 0
+                   AND v_before ~ ('(?:^|[^A-Za-z0-9_$\u0080-\uffff."])[Ss][Cc][Hh][Ee][Mm][Aa]' || c_w
+                                   || '(?:[Ii][Ff]' || c_w || '(?:[Nn][Oo][Tt]' || c_w || ')?[Ee][Xx][Ii][Ss][Tt][Ss]' || c_w || ')?'
+                                   || '(?:' || c_n || c_w || ',' || c_w || ')*$')) THEN
                 v_out := v_out || chr(1);
             ELSE
                 v_out := v_out || v_found[v_i];
@@ -398,7 +400,8 @@ BEGIN
         IF v_m[3] IS NOT NULL THEN
             v_names := admmgt._code_schemas((admmgt._sql_dollar_parts(v_tok[v_m[3]::int]))[2]);
         ELSIF v_m[1] IS NOT NULL THEN
-            v_names := ARRAY[admmgt._sql_name(v_m[1], v_tok)];
+            v_names := ARRAY[CASE WHEN left(v_m[1], 1) = chr(4) THEN admmgt._sql_name(v_m[1], v_tok)
+                                  ELSE translate(v_m[1], 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') END];
         ELSE
             SELECT array_agg(admmgt._sql_name(x.m[1], v_tok) ORDER BY x.i) INTO v_names
               FROM regexp_matches(v_m[2], c_n, 'g') WITH ORDINALITY AS x(m, i)
