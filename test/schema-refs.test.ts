@@ -104,6 +104,8 @@ FROM x WHERE to_regclass('unitemplate.t') IS NOT NULL AND s = 'a''unitemplate.b'
     expect(t).toContain(String.raw`e'x\'y'`);
     // ee'z' is the name ee and the string 'z'.
     expect(t).toContain("'z'");
+    // A plain body is not one token: its tags are, and its tokens follow, lexed once.
+    expect(await tokens("AS $f$ SELECT 'a' $f$;")).toEqual(['AS ', '$f$', ' SELECT ', "'a'", ' ', '$f$', ';']);
   });
 
   it('lists the schemas code refers to, folded, in order of first appearance', async () => {

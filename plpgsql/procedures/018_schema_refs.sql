@@ -113,6 +113,13 @@ BEGIN
                 IF v_j IS NOT NULL THEN
                     v_local := array_to_string(v_tok[v_d + 1:v_j - 1], '');
                     v_at := strpos(v_local, v_tag);
+                    -- A body whose tokens hold no tag, no dollar quote and no nested comment
+                    -- is already lexed as code by this pass: its tags stay tokens of their own
+                    -- (kind t of _sql_scan), so the body is not read a second time.
+                    IF v_at = 0 AND (SELECT min(o) FROM unnest(v_odd) AS o WHERE o > v_d) = v_j THEN
+                        v_i := v_j + 1;
+                        CONTINUE;
+                    END IF;
                     v_end := CASE WHEN v_at = 0 THEN v_pos[v_j] + length(v_tag) - 1
                                   ELSE v_start + length(v_tag) + v_at + length(v_tag) - 2 END;
                 ELSE
@@ -188,13 +195,14 @@ RETURNS TABLE (n int, tok text, kind text)
 LANGUAGE sql IMMUTABLE STRICT
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the tokens of SQL text with their kind: c comment, s string, q quoted name, d dollar-quoted string, x other code */
+/* purpose: the tokens of SQL text with their kind: c comment, s string, q quoted name, d dollar-quoted string, t the tag that opens or closes a dollar-quoted body whose tokens follow, x other code */
 SELECT u.n::int, u.tok,
        CASE
            WHEN left(u.tok, 1) = '''' THEN 's'
            WHEN left(u.tok, 1) IN ('E', 'e') AND substr(u.tok, 2, 1) = '''' THEN 's'
            WHEN left(u.tok, 1) = '"' THEN 'q'
            WHEN starts_with(u.tok, '--') OR starts_with(u.tok, '/*') THEN 'c'
+           WHEN left(u.tok, 1) = '$' AND u.tok ~ '^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?[$]$' THEN 't'
            WHEN left(u.tok, 1) = '$' AND admmgt._sql_is_dollar(u.tok) THEN 'd'
            ELSE 'x'
        END
@@ -232,8 +240,8 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: p_sql with every code reference to schema p_schema replaced by chr(1), dollar-quoted strings included (the work of _schema_template, without its check) */
 DECLARE
-    -- In the masked code a comment is chr(3), a string, dollar-quoted string or other quoted
-    -- name chr(2). W: white space and comments; N: a name in a list after SCHEMA.
+    -- In the masked code a comment or a dollar quote's tag is chr(3), a string, dollar-quoted
+    -- string or other quoted name chr(2). W: white space and comments; N: a name in a list after SCHEMA.
     c_w constant text := '(?:\s|\x03)*';
     c_space constant text := E' \t\n\r\f\v' || chr(3);
     c_n constant text := '(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*|"(?:[^"]|"")*"|[\x01\x02])';
@@ -253,12 +261,12 @@ BEGIN
     -- Code as it is; each comment, string, dollar-quoted string (rewritten first) and quoted name
     -- other than the schema's replaced by a placeholder and kept aside in order.
     SELECT string_agg(CASE WHEN s.kind = 'x' OR (s.kind = 'q' AND s.tok = v_quoted) THEN s.tok
-                           WHEN s.kind = 'c' THEN chr(3) ELSE chr(2) END, '' ORDER BY s.n),
+                           WHEN s.kind IN ('c', 't') THEN chr(3) ELSE chr(2) END, '' ORDER BY s.n),
            array_agg(CASE WHEN s.kind = 'd' AND strpos(lower(s.tok), lower(p_schema)) > 0
                           THEN (SELECT d[1] || admmgt._schema_rewrite(d[2], p_schema) || d[3]
                                   FROM admmgt._sql_dollar_parts(s.tok) AS d)
                           ELSE s.tok END ORDER BY s.n)
-               FILTER (WHERE s.kind IN ('c', 's', 'd') OR (s.kind = 'q' AND s.tok <> v_quoted))
+               FILTER (WHERE s.kind IN ('c', 't', 's', 'd') OR (s.kind = 'q' AND s.tok <> v_quoted))
       INTO v_masked, v_saved
       FROM admmgt._sql_scan(p_sql) AS s;
     IF length(v_masked) - length(translate(v_masked, chr(2) || chr(3), '')) <> coalesce(cardinality(v_saved), 0) THEN
@@ -371,7 +379,7 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: the distinct names (folded) that SQL text uses in code as a schema (a qualifier, or a name after SCHEMA; dollar-quoted bodies included), in order of first appearance; a qualifier may also be a table or an alias */
 DECLARE
-    -- In the masked code a comment is chr(3), a string chr(2), quoted name number k
+    -- In the masked code a comment or a tag is chr(3), a string chr(2), quoted name number k
     -- chr(4) k chr(4) and dollar-quoted string number k chr(5) k chr(5).
     c_w constant text := '(?:\s|\x03)*';
     c_n constant text := '(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*|\x04[0-9]+\x04)';
@@ -383,7 +391,7 @@ DECLARE
     v_name text;
 BEGIN
     SELECT array_agg(s.tok ORDER BY s.n),
-           string_agg(CASE s.kind WHEN 'x' THEN s.tok WHEN 'c' THEN chr(3) WHEN 's' THEN chr(2)
+           string_agg(CASE s.kind WHEN 'x' THEN s.tok WHEN 'c' THEN chr(3) WHEN 't' THEN chr(3) WHEN 's' THEN chr(2)
                                   WHEN 'q' THEN chr(4) || s.n || chr(4) ELSE chr(5) || s.n || chr(5) END, '' ORDER BY s.n)
       INTO v_tok, v_masked
       FROM admmgt._sql_scan(p_sql) AS s;
