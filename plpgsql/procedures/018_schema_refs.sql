@@ -42,8 +42,8 @@ DECLARE
     -- a regular expression with a top-level |) is the token the server's lexer reads there. A
     -- dollar quote's opening tag and a block comment up to its first */ are tokens here; the
     -- loop below finds where they really end. E'' only where the E does not end a longer name;
-    -- $ in code only within a name or before a digit ($1); a run of code stops before */, so
-    -- that one starts where a nested comment ends.
+    -- $ in code only within a name or before a digit ($1); */ in code is a token of its own,
+    -- so that one ends where a nested comment ends.
     v_re constant text :=
            '--[^\n\r]*'
         || '|/\*(?:[^*]|\*+[^*/])*(?:\*+/)?'
@@ -52,6 +52,7 @@ DECLARE
         || '|"(?:[^"]|"")*"?'
         || '|(?<![A-Za-z0-9_$\u0080-\uffff])\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$'
         || '|(?:[^-/''"$Ee*]|[Ee](?!'')|-(?!-)|/(?!\*)|\*(?!/)|(?<=[A-Za-z0-9_\u0080-\uffff])\$|\$(?=[0-9]))+'
+        || '|\*/'
         || '|.';
     v_out text[] := '{}';
     v_rest text := p_sql;
@@ -75,6 +76,7 @@ DECLARE
     v_stop int;
     v_span int;
     v_local text;
+    v_j int;
 BEGIN
     -- A value read from a table may be compressed: work on a plain copy.
     v_rest := v_rest || '';
@@ -104,11 +106,27 @@ BEGIN
             CONTINUE WHEN v_d < v_i;
             v_start := v_pos[v_d];
             IF left(v_tok[v_d], 1) = '$' THEN
-                -- $tag$ ... $tag$: nothing inside ends it but the same tag.
+                -- $tag$ ... $tag$: nothing inside ends it but the same tag. Most often it is a
+                -- token of its own further on, with no tag in the text before it.
                 v_tag := v_tok[v_d];
-                v_at := strpos(substr(v_rest, v_start + length(v_tag)), v_tag);
-                v_end := CASE WHEN v_at = 0 THEN v_len
-                              ELSE v_start + length(v_tag) + v_at + length(v_tag) - 2 END;
+                v_j := array_position(v_tok, v_tag, v_d + 1);
+                IF v_j IS NOT NULL THEN
+                    v_local := array_to_string(v_tok[v_d + 1:v_j - 1], '');
+                    v_at := strpos(v_local, v_tag);
+                    -- A body whose tokens hold no tag, no dollar quote and no nested comment
+                    -- is already lexed as code by this pass: its tags stay tokens of their own
+                    -- (kind t of _sql_scan), so the body is not read a second time.
+                    IF v_at = 0 AND (SELECT min(o) FROM unnest(v_odd) AS o WHERE o > v_d) = v_j THEN
+                        v_i := v_j + 1;
+                        CONTINUE;
+                    END IF;
+                    v_end := CASE WHEN v_at = 0 THEN v_pos[v_j] + length(v_tag) - 1
+                                  ELSE v_start + length(v_tag) + v_at + length(v_tag) - 2 END;
+                ELSE
+                    v_at := strpos(substr(v_rest, v_start + length(v_tag)), v_tag);
+                    v_end := CASE WHEN v_at = 0 THEN v_len
+                                  ELSE v_start + length(v_tag) + v_at + length(v_tag) - 2 END;
+                END IF;
             ELSE
                 -- Block comments nest: count /* and */ from the opening one on, in the text
                 -- of the tokens that follow (as many as it takes), not in the whole rest.
@@ -146,7 +164,9 @@ BEGIN
                         ELSE array_position(v_pos, v_end + 1, v_d + 1) END;
             v_from := v_from || v_d;
             v_to := v_to || coalesce(v_i - 1, cardinality(v_tok));
-            v_whole := v_whole || substr(v_rest, v_start, v_end - v_start + 1);
+            -- (substr() deep into a long text is slow: the tokens make up the same text.)
+            v_whole := v_whole || CASE WHEN v_i IS NOT NULL THEN array_to_string(v_tok[v_d:v_i - 1], '')
+                                       ELSE substr(v_rest, v_start, v_end - v_start + 1) END;
             IF v_i IS NULL THEN
                 -- No token found starts where this one ends: the rest is lexed again.
                 v_stop := v_end;
@@ -175,13 +195,14 @@ RETURNS TABLE (n int, tok text, kind text)
 LANGUAGE sql IMMUTABLE STRICT
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the tokens of SQL text with their kind: c comment, s string, q quoted name, d dollar-quoted string, x other code */
+/* purpose: the tokens of SQL text with their kind: c comment, s string, q quoted name, d dollar-quoted string, t the tag that opens or closes a dollar-quoted body whose tokens follow, x other code */
 SELECT u.n::int, u.tok,
        CASE
            WHEN left(u.tok, 1) = '''' THEN 's'
            WHEN left(u.tok, 1) IN ('E', 'e') AND substr(u.tok, 2, 1) = '''' THEN 's'
            WHEN left(u.tok, 1) = '"' THEN 'q'
            WHEN starts_with(u.tok, '--') OR starts_with(u.tok, '/*') THEN 'c'
+           WHEN left(u.tok, 1) = '$' AND u.tok ~ '^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?[$]$' THEN 't'
            WHEN left(u.tok, 1) = '$' AND admmgt._sql_is_dollar(u.tok) THEN 'd'
            ELSE 'x'
        END
@@ -219,9 +240,10 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: p_sql with every code reference to schema p_schema replaced by chr(1), dollar-quoted strings included (the work of _schema_template, without its check) */
 DECLARE
-    -- In the masked code a comment is chr(3), a string, dollar-quoted string or other quoted
-    -- name chr(2). W: white space and comments; N: a name in a list after SCHEMA.
+    -- In the masked code a comment or a dollar quote's tag is chr(3), a string, dollar-quoted
+    -- string or other quoted name chr(2). W: white space and comments; N: a name in a list after SCHEMA.
     c_w constant text := '(?:\s|\x03)*';
+    c_space constant text := E' \t\n\r\f\v' || chr(3);
     c_n constant text := '(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*|"(?:[^"]|"")*"|[\x01\x02])';
     v_quoted text := '"' || replace(p_schema, '"', '""') || '"';
     v_target text;
@@ -239,12 +261,12 @@ BEGIN
     -- Code as it is; each comment, string, dollar-quoted string (rewritten first) and quoted name
     -- other than the schema's replaced by a placeholder and kept aside in order.
     SELECT string_agg(CASE WHEN s.kind = 'x' OR (s.kind = 'q' AND s.tok = v_quoted) THEN s.tok
-                           WHEN s.kind = 'c' THEN chr(3) ELSE chr(2) END, '' ORDER BY s.n),
+                           WHEN s.kind IN ('c', 't') THEN chr(3) ELSE chr(2) END, '' ORDER BY s.n),
            array_agg(CASE WHEN s.kind = 'd' AND strpos(lower(s.tok), lower(p_schema)) > 0
                           THEN (SELECT d[1] || admmgt._schema_rewrite(d[2], p_schema) || d[3]
                                   FROM admmgt._sql_dollar_parts(s.tok) AS d)
                           ELSE s.tok END ORDER BY s.n)
-               FILTER (WHERE s.kind IN ('c', 's', 'd') OR (s.kind = 'q' AND s.tok <> v_quoted))
+               FILTER (WHERE s.kind IN ('c', 't', 's', 'd') OR (s.kind = 'q' AND s.tok <> v_quoted))
       INTO v_masked, v_saved
       FROM admmgt._sql_scan(p_sql) AS s;
     IF length(v_masked) - length(translate(v_masked, chr(2) || chr(3), '')) <> coalesce(cardinality(v_saved), 0) THEN
@@ -262,10 +284,11 @@ BEGIN
             -- The 300 characters before this mention, and what follows it up to the next one.
             v_before := right(v_before || v_parts[v_i], 300);
             -- (a) a qualifier: "." follows, none comes before; (b) listed after SCHEMA.
-            IF (left(v_parts[v_i + 1], 300) ~ ('^' || c_w || '\.') AND v_before !~ ('\.' || c_w || '$'))
-               OR v_before ~ ('(?:^|[^A-Za-z0-9_$\u0080-\uffff."])[Ss][Cc][Hh][Ee][Mm][Aa]' || c_w
-                              || '(?:[Ii][Ff]' || c_w || '(?:[Nn][Oo][Tt]' || c_w || ')?[Ee][Xx][Ii][Ss][Tt][Ss]' || c_w || ')?'
-                              || '(?:' || c_n || c_w || ',' || c_w || ')*$') THEN
+            IF (left(ltrim(v_parts[v_i + 1], c_space), 1) = '.' AND right(rtrim(v_before, c_space), 1) IS DISTINCT FROM '.')
+               OR (strpos(lower(v_before), 'schema') > 0
+                   AND v_before ~ ('(?:^|[^A-Za-z0-9_$\u0080-\uffff."])[Ss][Cc][Hh][Ee][Mm][Aa]' || c_w
+                                   || '(?:[Ii][Ff]' || c_w || '(?:[Nn][Oo][Tt]' || c_w || ')?[Ee][Xx][Ii][Ss][Tt][Ss]' || c_w || ')?'
+                                   || '(?:' || c_n || c_w || ',' || c_w || ')*$')) THEN
                 v_out := v_out || chr(1);
             ELSE
                 v_out := v_out || v_found[v_i];
@@ -356,7 +379,7 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: the distinct names (folded) that SQL text uses in code as a schema (a qualifier, or a name after SCHEMA; dollar-quoted bodies included), in order of first appearance; a qualifier may also be a table or an alias */
 DECLARE
-    -- In the masked code a comment is chr(3), a string chr(2), quoted name number k
+    -- In the masked code a comment or a tag is chr(3), a string chr(2), quoted name number k
     -- chr(4) k chr(4) and dollar-quoted string number k chr(5) k chr(5).
     c_w constant text := '(?:\s|\x03)*';
     c_n constant text := '(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*|\x04[0-9]+\x04)';
@@ -368,7 +391,7 @@ DECLARE
     v_name text;
 BEGIN
     SELECT array_agg(s.tok ORDER BY s.n),
-           string_agg(CASE s.kind WHEN 'x' THEN s.tok WHEN 'c' THEN chr(3) WHEN 's' THEN chr(2)
+           string_agg(CASE s.kind WHEN 'x' THEN s.tok WHEN 'c' THEN chr(3) WHEN 't' THEN chr(3) WHEN 's' THEN chr(2)
                                   WHEN 'q' THEN chr(4) || s.n || chr(4) ELSE chr(5) || s.n || chr(5) END, '' ORDER BY s.n)
       INTO v_tok, v_masked
       FROM admmgt._sql_scan(p_sql) AS s;
@@ -385,7 +408,8 @@ BEGIN
         IF v_m[3] IS NOT NULL THEN
             v_names := admmgt._code_schemas((admmgt._sql_dollar_parts(v_tok[v_m[3]::int]))[2]);
         ELSIF v_m[1] IS NOT NULL THEN
-            v_names := ARRAY[admmgt._sql_name(v_m[1], v_tok)];
+            v_names := ARRAY[CASE WHEN left(v_m[1], 1) = chr(4) THEN admmgt._sql_name(v_m[1], v_tok)
+                                  ELSE translate(v_m[1], 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') END];
         ELSE
             SELECT array_agg(admmgt._sql_name(x.m[1], v_tok) ORDER BY x.i) INTO v_names
               FROM regexp_matches(v_m[2], c_n, 'g') WITH ORDINALITY AS x(m, i)
