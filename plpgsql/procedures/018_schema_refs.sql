@@ -54,7 +54,7 @@ DECLARE
         || '|(?:[^-/''"$Ee*]|[Ee](?!'')|-(?!-)|/(?!\*)|\*(?!/)|(?<=[A-Za-z0-9_\u0080-\uffff])\$|\$(?=[0-9]))+'
         || '|\*/'
         || '|.';
-    v_out text[] := '{}';
+    v_out text[] := '{}'::text[];
     v_rest text := p_sql;
     v_len int;
     v_tok text[];
@@ -97,9 +97,9 @@ BEGIN
         IF v_tok IS NULL THEN
             RETURN v_out;
         END IF;
-        v_from := '{}';
-        v_to := '{}';
-        v_whole := '{}';
+        v_from := '{}'::int[];
+        v_to := '{}'::int[];
+        v_whole := '{}'::text[];
         v_i := 1;
         v_stop := NULL;
         FOREACH v_d IN ARRAY coalesce(v_odd, '{}'::int[]) LOOP
@@ -253,7 +253,6 @@ DECLARE
     v_found text[];
     v_out text[];
     v_before text := '';
-    v_i int;
 BEGIN
     IF strpos(lower(p_sql), lower(p_schema)) = 0 THEN
         RETURN p_sql;
@@ -340,7 +339,7 @@ AS $$
 /* purpose: the single-quoted strings of SQL text (in dollar-quoted bodies too, not in comments) that mention schema p_schema as a word, as excerpts: references _schema_template cannot rewrite (dynamic SQL, to_regclass('s.t')) */
 DECLARE
     v_word text := '\m' || regexp_replace(p_schema, '([^A-Za-z0-9_])', '\\\1', 'g') || '\M';
-    v_out text[] := '{}';
+    v_out text[] := '{}'::text[];
     v_tok record;
 BEGIN
     IF strpos(lower(p_sql), lower(p_schema)) = 0 THEN
@@ -385,7 +384,7 @@ DECLARE
     c_n constant text := '(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*|\x04[0-9]+\x04)';
     v_tok text[];
     v_masked text;
-    v_out text[] := '{}';
+    v_out text[] := '{}'::text[];
     v_m text[];
     v_names text[];
     v_name text;

@@ -20,7 +20,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._check_schema_row(p_row admmgt.vendor_db_settings, p_template text)
 RETURNS text
-LANGUAGE plpgsql
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: refuse, naming the row, a pending schema target whose name or login role is bad, or that names a reserved schema (public, admmgt, information_schema, pg_*, the template's for a tenant); returns the folded name */
@@ -166,7 +166,7 @@ DECLARE
     v_template text := admmgt._schema_template_name();
     v_rows admmgt.vendor_db_settings[];
     v_row admmgt.vendor_db_settings;
-    v_items admmgt.work_item[] := '{}';
+    v_items admmgt.work_item[] := '{}'::admmgt.work_item[];
     v_run bigint;
     v_error admmgt.error_state;
     v_version int;
@@ -209,7 +209,7 @@ BEGIN
         IF v_version IS NULL THEN
             RAISE WARNING 'admmgt create: the schema template % is not created, so no tenant schema is made', v_template
                 USING HINT = 'See SELECT * FROM admmgt.failures; fix the cause and call create_schema() again.';
-            v_items := '{}';
+            v_items := '{}'::admmgt.work_item[];
         ELSE
             v_tpl := admmgt._template('schema');
             v_db := coalesce(lower(btrim(v_tpl.schema_db)), current_database());

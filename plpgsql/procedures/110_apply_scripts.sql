@@ -422,10 +422,10 @@ SELECT greatest(coalesce(p_ready[cardinality(p_ready)], 0), p_template.scriptver
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._apply_kind(p_kind text, p_parallel int, p_wait_seconds int, p_tenants text[], p_server text, p_tag text,
-                                               p_upto int, p_max_failures int, p_canary int, INOUT p_failed admmgt.scripts)
+                                               p_upto int, p_max_failures int, p_canary int, INOUT p_failed int)
 LANGUAGE plpgsql
 AS $$
-/* purpose: applyScripts() for the targets of one kind: the template of that kind first, alone, as the canary; then the chosen tenants of that kind; p_failed: a script that had failed on the template before the run */
+/* purpose: applyScripts() for the targets of one kind: the template of that kind first, alone, as the canary; then the chosen tenants of that kind; p_failed: the id of a script that had failed on a template before the run */
 DECLARE
     v_template admmgt.vendor_db_settings;
     v_ready int[];
@@ -434,6 +434,7 @@ DECLARE
     v_error admmgt.error_state;
     v_chosen admmgt.targets[];
     v_upto int;
+    v_next admmgt.scripts;
 BEGIN
     v_template := admmgt._template(p_kind);
     v_ready := ARRAY(SELECT r FROM unnest(admmgt._ready_scripts(v_template.scriptversion)) r WHERE r <= coalesce(p_upto, r));
@@ -442,12 +443,13 @@ BEGIN
     IF p_kind = 'schema' THEN
         PERFORM admmgt._check_schema_scripts(v_ready, current_date);
     END IF;
-    p_failed := coalesce(p_failed, admmgt._failed_next(v_template.scriptversion));
+    v_next := admmgt._failed_next(v_template.scriptversion);
+    p_failed := coalesce(p_failed, CASE WHEN v_next.status = 3 THEN v_next.id END);
     v_chosen := admmgt._select(admmgt._update_targets(p_kind), p_tenants, p_server, p_tag);
     v_upto := least(admmgt._template_upto(v_template, v_ready), coalesce(p_upto, admmgt._template_upto(v_template, v_ready)));
     IF v_upto <= v_template.scriptversion
        AND cardinality(admmgt._apply_items(v_chosen, least(v_template.scriptversion, coalesce(p_upto, v_template.scriptversion)), current_date)) = 0 THEN
-        IF p_failed.status IS DISTINCT FROM 3 THEN
+        IF p_failed IS NULL THEN
             RAISE NOTICE '%', format('admmgt apply: nothing to do; the %stemplate and every %stenant with updateflag are at version %s%s',
                                      CASE WHEN p_kind = 'schema' THEN 'schema ' ELSE '' END,
                                      CASE WHEN num_nonnulls(p_tenants, p_server, p_tag) > 0 THEN 'chosen ' ELSE '' END, v_template.scriptversion,
@@ -499,7 +501,7 @@ AS $$
 /* purpose: apply ready scripts in id order (up to p_upto) to the targets of one kind (t_separatedb 1: databases, 0: schemas) or of every kind: per kind the template first, alone, as the canary; then the chosen tenants with updateflag (and the template's copies) below the template's version, each up to its pin; p_canary tenants before the rest, which wait for them; a run stops starting targets after p_max_failures failed; ends with an error while a script that failed on the template before the run holds the fleet back */
 DECLARE
     v_kind text;
-    v_failed admmgt.scripts;
+    v_failed int;
 BEGIN
     PERFORM admmgt._check_call('applyScripts', p_parallel);
     PERFORM admmgt._check_selection('applyScripts', p_tenants, p_server, p_tag);
@@ -509,7 +511,7 @@ BEGIN
     END LOOP;
     -- A script that had failed before this run still holds the fleet back: an error, not a success.
     -- (One that failed in this run is in the run's failures already.)
-    PERFORM admmgt._raise_if_failed(v_failed);
+    PERFORM admmgt._raise_if_failed(s) FROM admmgt.scripts s WHERE s.id = v_failed;
 END;
 $$;
 

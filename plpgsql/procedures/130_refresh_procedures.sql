@@ -145,12 +145,12 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._schema_copies(p_stmts text[], p_template text)
 RETURNS text[]
-LANGUAGE plpgsql
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the template schema's definitions in the form every schema target's copy is made from (a routine's own SET search_path included); a WARNING for each that still names the template schema where admmgt cannot rewrite it (inside a string: dynamic SQL, for one), since every tenant's copy would reach the template's objects there */
 DECLARE
-    v_out text[] := '{}';
+    v_out text[] := '{}'::text[];
     v_stmt text;
     v_kept text[];
 BEGIN
@@ -175,8 +175,8 @@ AS $$
 /* purpose: refresh for the targets of one kind: the routines (and, for schema targets or with p_views_only, the views) of the template of that kind, into its copies and the chosen tenants with updateflag at version p_scriptid or above */
 DECLARE
     v_template admmgt.vendor_db_settings := admmgt._template(p_kind);
-    v_nsp text := CASE WHEN p_kind = 'schema' THEN v_template.dbname END;
-    v_db text := CASE WHEN p_kind = 'schema' THEN coalesce(lower(btrim(v_template.schema_db)), current_database()) ELSE v_template.dbname END;
+    v_nsp text := CASE WHEN p_kind = 'schema' THEN v_template.dbname::text END;
+    v_db text := CASE WHEN p_kind = 'schema' THEN coalesce(lower(btrim(v_template.schema_db)), current_database()) ELSE v_template.dbname::text END;
     v_stmts text[];
     v_targets admmgt.targets[];
     v_below int;
@@ -196,8 +196,8 @@ BEGIN
     v_targets := admmgt._select(admmgt._update_targets(p_kind), p_tenants, p_server, p_tag);
     IF p_scriptid IS NOT NULL THEN
         -- A tenant below the script the definitions need would get routines that name objects it does not have yet.
-        SELECT count(*) FILTER (WHERE t.version < p_scriptid), coalesce(array_agg(t) FILTER (WHERE t.version >= p_scriptid), '{}')
-          INTO v_below, v_targets FROM unnest(v_targets) t;
+        v_below := (SELECT count(*)::int FROM unnest(v_targets) t WHERE t.version < p_scriptid);
+        v_targets := ARRAY(SELECT t FROM unnest(v_targets) t WHERE t.version >= p_scriptid);
         IF v_below > 0 THEN
             RAISE NOTICE 'admmgt refresh: % target(s) below version % (t_scriptid) are left as they are', v_below, p_scriptid;
         END IF;
