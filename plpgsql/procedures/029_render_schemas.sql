@@ -1,7 +1,7 @@
 -- Render layer: scripts for schema targets. Script rows name the template schema; each
 -- schema target runs them in its own. A script's statements (frozen, or rendered now) are turned
 -- once per call into a form where every code reference to the template schema is a marker
--- (_schema_template, 018_schema_refs.sql); each schema target's copy then costs one replace().
+-- (_schema_template, 018_schema_refs.sql); each schema target's copy then costs one replace() (_for_schema).
 -- The rules of what counts as a reference, and where rewriting stops, are in docs/schema-mode.md.
 
 CREATE OR REPLACE FUNCTION admmgt._schema_template_name()
@@ -23,43 +23,31 @@ AS $$
 SELECT regexp_replace(p_sql, '(^|[^A-Za-z0-9_$."])' || p_schema || '(\s*\.)', '\1' || chr(1) || '\2', 'g');
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._parts_template(p_parts admmgt.script_parts[], p_schema text)
-RETURNS admmgt.script_parts[]
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-/* purpose: a script's parts with every code reference to the template schema replaced by the marker that _parts_for fills in */
-SELECT coalesce(array_agg(ROW(p.scriptid, p.part, p.txmode,
-                              ARRAY(SELECT admmgt._schema_template(s, p_schema) FROM unnest(p.stmts) WITH ORDINALITY AS x(s, n) ORDER BY n),
-                              p.sources,
-                              CASE WHEN p.index_def ->> 'schema' = p_schema THEN jsonb_set(p.index_def, '{schema}', to_jsonb(chr(1))) ELSE p.index_def END,
-                              p.destructive)::admmgt.script_parts ORDER BY p.part), '{}')
-  FROM unnest(p_parts) AS p;
-$$;
-
-CREATE OR REPLACE FUNCTION admmgt._parts_for(p_parts admmgt.script_parts[], p_nsp text)
-RETURNS admmgt.script_parts[]
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-/* purpose: the parts a schema target runs: the marker of the template schema made its own schema */
-SELECT coalesce(array_agg(ROW(p.scriptid, p.part, p.txmode,
-                              ARRAY(SELECT replace(s, chr(1), quote_ident(p_nsp)) FROM unnest(p.stmts) WITH ORDINALITY AS x(s, n) ORDER BY n),
-                              p.sources,
-                              CASE WHEN p.index_def ->> 'schema' = chr(1) THEN jsonb_set(p.index_def, '{schema}', to_jsonb(p_nsp)) ELSE p.index_def END,
-                              p.destructive)::admmgt.script_parts ORDER BY p.part), '{}')
-  FROM unnest(p_parts) AS p;
-$$;
-
-CREATE OR REPLACE FUNCTION admmgt._stmts_for(p_stmts text[], p_schema text, p_nsp text)
+CREATE OR REPLACE FUNCTION admmgt._for_schema(p_stmts text[], p_nsp text)
 RETURNS text[]
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: statements written for the template schema, as one schema target runs them (unchanged for a database target, p_nsp NULL) */
+/* purpose: statements in the form schema targets share, as the schema target p_nsp runs them (unchanged for a database target, p_nsp NULL): the marker of the template schema made its own schema */
 SELECT CASE WHEN p_nsp IS NULL OR p_stmts IS NULL THEN p_stmts
-            ELSE ARRAY(SELECT replace(admmgt._schema_template(s, p_schema), chr(1), quote_ident(p_nsp))
-                         FROM unnest(p_stmts) WITH ORDINALITY AS x(s, n) ORDER BY n) END;
+            ELSE ARRAY(SELECT replace(s, chr(1), quote_ident(p_nsp)) FROM unnest(p_stmts) WITH ORDINALITY AS x(s, n) ORDER BY n) END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._parts_map(p_parts admmgt.script_parts[], p_schema text, p_nsp text)
+RETURNS admmgt.script_parts[]
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a script's parts in the form schema targets share (p_nsp NULL: every code reference to the template schema p_schema made the marker), or as the schema target p_nsp runs that form (p_schema NULL) */
+SELECT coalesce(array_agg(ROW(p.scriptid, p.part, p.txmode,
+                              CASE WHEN p_nsp IS NULL
+                                   THEN ARRAY(SELECT admmgt._schema_template(s, p_schema) FROM unnest(p.stmts) WITH ORDINALITY AS x(s, n) ORDER BY n)
+                                   ELSE admmgt._for_schema(p.stmts, p_nsp) END,
+                              p.sources,
+                              CASE WHEN p.index_def ->> 'schema' = coalesce(p_schema, chr(1))
+                                   THEN jsonb_set(p.index_def, '{schema}', to_jsonb(coalesce(p_nsp, chr(1)))) ELSE p.index_def END,
+                              p.destructive)::admmgt.script_parts ORDER BY p.part), '{}')
+  FROM unnest(p_parts) AS p;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._schema_row_tables()

@@ -78,7 +78,7 @@ DECLARE
     v_id int;
 BEGIN
     FOR v_id IN SELECT s.id FROM admmgt.scripts s WHERE s.id > p_version AND s.id <= p_upto AND s.status IN (1, 2) ORDER BY s.id LOOP
-        v_parts := admmgt._parts_for(admmgt._parts_template(ARRAY(SELECT p FROM admmgt._script_parts(v_id, current_date) p), p_template), p_nsp);
+        v_parts := admmgt._parts_map(admmgt._parts_map(ARRAY(SELECT p FROM admmgt._script_parts(v_id, current_date) p), p_template, NULL), NULL, p_nsp);
         IF EXISTS (SELECT 1 FROM unnest(v_parts) p WHERE p.txmode = 'none' AND NOT coalesce(p.index_def ? 'tail', false)) THEN
             RAISE NOTICE 'admmgt create: schema % is made at version %: script % has a step outside a transaction, which applyScripts() runs', p_nsp, p_version, v_id;
             RETURN;
@@ -103,7 +103,7 @@ DECLARE
     v_nsp text := lower(btrim(p_row.dbname));
     v_conn_db text := coalesce(lower(btrim(p_row.schema_db)), current_database());
     v_stmts text[] := admmgt._schema_access_stmts(p_row, v_nsp, v_conn_db);
-    v_own text[] := ARRAY(SELECT replace(r, chr(1), v_nsp) FROM unnest(p_routines) WITH ORDINALITY AS x(r, n) ORDER BY n);
+    v_own text[] := admmgt._for_schema(p_routines, v_nsp);
     v_version int := 0;
 BEGIN
     IF cardinality(v_own) > 0 THEN
@@ -114,7 +114,7 @@ BEGIN
     IF cardinality(v_own) > 0 THEN
         v_stmts := v_stmts || 'SET LOCAL check_function_bodies = on'::text || v_own;
     END IF;
-    v_stmts := v_stmts || ARRAY(SELECT replace(r, chr(1), v_nsp) FROM unnest(p_views) WITH ORDINALITY AS x(r, n) ORDER BY n);
+    v_stmts := v_stmts || admmgt._for_schema(p_views, v_nsp);
     RETURN admmgt._item('schema', p_row.id, v_nsp, coalesce(p_row.server, 'local'), v_conn_db, v_version, v_stmts, true,
                         NULL, NULL, NULL, v_nsp);
 END;

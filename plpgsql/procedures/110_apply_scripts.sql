@@ -61,12 +61,12 @@ WITH targets AS (
     -- Schema targets share one form of each script that names no schema of its own (029).
     SELECT r.id, r.parts,
            CASE WHEN EXISTS (SELECT 1 FROM targets t WHERE (t.t).nsp IS NOT NULL)
-                THEN admmgt._parts_template(r.parts, admmgt._schema_template_name()) END AS tparts
+                THEN admmgt._parts_map(r.parts, admmgt._schema_template_name(), NULL) END AS tparts
       FROM rendered r
 )
 SELECT coalesce(array_agg(i.items[g.n] ORDER BY t.servertemplate DESC, t.id, b.id, g.n), '{}')
   FROM targets t JOIN batches b ON b.id > t.version AND b.id <= t.upto
- CROSS JOIN LATERAL (SELECT admmgt._script_items(t.t, CASE WHEN (t.t).nsp IS NULL THEN b.parts ELSE admmgt._parts_for(b.tparts, (t.t).nsp) END,
+ CROSS JOIN LATERAL (SELECT admmgt._script_items(t.t, CASE WHEN (t.t).nsp IS NULL THEN b.parts ELSE admmgt._parts_map(b.tparts, NULL, (t.t).nsp) END,
                                                  b.id) AS items) i
  CROSS JOIN LATERAL generate_subscripts(i.items, 1) AS g(n);
 $$;

@@ -15,10 +15,7 @@ WITH targets AS (
            admmgt.maintenance_batch(x.version, p_from, p_to, CASE WHEN x.schema_mode THEN admmgt._schema_template_name() END) AS stmts
       FROM (SELECT DISTINCT version, (t).nsp IS NOT NULL AS schema_mode FROM targets) x
 )
-SELECT coalesce(array_agg(admmgt._target_item('partitions', t.t, NULL,
-                                              CASE WHEN (t.t).nsp IS NULL THEN b.stmts
-                                                   ELSE ARRAY(SELECT replace(s, chr(1), quote_ident((t.t).nsp)) FROM unnest(b.stmts) WITH ORDINALITY AS x(s, n) ORDER BY n) END,
-                                              true)
+SELECT coalesce(array_agg(admmgt._target_item('partitions', t.t, NULL, admmgt._for_schema(b.stmts, (t.t).nsp), true)
                           ORDER BY t.istemplate DESC, t.servertemplate DESC, t.id), '{}')
   FROM targets t JOIN batches b ON b.version = t.version AND b.schema_mode = ((t.t).nsp IS NOT NULL)
  WHERE b.stmts IS NOT NULL;

@@ -106,11 +106,7 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: one batch of the template's routines (p_stmts) for each of the given targets, in their order; a schema target's copy has its own schema where the template's form has the marker of the template schema */
-SELECT coalesce(array_agg(admmgt._target_item('routines', p_targets[k], NULL,
-                                              CASE WHEN (p_targets[k]).nsp IS NULL THEN p_stmts
-                                                   ELSE ARRAY(SELECT replace(s, chr(1), quote_ident((p_targets[k]).nsp))
-                                                                FROM unnest(p_stmts) WITH ORDINALITY AS x(s, n) ORDER BY n) END,
-                                              true) ORDER BY k), '{}')
+SELECT coalesce(array_agg(admmgt._target_item('routines', p_targets[k], NULL, admmgt._for_schema(p_stmts, (p_targets[k]).nsp), true) ORDER BY k), '{}')
   FROM generate_subscripts(p_targets, 1) AS k
  WHERE cardinality(p_stmts) > 0;
 $$;
@@ -213,20 +209,30 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE PROCEDURE admmgt._refresh(p_call text, p_views_only boolean, p_separatedb int, p_scriptid int, p_parallel int,
+                                            p_wait_seconds int, p_tenants text[], p_server text, p_tag text)
+LANGUAGE plpgsql
+AS $$
+/* purpose: what refesh_stored_procedures and refesh_views do: check the call, then refresh each kind of target asked for */
+DECLARE
+    v_kind text;
+BEGIN
+    PERFORM admmgt._check_call(p_call, p_parallel);
+    PERFORM admmgt._check_selection(p_call, p_tenants, p_server, p_tag);
+    FOREACH v_kind IN ARRAY admmgt._kinds(p_separatedb, p_call) LOOP
+        CALL admmgt._refresh_kind(v_kind, p_call, p_scriptid, p_views_only, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag);
+    END LOOP;
+END;
+$$;
+
 CREATE OR REPLACE PROCEDURE admmgt.refesh_stored_procedures(t_separatedb int DEFAULT NULL, t_scriptid int DEFAULT NULL,
                                                             p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
                                                             p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
 /* purpose: create or replace every function (trigger functions included) and procedure of the template's app schemas in its copies on other servers and in every created tenant with updateflag (or the chosen ones); t_separatedb 1: database targets only, 0: schema targets only (whose copies name their own schema, and which get the template schema's views too); t_scriptid: only targets at that version or above */
-DECLARE
-    v_kind text;
 BEGIN
-    PERFORM admmgt._check_call('refesh_stored_procedures', p_parallel);
-    PERFORM admmgt._check_selection('refesh_stored_procedures', p_tenants, p_server, p_tag);
-    FOREACH v_kind IN ARRAY admmgt._kinds(t_separatedb, 'refesh_stored_procedures') LOOP
-        CALL admmgt._refresh_kind(v_kind, 'refesh_stored_procedures', t_scriptid, false, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag);
-    END LOOP;
+    CALL admmgt._refresh('refesh_stored_procedures', false, t_separatedb, t_scriptid, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag);
 END;
 $$;
 
@@ -236,13 +242,7 @@ CREATE OR REPLACE PROCEDURE admmgt.refesh_views(t_separatedb int DEFAULT NULL, t
 LANGUAGE plpgsql
 AS $$
 /* purpose: create or replace every view of the template's app schemas in its copies and every created tenant with updateflag (or the chosen ones), as refesh_stored_procedures does routines; t_separatedb and t_scriptid as there */
-DECLARE
-    v_kind text;
 BEGIN
-    PERFORM admmgt._check_call('refesh_views', p_parallel);
-    PERFORM admmgt._check_selection('refesh_views', p_tenants, p_server, p_tag);
-    FOREACH v_kind IN ARRAY admmgt._kinds(t_separatedb, 'refesh_views') LOOP
-        CALL admmgt._refresh_kind(v_kind, 'refesh_views', t_scriptid, true, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag);
-    END LOOP;
+    CALL admmgt._refresh('refesh_views', true, t_separatedb, t_scriptid, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag);
 END;
 $$;
