@@ -145,3 +145,28 @@ describe('schema per tenant, typed in psql', () => {
     expect([err.code, err.message]).toEqual(['22023', 'admmgt: applyScripts was given t_separatedb => 2']);
   });
 });
+
+describe('upkeep of schema targets', () => {
+  it('plans each schema target\'s own statements', async () => {
+    await env.addScript({ id: 6, description: 'one more column', addColumns: [{ schema: T, table: 'newtable', column: { name: 'extra', type: 'int' } }] });
+    const plan = await env.rows<{ dbname: string; stmt: string }>(`SELECT dbname, stmt FROM admmgt.plan_scripts() WHERE stmt LIKE 'ALTER TABLE%'`);
+    expect(plan).toEqual([T, 'bigclient', 'lateclient'].map((s) => ({ dbname: s, stmt: `ALTER TABLE ${s}.newtable ADD COLUMN extra int` })));
+    await env.admin.query('CALL admmgt.applyScripts()');
+    expect(await env.rows(`SELECT count(*)::int AS n FROM pg_attribute WHERE attname = 'extra' AND attrelid::regclass::text LIKE '%.newtable'`)).toEqual([{ n: 3 }]);
+  });
+
+  it('applies retention in each schema target\'s own partitions', async () => {
+    const before = await catalog('bigclient');
+    await env.admin.query(`CALL admmgt.applyLifecycle(p_asof => current_date + 400)`);
+    const logged = await env.rows<{ dbname: string; line: string }>(
+      `SELECT dbname, commstat AS line FROM admmgt.script_log WHERE operation = 'lifecycle' AND commstat LIKE 'drop %' ORDER BY id`);
+    expect(logged.length).toBeGreaterThan(0);
+    for (const schema of [T, 'bigclient', 'lateclient']) {
+      const own = logged.filter((l) => l.dbname === schema).map((l) => l.line);
+      expect(own.length).toBeGreaterThan(0);
+      expect(own.every((l) => l.startsWith(`drop ${schema}.test_table_x_p`))).toBe(true);
+      const c = await catalog(schema);
+      expect(c.partitions.length).toBe(before.partitions.length - own.length * 2);
+    }
+  });
+});

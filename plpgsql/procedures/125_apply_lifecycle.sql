@@ -8,16 +8,19 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: per chosen created target with retention policies: the lifecycle block (it commits as it goes, so it runs outside a transaction block), then the read-back of what it did, on the same connection */
 WITH batches AS MATERIALIZED (
-    SELECT x.version, admmgt.render_lifecycle(x.version, p_asof, p_plan) AS stmt
-      FROM (SELECT DISTINCT t.version FROM admmgt.targets t) x
+    -- Schema targets share one form of each version's block: it names its tables in strings too,
+    -- which admmgt wrote from checked names, so the template schema is marked everywhere in it.
+    SELECT x.version, x.schema_mode,
+           CASE WHEN x.schema_mode THEN admmgt._schema_marked(admmgt.render_lifecycle(x.version, p_asof, p_plan), admmgt._schema_template_name())
+                ELSE admmgt.render_lifecycle(x.version, p_asof, p_plan) END AS stmt
+      FROM (SELECT DISTINCT t.version, t.nsp IS NOT NULL AS schema_mode FROM admmgt.targets t) x
 )
 SELECT coalesce(array_agg(i.item ORDER BY t.istemplate DESC, t.servertemplate DESC, t.id, i.n), '{}')
   FROM admmgt.targets t
-  -- The lifecycle block names its tables inside strings, where a schema target's copy cannot be
-  -- rewritten: it would work on the template's partitions. Schema targets are left out.
-  JOIN batches b ON b.version = t.version AND b.stmt IS NOT NULL AND admmgt._selected(t, p_tenants, p_server, p_tag) AND t.kind = 'database'
- CROSS JOIN LATERAL (VALUES (1, admmgt._item('retention', t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[b.stmt], false)),
-                            (2, admmgt._item('retention_report', t.id, t.dbname, t.server, t.dbname, NULL, ARRAY[admmgt._lifecycle_report_sql()], false))) AS i(n, item);
+  JOIN batches b ON b.version = t.version AND b.schema_mode = (t.nsp IS NOT NULL) AND b.stmt IS NOT NULL
+                AND admmgt._selected(t, p_tenants, p_server, p_tag)
+ CROSS JOIN LATERAL (VALUES (1, admmgt._target_item('retention', t, NULL, admmgt._for_schema(ARRAY[b.stmt], t.nsp), false)),
+                            (2, admmgt._target_item('retention_report', t, NULL, ARRAY[admmgt._lifecycle_report_sql()], false))) AS i(n, item);
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._book_retention(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
@@ -54,10 +57,7 @@ BEGIN
     PERFORM admmgt._check_selection('applyLifecycle', p_tenants, p_server, p_tag);
     -- An as-of day that never comes would make every partition expired.
     PERFORM admmgt._finite_date(coalesce(p_asof, current_date), 'p_asof');
-    PERFORM admmgt._template();
-    IF EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.kind = 'schema') THEN
-        RAISE NOTICE 'admmgt lifecycle: schema targets are left out: retention does not work on them yet';
-    END IF;
+    PERFORM admmgt._template(k) FROM unnest(admmgt._kinds(NULL, 'applyLifecycle')) AS k;
     v_items := admmgt._lifecycle_items(coalesce(p_asof, current_date), coalesce(p_plan, false), p_tenants, p_server, p_tag);
     IF cardinality(v_items) = 0 THEN
         RAISE NOTICE 'admmgt lifecycle: no applied script has a table with a lifecycle';
