@@ -155,6 +155,16 @@ describe('upkeep of schema targets', () => {
     expect(await env.rows(`SELECT count(*)::int AS n FROM pg_attribute WHERE attname = 'extra' AND attrelid::regclass::text LIKE '%.newtable'`)).toEqual([{ n: 3 }]);
   });
 
+  it('marks a script applied by hand in a schema target\'s own ledger rows', async () => {
+    await env.addScript({ id: 7, description: 'done by hand', sql: [{ seq: 1, body: `CREATE TABLE ${T}.by_hand (id int)` }] });
+    await env.admin.query(`CALL admmgt.mark_script_applied('bigclient', 7, 'a DBA ran it')`);
+    expect(await env.rows(`SELECT schemaname::text AS s FROM admmgt.applied_schema_scripts WHERE scriptid = 7`)).toEqual([{ s: 'bigclient' }]);
+    expect(await env.rows(`SELECT scriptversion AS v FROM admmgt.vendor_db_settings WHERE dbname = 'BigClient'`)).toEqual([{ v: 7 }]);
+    await env.admin.query('CALL admmgt.applyScripts(0)');
+    expect(await env.rows(`SELECT n.nspname AS s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'by_hand' ORDER BY 1`))
+      .toEqual([{ s: 'lateclient' }, { s: T }]);
+  });
+
   it('applies retention in each schema target\'s own partitions', async () => {
     const before = await catalog('bigclient');
     await env.admin.query(`CALL admmgt.applyLifecycle(p_asof => current_date + 400)`);

@@ -55,6 +55,7 @@ AS $$
 /* purpose: record that a tenant has the next script it lacks because a DBA applied it by hand: its ledger row in the tenant, its version, a log row; never runs the script */
 DECLARE
     v admmgt.vendor_db_settings := admmgt._tenant_row(p_dbname, 'mark_script_applied');
+    v_target admmgt.targets;
     v_next int;
     v_run bigint;
     v_error admmgt.error_state;
@@ -67,8 +68,11 @@ BEGIN
     END IF;
     CALL admmgt._begin_call('apply', 'mark_script_applied', p_wait_seconds, v_run);
     BEGIN
-        PERFORM dblink_exec(admmgt._connstr(coalesce(v.server, 'local'), lower(btrim(v.dbname))),
-                            array_to_string(admmgt._ledger_tables(false) || format('%s ON CONFLICT DO NOTHING', admmgt._ledger_insert(p_scriptid)), '; '));
+        -- A schema target's ledger is that of the database holding it (create_schema made it).
+        SELECT * INTO v_target FROM admmgt.targets t WHERE t.id = v.id;
+        PERFORM dblink_exec(admmgt._connstr(coalesce(v.server, 'local'), coalesce(v_target.conn_db, lower(btrim(v.dbname)))),
+                            array_to_string(CASE WHEN v_target.nsp IS NULL THEN admmgt._ledger_tables(false) ELSE '{}'::text[] END
+                                            || format('%s ON CONFLICT DO NOTHING', admmgt._ledger_insert(p_scriptid, v_target.nsp)), '; '));
         UPDATE admmgt.vendor_db_settings SET scriptversion = p_scriptid, modifiedon = current_timestamp WHERE id = v.id;
         INSERT INTO admmgt.script_log (scriptid, dbname, commstat, run_id, operation, outcome, server)
         VALUES (p_scriptid, lower(btrim(v.dbname)), coalesce('marked applied by hand: ' || p_note, 'marked applied by hand'), v_run,
@@ -82,7 +86,7 @@ BEGIN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
     CALL admmgt._end_call_if_failed('apply', v_run, v_error);
-    PERFORM admmgt._mark_applied((SELECT coalesce(scriptversion, 0) FROM admmgt._template()));
+    PERFORM admmgt._mark_applied((SELECT coalesce(scriptversion, 0) FROM admmgt._template(coalesce(v_target.kind, 'database'))));
     CALL admmgt._end_call('apply', v_run);
     RAISE NOTICE 'admmgt: % marked as having script % (its ledger and version; the script did not run)', v.dbname, p_scriptid;
 END;
