@@ -180,3 +180,31 @@ describe('upkeep of schema targets', () => {
     }
   });
 });
+
+describe('schema targets in another database', () => {
+  it('are made, updated and refreshed in the database schema_db names, with the ledger of that database', async () => {
+    const shard = `${env.prefix}_shard1`;
+    await env.admin.query(`CREATE DATABASE ${shard}`);
+    await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status, kind, schema_db) VALUES ('farclient', 1, 'schema', '${shard}')`);
+    await env.admin.query('CALL admmgt.create_schema()');
+    const [row] = await env.rows<{ v: number; status: number }>(`SELECT scriptversion AS v, status FROM admmgt.vendor_db_settings WHERE dbname = 'farclient'`);
+    const [tpl] = await env.rows<{ v: number }>(`SELECT scriptversion AS v FROM admmgt.vendor_db_settings WHERE istemplate`);
+    expect(row).toEqual({ v: tpl!.v, status: 2 });
+    const inShard = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => env.queryIn<R>(shard, text, values);
+    const far = await schemaCatalog(inShard, 'farclient');
+    expect(far.tables).toEqual(['by_hand:r', 'childtable:r', 'newtable:r', 'parenttable:r', 'test_table:p']);
+    expect(far.fk).toEqual(['farclient.childtable -> farclient.parenttable']);
+    expect(far.rows).toBe(5);
+    expect(far.proc).toMatch(/INSERT INTO "?farclient"?\.parenttable/);
+    expect(await inShard(`SELECT count(*)::int AS n FROM admmgt.applied_schema_scripts WHERE schemaname = 'farclient'`)).toEqual([{ n: tpl!.v }]);
+    // Nothing of it in the admin database.
+    expect(await env.rows(`SELECT to_regnamespace('farclient') AS n`)).toEqual([{ n: null }]);
+
+    await env.addScript({ id: 8, description: 'later', addColumns: [{ schema: T, table: 'newtable', column: { name: 'later', type: 'date' } }] });
+    await env.admin.query('CALL admmgt.applyScripts(0)');
+    expect(await inShard(`SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'farclient.newtable'::regclass AND attname = 'later'`))
+      .toEqual([{ t: 'date' }]);
+    expect(await env.rows(`SELECT dbname, ledger_version, problem FROM admmgt.check_targets('farclient')`))
+      .toEqual([{ dbname: 'farclient', ledger_version: 8, problem: null }]);
+  });
+});
