@@ -187,6 +187,9 @@ BEGIN
         RAISE NOTICE 'admmgt create: no schema target is pending (status 1)';
         RETURN;
     END IF;
+    -- A template schema made now runs scripts that no schema target ran before: check them first.
+    PERFORM admmgt._check_schema_scripts(ARRAY(SELECT s.id FROM admmgt.scripts s WHERE s.status = 2 AND s.id <= admmgt._template_upto(r, '{}')), current_date)
+       FROM unnest(v_rows) r WHERE r.istemplate;
     CALL admmgt._begin_call('create', 'create_schema', p_wait_seconds, v_run);
     BEGIN
         v_rows := ARRAY(SELECT p FROM admmgt._pending_schemas() p);

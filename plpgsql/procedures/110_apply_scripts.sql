@@ -440,13 +440,15 @@ BEGIN
     v_ready := ARRAY(SELECT r FROM unnest(admmgt._ready_scripts(v_template.scriptversion)) r WHERE r <= coalesce(p_upto, r));
     -- Render every ready script before any target is touched: bad rows are refused here.
     PERFORM count(*) FROM unnest(v_ready) AS s, LATERAL admmgt.render_script(s) AS r;
-    IF p_kind = 'schema' THEN
-        PERFORM admmgt._check_schema_scripts(v_ready, current_date);
-    END IF;
     v_next := admmgt._failed_next(v_template.scriptversion);
     p_failed := coalesce(p_failed, CASE WHEN v_next.status = 3 THEN v_next.id END);
     v_chosen := admmgt._select(admmgt._update_targets(p_kind), p_tenants, p_server, p_tag);
     v_upto := least(admmgt._template_upto(v_template, v_ready), coalesce(p_upto, admmgt._template_upto(v_template, v_ready)));
+    IF p_kind = 'schema' THEN
+        -- Every script the schema template is about to run, the ones applied before it existed too.
+        PERFORM admmgt._check_schema_scripts(ARRAY(SELECT s.id FROM admmgt.scripts s
+                                                    WHERE s.id > v_template.scriptversion AND s.id <= v_upto AND s.status IN (1, 2)), current_date);
+    END IF;
     IF v_upto <= v_template.scriptversion
        AND cardinality(admmgt._apply_items(v_chosen, least(v_template.scriptversion, coalesce(p_upto, v_template.scriptversion)), current_date)) = 0 THEN
         IF p_failed IS NULL THEN
