@@ -207,4 +207,21 @@ describe('schema targets in another database', () => {
     expect(await env.rows(`SELECT dbname, ledger_version, problem FROM admmgt.check_targets('farclient')`))
       .toEqual([{ dbname: 'farclient', ledger_version: 8, problem: null }]);
   });
+  it('builds a concurrent index inside the transaction in schemas of the admin database, and CONCURRENTLY in another database; refuses a SQL step CONCURRENTLY there', async () => {
+    // A build CONCURRENTLY in the admin database would wait for admmgt's own session, which waits for it.
+    await env.addScript({ id: 9, description: 'an index', indexes: [{ schema: T, table: 'newtable', name: 'newtable_later', columns: ['later'], concurrent: true }] });
+    await env.admin.query('CALL admmgt.applyScripts(0)');
+    for (const schema of [T, 'bigclient', 'lateclient']) {
+      expect(await env.rows(`SELECT indisvalid AS ok FROM pg_index WHERE indexrelid = '${schema}.newtable_later'::regclass`)).toEqual([{ ok: true }]);
+    }
+    const shard = `${env.prefix}_shard1`;
+    expect(await env.queryIn(shard, `SELECT indisvalid AS ok FROM pg_index WHERE indexrelid = 'farclient.newtable_later'::regclass`)).toEqual([{ ok: true }]);
+    expect(await env.rows(`SELECT dbname, commstat FROM admmgt.script_log WHERE scriptid = 9 AND commstat LIKE '%CONCURRENTLY%' ORDER BY id`))
+      .toEqual([{ dbname: 'farclient', commstat: 'CREATE INDEX CONCURRENTLY IF NOT EXISTS newtable_later ON farclient.newtable USING btree (later)' }]);
+
+    await env.addScript({ id: 10, description: 'by hand', sql: [{ seq: 1, body: `CREATE INDEX CONCURRENTLY newtable_note ON ${T}.newtable (note)`, txmode: 'none' }] });
+    const err = await env.errorOf('CALL admmgt.applyScripts(0)');
+    expect([err.code, err.message]).toEqual(['0A000', expect.stringMatching(/^admmgt: admmgt\.script_sql id \d+ builds or drops CONCURRENTLY, which cannot run in a schema target of the admin database$/)]);
+    expect(await env.rows(`SELECT to_regclass('${T}.newtable_note') AS i`)).toEqual([{ i: null }]);
+  }, 60_000);
 });

@@ -50,6 +50,15 @@ SELECT coalesce(array_agg(ROW(p.scriptid, p.part, p.txmode,
   FROM unnest(p_parts) AS p;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._in_admin_db(p_target admmgt.targets)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: whether a target is a schema of the admin database itself, where a build CONCURRENTLY would wait for admmgt's own session, which waits for it: PostgreSQL sees no deadlock there, and both would wait for ever */
+SELECT p_target.nsp IS NOT NULL AND p_target.conn_db = current_database() AND coalesce(p_target.server, 'local') = 'local';
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._schema_row_tables()
 RETURNS text[]
 LANGUAGE sql IMMUTABLE
@@ -85,8 +94,16 @@ BEGIN
                       HINT = format('With schema targets, script rows name the template schema (%s); each tenant gets the object in its own schema.', v_schema);
         END IF;
     END LOOP;
-    FOR r IN SELECT s.source, s.stmt FROM unnest(p_ids) AS i(id), LATERAL admmgt.render_steps(i.id, p_asof) s
+    FOR r IN SELECT s.source, s.stmt, s.txmode FROM unnest(p_ids) AS i(id), LATERAL admmgt.render_steps(i.id, p_asof) s
               WHERE s.source LIKE 'admmgt.script_sql %' OR s.source LIKE 'admmgt.script_procs %' LOOP
+        IF r.txmode = 'none' AND r.stmt ~* '\mconcurrently\M'
+           AND EXISTS (SELECT 1 FROM admmgt.registry g
+                        WHERE NOT g.deleted AND (g.kind = 'schema' OR (g.kind IS NULL AND g.status = 1))
+                          AND g.schema_db IS NULL AND coalesce(g.on_server, 'local') = 'local') THEN
+            RAISE EXCEPTION 'admmgt: % builds or drops CONCURRENTLY, which cannot run in a schema target of the admin database', r.source
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'A build CONCURRENTLY waits for every transaction of its database, admmgt''s own session too, which waits for it. Use a typed index (script_indexes, built in the transaction there), or keep such schema targets in a database of their own (schema_db).';
+        END IF;
         SELECT n INTO v_name FROM unnest(admmgt._code_schemas(r.stmt)) n
          WHERE n <> v_schema AND EXISTS (SELECT 1 FROM admmgt.registry g WHERE g.kind = 'schema' AND NOT g.deleted AND lower(btrim(g.dbname)) = n)
          LIMIT 1;

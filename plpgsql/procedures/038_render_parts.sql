@@ -368,3 +368,16 @@ BEGIN
     RETURN admmgt._ledger_tables(false) || admmgt._ledger_insert(p_scriptid) || coalesce(v_parts[1].stmts, '{}');
 END;
 $$;
+
+CREATE OR REPLACE FUNCTION admmgt._parts_in_admin_db(p_parts admmgt.script_parts[])
+RETURNS admmgt.script_parts[]
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the parts a schema target of the admin database runs: a typed index built outside a transaction is built inside one instead (CREATE INDEX without CONCURRENTLY, which holds writes to its table while it builds) */
+SELECT coalesce(array_agg(CASE WHEN p.txmode = 'none' AND p.index_def ? 'tail'
+                               THEN ROW(p.scriptid, p.part, 'script', ARRAY[admmgt._index_create(p.index_def, false)], p.sources, NULL::jsonb,
+                                        p.destructive)::admmgt.script_parts
+                               ELSE p END ORDER BY p.part), '{}')
+  FROM unnest(p_parts) AS p;
+$$;

@@ -66,7 +66,9 @@ WITH targets AS (
 )
 SELECT coalesce(array_agg(i.items[g.n] ORDER BY t.servertemplate DESC, t.id, b.id, g.n), '{}')
   FROM targets t JOIN batches b ON b.id > t.version AND b.id <= t.upto
- CROSS JOIN LATERAL (SELECT admmgt._script_items(t.t, CASE WHEN (t.t).nsp IS NULL THEN b.parts ELSE admmgt._parts_map(b.tparts, NULL, (t.t).nsp) END,
+ CROSS JOIN LATERAL (SELECT admmgt._script_items(t.t, CASE WHEN (t.t).nsp IS NULL THEN b.parts
+                                                      WHEN admmgt._in_admin_db(t.t) THEN admmgt._parts_in_admin_db(admmgt._parts_map(b.tparts, NULL, (t.t).nsp))
+                                                      ELSE admmgt._parts_map(b.tparts, NULL, (t.t).nsp) END,
                                                  b.id) AS items) i
  CROSS JOIN LATERAL generate_subscripts(i.items, 1) AS g(n);
 $$;
