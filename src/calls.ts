@@ -181,7 +181,7 @@ export interface SelectionArgv {
 /** --tenant NAME (repeatable), --server NAME, --tag TAG: the targets an operation works on. */
 export function selectionOptions<T>(y: Argv<T>): Argv<T & SelectionArgv> {
   return y
-    .option('tenant', { type: 'string', array: true, describe: 'Only this database (repeat for several); apply still runs the template first' })
+    .option('tenant', { type: 'string', array: true, describe: 'Only this tenant, a database or a schema (repeat for several); apply still runs the template first' })
     .option('server', { type: 'string', describe: 'Only the tenants on this registered server' })
     .option('tag', { type: 'string', describe: 'Only the tenants with this tag (vendor_db_settings.tags)' }) as Argv<T & SelectionArgv>;
 }
