@@ -66,6 +66,25 @@ async function runCall(client: pg.Client, call: Sql): Promise<RunSummary | undef
 export const createDatabases = (c: pg.Client, o: CallOptions = {}) =>
   runCall(c, sql`CALL admmgt.create_database(${callArgs(o)})`);
 
+export const createSchemas = (c: pg.Client, o: CallOptions = {}) =>
+  runCall(c, sql`CALL admmgt.create_schema(${callArgs(o)})`);
+
+/** The kinds of target: a database per tenant, or a schema per tenant. */
+export const KINDS = ['database', 'schema'] as const;
+export type Kind = (typeof KINDS)[number];
+
+/** Which kind of target an operation works on (t_separatedb 1: databases, 0: schemas); absent: every kind. */
+export interface KindOption {
+  kind?: Kind;
+}
+
+/** t_separatedb, the procedures' first argument, when a kind is chosen; nothing otherwise (every kind). */
+function kindArgs(o: KindOption): Sql[] {
+  if (o.kind === undefined) return [];
+  if (!KINDS.includes(o.kind)) throw usageError(`--kind must be database or schema, not ${String(o.kind)}`);
+  return [sql`t_separatedb => ${lit(o.kind === 'database' ? 1 : 0)}`];
+}
+
 /** Which targets an operation works on: by name, server and tag (all of them must match). */
 export interface Selection {
   tenants?: string[];
@@ -81,7 +100,7 @@ function selectionArgs(o: Selection): Sql[] {
   return args;
 }
 
-export interface ApplyOptions extends CallOptions, Selection {
+export interface ApplyOptions extends CallOptions, Selection, KindOption {
   /** Up to this script id only. */
   upto?: number;
   maxFailures?: number;
@@ -89,7 +108,7 @@ export interface ApplyOptions extends CallOptions, Selection {
 }
 
 export const applyScripts = (c: pg.Client, o: ApplyOptions = {}) => {
-  const first = selectionArgs(o);
+  const first = [...kindArgs(o), ...selectionArgs(o)];
   const upto = intOption('to', o.upto, 0);
   const maxFailures = intOption('max-failures', o.maxFailures, 1);
   const canary = intOption('canary', o.canary, 1);
@@ -99,8 +118,8 @@ export const applyScripts = (c: pg.Client, o: ApplyOptions = {}) => {
   return runCall(c, sql`CALL admmgt.applyScripts(${callArgs(o, first)})`);
 };
 
-export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & Selection & { asOf?: string } = {}) => {
-  const first = [sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`, ...selectionArgs(o)];
+export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & Selection & KindOption & { asOf?: string } = {}) => {
+  const first = [...kindArgs(o), sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`, ...selectionArgs(o)];
   if (o.asOf !== undefined) first.push(sql`p_asof => ${asOfDate(o.asOf)}`);
   return runCall(c, sql`CALL admmgt.applyMaintenance(${callArgs(o, first)})`);
 };
@@ -115,8 +134,23 @@ export const applyLifecycle = (c: pg.Client, o: CallOptions & Selection & { asOf
 export const detectDrift = (c: pg.Client, o: CallOptions & Selection = {}) =>
   runCall(c, sql`CALL admmgt.detectDrift(${callArgs(o, selectionArgs(o))})`);
 
-export const refreshProcedures = (c: pg.Client, o: CallOptions & Selection = {}) =>
-  runCall(c, sql`CALL admmgt.refesh_stored_procedures(${callArgs(o, selectionArgs(o))})`);
+/** What a refresh works on: the targets of a kind, and only those at version sinceScript or above (t_scriptid). */
+export interface RefreshOptions extends CallOptions, Selection, KindOption {
+  sinceScript?: number;
+}
+
+function refreshArgs(o: RefreshOptions): Sql[] {
+  const first = kindArgs(o);
+  const since = intOption('since-script', o.sinceScript, 0);
+  if (since !== undefined) first.push(sql`t_scriptid => ${lit(since)}`);
+  return [...first, ...selectionArgs(o)];
+}
+
+export const refreshProcedures = (c: pg.Client, o: RefreshOptions = {}) =>
+  runCall(c, sql`CALL admmgt.refesh_stored_procedures(${callArgs(o, refreshArgs(o))})`);
+
+export const refreshViews = (c: pg.Client, o: RefreshOptions = {}) =>
+  runCall(c, sql`CALL admmgt.refesh_views(${callArgs(o, refreshArgs(o))})`);
 
 /** Report a run; one with failed targets ends the command with an error (exit code 3). */
 export function checkRun(run: RunSummary | undefined, out: (l: string) => void, json = false, operation?: string): void {
@@ -147,9 +181,22 @@ export interface SelectionArgv {
 /** --tenant NAME (repeatable), --server NAME, --tag TAG: the targets an operation works on. */
 export function selectionOptions<T>(y: Argv<T>): Argv<T & SelectionArgv> {
   return y
-    .option('tenant', { type: 'string', array: true, describe: 'Only this database (repeat for several); apply still runs the template first' })
+    .option('tenant', { type: 'string', array: true, describe: 'Only this tenant, a database or a schema (repeat for several); apply still runs the template first' })
     .option('server', { type: 'string', describe: 'Only the tenants on this registered server' })
     .option('tag', { type: 'string', describe: 'Only the tenants with this tag (vendor_db_settings.tags)' }) as Argv<T & SelectionArgv>;
+}
+
+export interface KindArgv {
+  kind?: Kind;
+}
+
+/** --kind database|schema: only the targets of that kind (t_separatedb 1 or 0); absent: every kind. */
+export function kindOptions<T>(y: Argv<T>): Argv<T & KindArgv> {
+  return y.option('kind', {
+    type: 'string',
+    choices: KINDS,
+    describe: 'Only the targets of this kind: database (a database per tenant, t_separatedb => 1) or schema (a schema per tenant, t_separatedb => 0); default: every kind',
+  }) as Argv<T & KindArgv>;
 }
 
 export function callOptions<T>(y: Argv<T>): Argv<T & CallArgv> {

@@ -5,6 +5,7 @@ import { command as apply } from './commands/apply.js';
 import { command as check } from './commands/check.js';
 import { command as cluster } from './commands/cluster.js';
 import { command as createDatabases } from './commands/create-databases.js';
+import { command as createSchemas } from './commands/create-schemas.js';
 import { command as demo } from './commands/demo.js';
 import { command as drift } from './commands/drift.js';
 import { command as embedded } from './commands/embedded.js';
@@ -15,6 +16,7 @@ import { command as markApplied } from './commands/mark-applied.js';
 import { command as metrics } from './commands/metrics.js';
 import { command as pin } from './commands/pin.js';
 import { command as refreshProcs } from './commands/refresh-procs.js';
+import { command as refreshViews } from './commands/refresh-views.js';
 import { command as retry } from './commands/retry.js';
 import { command as script } from './commands/script.js';
 import { command as sqlCommand } from './commands/sql.js';
@@ -41,6 +43,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(install)
       .command(sqlCommand)
       .command(createDatabases)
+      .command(createSchemas)
       .command(script)
       .command(apply)
       .command(pin)
@@ -50,6 +53,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(maintain)
       .command(lifecycle)
       .command(refreshProcs)
+      .command(refreshViews)
       .command(status)
       .command(cluster)
       .command(check)

@@ -81,6 +81,25 @@ export const script4: ScriptSpec = {
   }],
 };
 
+/** The demo's four scripts, in order. */
+export const demoScripts: readonly ScriptSpec[] = [script1, script2, script3, script4];
+
+/**
+ * A script of the demo written for another schema (a schema target's template schema): every
+ * value that is the demo's schema becomes schema, and so does every name qualified with it in SQL
+ * text (a CALL, a view's query). Schema must be a plain identifier.
+ */
+export function forSchema(spec: ScriptSpec, schema: string, from: string = DEMO.schema): ScriptSpec {
+  const qualified = new RegExp(`\\b${from}\\.`, 'g');
+  const rewrite = (v: unknown): unknown => {
+    if (typeof v === 'string') return v === from ? schema : v.replace(qualified, `${schema}.`);
+    if (Array.isArray(v)) return v.map(rewrite);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rewrite(x)]));
+    return v;
+  };
+  return rewrite(spec) as ScriptSpec;
+}
+
 /** Run in the template database: the procedure that script 3 calls. */
 export function testProc1Sql(schema: string = DEMO.schema): Sql {
   return sql`CREATE OR REPLACE PROCEDURE ${id(schema)}.testproc1()
@@ -97,10 +116,16 @@ AS ${lit(dedent`
 `)}`;
 }
 
-export function registerTemplateSql(name: string): Sql {
-  return sql`INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES (${lit(name)}, true, 2)`;
+/** The template row: a database that exists (status 2), or a schema target that create_schema() makes (pending). */
+export function registerTemplateSql(name: string, kind: 'database' | 'schema' = 'database'): Sql {
+  return kind === 'schema'
+    ? sql`INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status, kind) VALUES (${lit(name)}, true, 1, 'schema')`
+    : sql`INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES (${lit(name)}, true, 2)`;
 }
 
-export function registerTenantSql(name: string): Sql {
-  return sql`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES (${lit(name)}, 1)`;
+/** A pending tenant; a schema one is made by create_schema() in the admin database. */
+export function registerTenantSql(name: string, kind?: 'schema'): Sql {
+  return kind === 'schema'
+    ? sql`INSERT INTO admmgt.vendor_db_settings (dbname, status, kind) VALUES (${lit(name)}, 1, 'schema')`
+    : sql`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES (${lit(name)}, 1)`;
 }

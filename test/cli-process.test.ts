@@ -95,6 +95,8 @@ describe('exit codes a scheduler can trust', () => {
     [['maintain', '--days', 'abc'], /--days must be an integer from 0 to 3660, not abc/],
     [['apply', '--parallel', '1.5'], /--parallel must be an integer from 1 to 64, not 1\.5/],
     [['apply', '--wait', '-1'], /--wait must be an integer from 0 to \d+, not -1/],
+    [['apply', '--kind', 'bogus'], /Invalid values:\n\s*Argument: kind, Given: "bogus", Choices: "database", "schema"/],
+    [['refresh-procs', '--since-script', '-2'], /--since-script must be an integer from 0 to \d+, not -2/],
   ])('%j is a usage error (exit code 2) before anything is called', async (args, message) => {
     const r = await run([...args, '--url', env.adminUrl]);
     expect(r.code).toBe(2);

@@ -5,7 +5,7 @@ SELECT v.id, lower(v.dbname) AS dbname, v.istemplate, v.status,
        CASE v.status WHEN 0 THEN 'designing' WHEN 1 THEN 'pending' WHEN 2 THEN 'created' END AS status_text,
        coalesce(v.scriptversion, 0) AS scriptversion, v.updateflag,
        (SELECT count(*) FROM admmgt.target_results r WHERE r.target_id = v.id AND NOT r.ok) AS failures,
-       v.on_server AS server, v.servertemplate
+       v.on_server AS server, v.servertemplate, v.kind
   FROM admmgt.registry v
  WHERE NOT v.deleted;
 

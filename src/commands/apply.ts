@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Argv, CommandModule } from 'yargs';
-import { applyScripts, callOptions, checkRun, integerArg, selectionOptions, type CallArgv, type SelectionArgv } from '../calls.js';
+import { applyScripts, callOptions, checkRun, integerArg, kindOptions, selectionOptions, type CallArgv, type KindArgv, type SelectionArgv } from '../calls.js';
 import { withAdmin } from '../context.js';
 import { usageError } from '../errors.js';
 
@@ -135,7 +135,7 @@ export function formatPlan(plan: Plan): string {
   }).join('\n');
 }
 
-interface ApplyArgv extends CallArgv, SelectionArgv {
+interface ApplyArgv extends CallArgv, SelectionArgv, KindArgv {
   plan?: boolean;
   sql?: boolean;
   to?: number;
@@ -147,7 +147,7 @@ export const command: CommandModule<object, ApplyArgv> = {
   command: 'apply',
   describe: 'CALL admmgt.applyScripts(): apply ready scripts to the template, then to its copies on other servers and every tenant with updateflag',
   builder: (y) =>
-    selectionOptions(callOptions(y))
+    kindOptions(selectionOptions(callOptions(y)))
       .option('to', { type: 'string', coerce: integerArg('to', 0), describe: 'Up to this script id only (the template too)' })
       .option('max-failures', { type: 'string', coerce: integerArg('max-failures', 1), describe: 'Stop starting targets once this many have failed; the rest stay untouched' })
       .option('canary', { type: 'string', coerce: integerArg('canary', 1), describe: 'Apply to this many tenants first (after the template); the rest only if none of them failed' })
@@ -159,7 +159,7 @@ export const command: CommandModule<object, ApplyArgv> = {
   handler: (a) =>
     withAdmin(a, async ({ client, out }) => {
       if (a.plan) {
-        const narrowed = ['tenant', 'server', 'tag', 'to', 'max-failures', 'canary'].filter((k) => a[k as keyof ApplyArgv] !== undefined);
+        const narrowed = ['kind', 'tenant', 'server', 'tag', 'to', 'max-failures', 'canary'].filter((k) => a[k as keyof ApplyArgv] !== undefined);
         if (narrowed.length) throw usageError(`--plan shows the whole fleet: it does not take ${narrowed.map((k) => '--' + k).join(', ')} yet`);
         const plan = await planApply(client, a.sql);
         if (a.json) process.stdout.write(JSON.stringify(plan) + '\n');
@@ -168,7 +168,7 @@ export const command: CommandModule<object, ApplyArgv> = {
         return;
       }
       checkRun(await applyScripts(client, {
-        parallel: a.parallel, waitSeconds: a.wait, tenants: a.tenant, server: a.server, tag: a.tag,
+        parallel: a.parallel, waitSeconds: a.wait, kind: a.kind, tenants: a.tenant, server: a.server, tag: a.tag,
         upto: a.to, maxFailures: a['max-failures'], canary: a.canary,
       }), out, a.json, 'apply');
     }),

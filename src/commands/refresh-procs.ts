@@ -1,13 +1,34 @@
 import type { Argv, CommandModule } from 'yargs';
-import { callOptions, checkRun, refreshProcedures, selectionOptions, type CallArgv, type SelectionArgv } from '../calls.js';
+import {
+  callOptions, checkRun, integerArg, kindOptions, refreshProcedures, selectionOptions,
+  type CallArgv, type KindArgv, type RefreshOptions, type SelectionArgv,
+} from '../calls.js';
 import { withAdmin } from '../context.js';
 
-export const command: CommandModule<object, CallArgv & SelectionArgv> = {
+export interface RefreshArgv extends CallArgv, SelectionArgv, KindArgv {
+  'since-script'?: number;
+}
+
+/** The options refresh-procs and refresh-views share: --kind, the selection and --since-script N (t_scriptid). */
+export function refreshOptions<T>(y: Argv<T>): Argv<T & RefreshArgv> {
+  return kindOptions(selectionOptions(callOptions(y)))
+    .option('since-script', {
+      type: 'string',
+      coerce: integerArg('since-script', 0),
+      describe: 'Only the targets at this script version or above (t_scriptid): the ones that have the objects the definitions name',
+    }) as Argv<T & RefreshArgv>;
+}
+
+export function refreshCallOptions(a: RefreshArgv): RefreshOptions {
+  return {
+    parallel: a.parallel, waitSeconds: a.wait, kind: a.kind, sinceScript: a['since-script'], tenants: a.tenant, server: a.server, tag: a.tag,
+  };
+}
+
+export const command: CommandModule<object, RefreshArgv> = {
   command: 'refresh-procs',
   describe: "CALL admmgt.refesh_stored_procedures(): copy the template's functions and procedures to every tenant with updateflag",
-  builder: (y) => selectionOptions(callOptions(y)) as Argv<CallArgv & SelectionArgv>,
+  builder: (y) => refreshOptions(y),
   handler: (a) =>
-    withAdmin(a, async ({ client, out }) => checkRun(await refreshProcedures(client, {
-      parallel: a.parallel, waitSeconds: a.wait, tenants: a.tenant, server: a.server, tag: a.tag,
-    }), out, a.json, 'refresh')),
+    withAdmin(a, async ({ client, out }) => checkRun(await refreshProcedures(client, refreshCallOptions(a)), out, a.json, 'refresh')),
 };

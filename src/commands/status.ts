@@ -12,6 +12,8 @@ export interface TenantRow {
   scriptversion: number;
   updateflag: boolean;
   failures: number;
+  /** database or schema; null while pending and not decided yet. */
+  kind: 'database' | 'schema' | null;
 }
 
 export interface ScriptRow {
@@ -46,8 +48,17 @@ export interface OpenPartRow {
   updated_at: string;
 }
 
+export interface TemplateRow {
+  dbname: string;
+  scriptversion: number;
+  kind: 'database' | 'schema' | null;
+}
+
 export interface Status {
+  /** The database template, else the schema template (see templates for both). */
   template: { dbname: string; scriptversion: number } | null;
+  /** Every template: one per kind. */
+  templates: TemplateRow[];
   tenants: TenantRow[];
   servers: ServerStatus[];
   scripts: ScriptRow[];
@@ -59,8 +70,8 @@ export interface Status {
 export async function status(client: pg.Client): Promise<Status> {
   const targets = (
     await client.query<TenantRow & { istemplate: boolean }>(
-      `SELECT dbname, server, istemplate, status, status_text, scriptversion, updateflag, failures::int
-         FROM admmgt.tenant_status WHERE NOT servertemplate ORDER BY istemplate DESC, dbname`,
+      `SELECT dbname, server, istemplate, status, status_text, scriptversion, updateflag, failures::int, kind
+         FROM admmgt.tenant_status WHERE NOT servertemplate ORDER BY istemplate DESC, kind = 'schema', dbname`,
     )
   ).rows;
   const tpl = targets.find((t) => t.istemplate);
@@ -81,6 +92,7 @@ export async function status(client: pg.Client): Promise<Status> {
   ).rows;
   return {
     template: tpl ? { dbname: tpl.dbname, scriptversion: tpl.scriptversion } : null,
+    templates: targets.filter((t) => t.istemplate).map((t) => ({ dbname: t.dbname, scriptversion: t.scriptversion, kind: t.kind })),
     tenants: targets.filter((t) => !t.istemplate).map(({ istemplate: _, ...t }) => t),
     servers: await listServers(client),
     scripts,
@@ -94,11 +106,12 @@ const STATUS = ['designing', 'ready', 'applied', 'failed'];
 
 export function formatStatus(s: Status): string {
   const lines: string[] = [];
-  lines.push(s.template ? `template: ${s.template.dbname} at version ${s.template.scriptversion}` : 'template: none registered');
+  if (!s.templates.length) lines.push('template: none registered');
+  for (const t of s.templates) lines.push(`template: ${t.dbname} (${t.kind ?? 'pending'}) at version ${t.scriptversion}`);
   lines.push('servers (tenants per server):', formatServers(s.servers));
   lines.push(`tenants: ${s.tenants.length}`);
   for (const t of s.tenants) {
-    lines.push(`  ${t.dbname.padEnd(30)} ${(t.server ?? '(unplaced)').padEnd(16)} ${t.status_text.padEnd(9)} version ${String(t.scriptversion).padEnd(5)}${t.updateflag ? '' : ' (updateflag off)'}${t.failures ? `  ${t.failures} failure(s)` : ''}`);
+    lines.push(`  ${t.dbname.padEnd(30)} ${(t.kind ?? '(pending)').padEnd(9)} ${(t.server ?? '(unplaced)').padEnd(16)} ${t.status_text.padEnd(9)} version ${String(t.scriptversion).padEnd(5)}${t.updateflag ? '' : ' (updateflag off)'}${t.failures ? `  ${t.failures} failure(s)` : ''}`);
   }
   lines.push(s.scripts.length ? 'scripts not yet applied everywhere:' : 'scripts: all applied');
   for (const sc of s.scripts) {
@@ -129,7 +142,7 @@ interface StatusArgv extends GlobalArgs {
 
 export const command: CommandModule<object, StatusArgv> = {
   command: 'status',
-  describe: 'Show the template, the servers with their tenant counts, every tenant with server, status and version, pending and failed scripts, scripts whose rows changed after they were applied, parts whose end was not seen, and failures; exit code 3 when failures are listed',
+  describe: 'Show the templates, the servers with their tenant counts, every tenant with its kind (database or schema), server, status and version, pending and failed scripts, scripts whose rows changed after they were applied, parts whose end was not seen, and failures; exit code 3 when failures are listed',
   builder: (y) => withGlobalOptions(y).option('json', { type: 'boolean', describe: 'Print JSON' }) as Argv<StatusArgv>,
   handler: (a) =>
     withAdmin(a, async ({ client }) => {

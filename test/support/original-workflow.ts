@@ -7,17 +7,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type pg from 'pg';
-import { script1, script2 } from '../../templates/demo.js';
+import { forSchema, script1, script2 } from '../../templates/demo.js';
 import { markReadySql, scriptRowsSql, type ScriptSpec } from '../../templates/script.js';
 
 const run = promisify(execFile);
 
 /** The original demo's five scripts (tables, a new column, a CALL of testproc1, a jsonb column, a new table and a column of another), naming schema. */
 export function originalScripts(schema: string): ScriptSpec[] {
-  const forSchema = (s: ScriptSpec) => JSON.parse(JSON.stringify(s).replaceAll('"mgttest"', JSON.stringify(schema))) as ScriptSpec;
   return [
-    forSchema(script1),
-    forSchema(script2),
+    forSchema(script1, schema),
+    forSchema(script2, schema),
     { id: 3, description: 'call stored proc', calls: [`call ${schema}.testproc1()`] },
     {
       id: 4, description: 'a jsonb column',
