@@ -152,6 +152,23 @@ export const refreshProcedures = (c: pg.Client, o: RefreshOptions = {}) =>
 export const refreshViews = (c: pg.Client, o: RefreshOptions = {}) =>
   runCall(c, sql`CALL admmgt.refesh_views(${callArgs(o, refreshArgs(o))})`);
 
+export interface DropTenantOptions {
+  /** The tenant's name, retyped: without it the procedure only says what it would do. */
+  confirm?: string;
+  /** false: drop the database or schema instead of renaming it to its archive name. */
+  archive?: boolean;
+  plan?: boolean;
+  waitSeconds?: number;
+}
+
+export const dropTenant = (c: pg.Client, tenant: string, o: DropTenantOptions = {}) => {
+  const first = [lit(tenant)];
+  if (o.confirm !== undefined) first.push(sql`p_confirm => ${lit(o.confirm)}`);
+  if (o.archive === false) first.push(sql`p_archive => false`);
+  if (o.plan) first.push(sql`p_plan => true`);
+  return runCall(c, sql`CALL admmgt.drop_tenant(${callArgs({ waitSeconds: o.waitSeconds }, first)})`);
+};
+
 /** Report a run; one with failed targets ends the command with an error (exit code 3). */
 export function checkRun(run: RunSummary | undefined, out: (l: string) => void, json = false, operation?: string): void {
   // One shape whether or not the call made a run: {"run_id", "operation", "targets", "failed"}.

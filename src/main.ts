@@ -8,6 +8,7 @@ import { command as createDatabases } from './commands/create-databases.js';
 import { command as createSchemas } from './commands/create-schemas.js';
 import { command as demo } from './commands/demo.js';
 import { command as drift } from './commands/drift.js';
+import { command as dropTenant } from './commands/drop-tenant.js';
 import { command as embedded } from './commands/embedded.js';
 import { command as install } from './commands/install.js';
 import { command as lifecycle } from './commands/lifecycle.js';
@@ -50,6 +51,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(unpin)
       .command(retry)
       .command(markApplied)
+      .command(dropTenant)
       .command(maintain)
       .command(lifecycle)
       .command(refreshProcs)

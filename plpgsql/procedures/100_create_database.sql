@@ -231,7 +231,7 @@ BEGIN
     v_dbs := admmgt._databases_by_server(ARRAY(SELECT p.server FROM admmgt._pending_tenants() p WHERE p.server IS NOT NULL));
     -- Where each server's tenants are copied from, asked once: the template on local, its created copy elsewhere.
     SELECT jsonb_object_agg(t.server, jsonb_build_object('dbname', t.dbname, 'version', t.version)) INTO v_templates
-      FROM admmgt.targets t WHERE t.istemplate OR t.servertemplate;
+      FROM admmgt.targets t WHERE (t.istemplate OR t.servertemplate) AND t.kind = 'database';
     FOR v_row IN SELECT * FROM admmgt._pending_tenants() LOOP
         IF v_row.server IS NULL THEN
             RAISE NOTICE 'admmgt create: tenant % was registered during this call; the next call places and creates it', v_row.dbname;
