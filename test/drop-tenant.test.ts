@@ -39,7 +39,8 @@ beforeAll(async () => {
   await env.makeTemplate('offb_tpl');
   await env.makeTenants(['offb_a', 'offb_b', 'offb_c', 'offb_d']);
   await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status, kind) VALUES ('offb_stpl', true, 1, 'schema')`);
-  await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status, kind) VALUES ('offb_sa', 1, 'schema'), ('offb_sb', 1, 'schema')`);
+  await env.admin.query('DROP ROLE IF EXISTS offb_login');
+  await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status, kind, loginrole) VALUES ('offb_sa', 1, 'schema', 'offb_login'), ('offb_sb', 1, 'schema', NULL)`);
   await env.admin.query('CALL admmgt.create_schema()');
   // Ledger rows of the schema targets, as applyScripts() leaves them.
   await env.admin.query(`INSERT INTO admmgt.applied_schema_scripts (schemaname, scriptid)
@@ -48,6 +49,7 @@ beforeAll(async () => {
                          SELECT s, 2, 1, now() FROM unnest(ARRAY['offb_stpl', 'offb_sa', 'offb_sb']) s`);
 });
 afterAll(async () => {
+  await env?.admin.query('DROP OWNED BY offb_login; DROP ROLE IF EXISTS offb_login').catch(() => {});
   await env?.close();
 });
 
@@ -172,7 +174,10 @@ describe('drop_tenant', () => {
     const archive = await archiveOf('offb_sa');
     await env.admin.query(`CREATE TABLE offb_sa.keep (id int)`);
     await env.admin.query(`INSERT INTO offb_sa.keep VALUES (7)`);
+    expect(await env.rows(`SELECT has_schema_privilege('offb_login', 'offb_sa', 'USAGE') AS u`)).toEqual([{ u: true }]);
     await env.admin.query(`CALL admmgt.drop_tenant('offb_sa', p_confirm => 'offb_sa')`);
+    // The archive is no longer the tenant's: its login role lost its grants on it.
+    expect(await env.rows(`SELECT has_schema_privilege('offb_login', '${archive}', 'USAGE') AS u`)).toEqual([{ u: false }]);
     await env.admin.query(`CALL admmgt.drop_tenant('offb_sb', p_confirm => 'OFFB_SB', p_archive => false)`);
     expect(await schemas()).toEqual([archive, 'offb_stpl']);
     expect(await env.rows(`SELECT id FROM ${archive}.keep`)).toEqual([{ id: 7 }]);
@@ -188,6 +193,7 @@ describe('drop_tenant', () => {
       { commstat: `ALTER SCHEMA offb_sa RENAME TO ${archive}`, outcome: 'ok' },
       { commstat: `UPDATE admmgt.applied_schema_scripts SET schemaname = '${archive}' WHERE schemaname = 'offb_sa'`, outcome: 'ok' },
       { commstat: `UPDATE admmgt.applied_schema_parts SET schemaname = '${archive}' WHERE schemaname = 'offb_sa'`, outcome: 'ok' },
+      { commstat: `REVOKE ALL ON SCHEMA ${archive} FROM offb_login`, outcome: 'ok' },
       { commstat: `registry row id ${ids[0]!.id} marked deleted; archive: schema ${archive} in database ${env.adminDb} on server local`, outcome: 'ok' },
     ]);
     expect(await dropLog('offb_sb')).toEqual([

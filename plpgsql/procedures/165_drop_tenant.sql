@@ -142,18 +142,29 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._archive_revoke(p_target_id bigint, p_what text, p_archive text)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: an archived tenant's login role loses what it had on its database or schema (p_what: DATABASE or SCHEMA), which keeps its grants under the archive name */
+SELECT coalesce(array_agg(format('REVOKE ALL ON %s %I FROM %I', p_what, p_archive, lower(btrim(v.loginrole)))), '{}')
+  FROM admmgt.vendor_db_settings v WHERE v.id = p_target_id AND v.loginrole IS NOT NULL;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._drop_items(p_target admmgt.targets, p_archive text)
 RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the work items that offboard a tenant (p_archive: its archive name; NULL drops it). A database: on its server's maintenance database, its sessions ended (step sessions), then, once they are gone, ALTER DATABASE ... RENAME (step rename), or DROP DATABASE ... WITH (FORCE) (step drop, outside a transaction). A schema: in the database that holds it, one transaction that renames (or drops) it together with its rows in that database's ledger (one step) */
+/* purpose: the work items that offboard a tenant (p_archive: its archive name; NULL drops it). A database: on its server's maintenance database, its sessions ended (step sessions), then, once they are gone, ALTER DATABASE ... RENAME (step rename), or DROP DATABASE ... WITH (FORCE) (step drop, outside a transaction). A schema: in the database that holds it, one transaction that renames (or drops) it together with its rows in that database's ledger (one step). An archive is no longer its login role's */
 SELECT CASE
     WHEN p_target.nsp IS NULL AND p_archive IS NOT NULL THEN ARRAY[
         admmgt._item('drop', p_target.id, p_target.dbname, p_target.server, admmgt._maint_db(p_target.server), NULL,
                      ARRAY[admmgt._drop_sessions_sql(p_target.dbname, true)], true, NULL, 'sessions'),
         admmgt._item('drop', p_target.id, p_target.dbname, p_target.server, admmgt._maint_db(p_target.server), NULL,
-                     ARRAY[admmgt._sessions_gone_sql(p_target.dbname), format('ALTER DATABASE %I RENAME TO %I', p_target.dbname, p_archive)],
+                     ARRAY[admmgt._sessions_gone_sql(p_target.dbname), format('ALTER DATABASE %I RENAME TO %I', p_target.dbname, p_archive)]
+                     || admmgt._archive_revoke(p_target.id, 'DATABASE', p_archive),
                      true, NULL, 'rename')]
     WHEN p_target.nsp IS NULL THEN ARRAY[
         admmgt._item('drop', p_target.id, p_target.dbname, p_target.server, admmgt._maint_db(p_target.server), NULL,
@@ -164,7 +175,8 @@ SELECT CASE
         admmgt._target_item('drop', p_target, NULL,
                             ARRAY[format('ALTER SCHEMA %I RENAME TO %I', p_target.nsp, p_archive),
                                   format('UPDATE admmgt.applied_schema_scripts SET schemaname = %L WHERE schemaname = %L', p_archive, p_target.nsp),
-                                  format('UPDATE admmgt.applied_schema_parts SET schemaname = %L WHERE schemaname = %L', p_archive, p_target.nsp)],
+                                  format('UPDATE admmgt.applied_schema_parts SET schemaname = %L WHERE schemaname = %L', p_archive, p_target.nsp)]
+                            || admmgt._archive_revoke(p_target.id, 'SCHEMA', p_archive),
                             true, NULL, 'rename')]
     ELSE ARRAY[
         admmgt._target_item('drop', p_target, NULL,
