@@ -14,6 +14,7 @@ import { command as install } from './commands/install.js';
 import { command as lifecycle } from './commands/lifecycle.js';
 import { command as maintain } from './commands/maintain.js';
 import { command as markApplied } from './commands/mark-applied.js';
+import { command as baseline } from './commands/baseline.js';
 import { command as metrics } from './commands/metrics.js';
 import { command as pin } from './commands/pin.js';
 import { command as refreshProcs } from './commands/refresh-procs.js';
@@ -51,6 +52,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(unpin)
       .command(retry)
       .command(markApplied)
+      .command(baseline)
       .command(dropTenant)
       .command(maintain)
       .command(lifecycle)
