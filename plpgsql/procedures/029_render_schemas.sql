@@ -60,12 +60,12 @@ SELECT ARRAY['script_tables', 'script_table_fkeys', 'script_indexes', 'script_co
              'script_constraints', 'script_views', 'script_triggers'];
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._check_schema_scripts(p_ids int[], p_asof date)
+CREATE OR REPLACE FUNCTION admmgt._check_schema_scripts(p_ids int[], p_asof date, p_down boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: before any schema target is touched, refuse, naming the row, a script row that would not stay in the tenant's own schema: a typed row that names another schema than the template's, a CALL or SQL step that names another schema target, or one that names the template schema inside a string, where it cannot be rewritten */
+/* purpose: before any schema target is touched, refuse, naming the row, a script row that would not stay in the tenant's own schema (p_down: a down step a rollback runs): a typed row that names another schema than the template's, a CALL or SQL step that names another schema target, or one that names the template schema inside a string, where it cannot be rewritten */
 DECLARE
     v_schema text := admmgt._schema_template_name();
     v_table text;
@@ -85,8 +85,11 @@ BEGIN
                       HINT = format('With schema targets, script rows name the template schema (%s); each tenant gets the object in its own schema.', v_schema);
         END IF;
     END LOOP;
+    -- p_down: the down steps a rollback runs (render_down), instead of what an apply runs.
     FOR r IN SELECT s.source, s.stmt FROM unnest(p_ids) AS i(id), LATERAL admmgt.render_steps(i.id, p_asof) s
-              WHERE s.source LIKE 'admmgt.script_sql %' OR s.source LIKE 'admmgt.script_procs %' LOOP
+              WHERE NOT p_down AND (s.source LIKE 'admmgt.script_sql %' OR s.source LIKE 'admmgt.script_procs %')
+             UNION ALL
+             SELECT d.source, d.stmt FROM unnest(p_ids) AS i(id), LATERAL admmgt.render_down(i.id) d WHERE p_down LOOP
         SELECT n INTO v_name FROM unnest(admmgt._code_schemas(r.stmt)) n
          WHERE n <> v_schema AND EXISTS (SELECT 1 FROM admmgt.registry g WHERE g.kind = 'schema' AND NOT g.deleted AND lower(btrim(g.dbname)) = n)
          LIMIT 1;
