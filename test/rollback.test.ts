@@ -3,9 +3,13 @@
 // as they were, the ledgers and the registry agreeing; refused before anything changes when a
 // script has no down steps; a failing down step leaves its target where it was while the others
 // go on. Every database of this file starts with rollback_.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScriptSpec } from '../templates/script.js';
 import { applyHelpers } from './support/apply.js';
+import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 let env: TestEnv;
@@ -200,5 +204,59 @@ describe('refusals and failures', () => {
     expect(f).toMatchObject({ operation: 'rollback', scriptid: 3, dbname: T2 });
     expect(f!.message).toMatch(/^admmgt\.script_sql id \d+: index "orders_customer" does not exist/);
     void at3;
+  });
+});
+
+describe('the CLI', () => {
+  it('script add --down registers a file with its down steps (an applied one may get them later); rollback --to takes the fleet back; status shows it', async () => {
+    await fresh([T1]);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'rollback-'));
+    try {
+      await writeFile(path.join(dir, 'V1__items.sql'), 'CREATE TABLE mgttest.items (id int PRIMARY KEY);\nCREATE INDEX items_x ON mgttest.items (id DESC);\n');
+      await writeFile(path.join(dir, 'V1__items.down.sql'), 'DROP INDEX mgttest.items_x;\nDROP TABLE mgttest.items;\n');
+      await writeFile(path.join(dir, 'V2__notes.sql'), 'CREATE TABLE mgttest.notes (id int);\n');
+      await writeFile(path.join(dir, 'V2__notes.down.sql'), 'DROP TABLE mgttest.notes;\n');
+      await writeFile(path.join(dir, 'bad.down.sql'), '-- admmgt: no-transaction\nDROP TABLE mgttest.notes;\n');
+      const before = await catalog(T1);
+      let r = await cli('script', 'add', path.join(dir, 'V1__items.sql'), '--down', path.join(dir, 'V1__items.down.sql'), '--url', env.adminUrl, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).files).toEqual([{ file: 'V1__items.sql', scriptid: 1, outcome: 'added' }]);
+      r = await cli('script', 'add', path.join(dir, 'V2__notes.sql'), '--url', env.adminUrl);
+      expect(r.code, r.stderr).toBe(0);
+      r = await cli('apply', '--url', env.adminUrl);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await ledger(T1)).toEqual([1, 2]);
+      // Script 2 has no down steps: refused, nothing touched.
+      r = await cli('rollback', '--to', '0', '--url', env.adminUrl);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/script 2 has no down steps/);
+      expect(await ledger(T1)).toEqual([1, 2]);
+      // A down file with the no-transaction header is refused; the right one is added to the applied script.
+      r = await cli('script', 'add', path.join(dir, 'V2__notes.sql'), '--down', path.join(dir, 'bad.down.sql'), '--url', env.adminUrl);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/down file bad\.down\.sql has the header/);
+      r = await cli('script', 'add', path.join(dir, 'V2__notes.sql'), '--down', path.join(dir, 'V2__notes.down.sql'), '--url', env.adminUrl, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).files).toEqual([{ file: 'V2__notes.sql', scriptid: 2, outcome: 'down added' }]);
+      r = await cli('script', 'add', path.join(dir, 'V2__notes.sql'), '--down', path.join(dir, 'V2__notes.down.sql'), '--url', env.adminUrl, '--json');
+      expect(JSON.parse(r.stdout).files).toEqual([{ file: 'V2__notes.sql', scriptid: 2, outcome: 'unchanged' }]);
+      r = await cli('rollback', '--url', env.adminUrl);
+      expect(r.code).toBe(2);
+      r = await cli('rollback', '--to', '0', '--url', env.adminUrl, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ operation: 'rollback', targets: 2, failed: 0 });
+      expect(await catalog(T1)).toEqual(before);
+      expect(await catalog(TPL)).toEqual(before);
+      expect(await ledger(T1)).toEqual([]);
+      expect(await versions()).toEqual({ [TPL]: 0, [T1]: 0 });
+      r = await cli('status', '--url', env.adminUrl, '--json');
+      expect(JSON.parse(r.stdout).rollbacks).toEqual([
+        expect.objectContaining({ dbname: TPL, scriptid: 1, ok: true }), expect.objectContaining({ dbname: T1, scriptid: 1, ok: true })]);
+      r = await cli('status', '--url', env.adminUrl);
+      expect(r.stdout).toMatch(new RegExp(`${T1}: rollback of script 1 done`));
+      expect(r.stdout).toMatch(/1 +designing/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
