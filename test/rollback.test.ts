@@ -260,3 +260,79 @@ describe('the CLI', () => {
     }
   });
 });
+
+describe('schema targets', () => {
+  const P = 'rollbacksch';
+  const TS = `${P}_tpl`;
+  const [A, B] = [`${P}_one`, `${P}_two`];
+  let senv: TestEnv;
+
+  /** Tables, columns and indexes of one schema of the admin database. */
+  async function schemaCatalog(schema: string): Promise<string[]> {
+    return (await senv.rows<{ line: string }>(`
+      SELECT 'table ' || c.relname AS line FROM pg_class c WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p')
+      UNION ALL
+      SELECT format('column %s.%s %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod))
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+       WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+      UNION ALL
+      SELECT 'index ' || pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+       WHERE c.relnamespace = $1::regnamespace
+      ORDER BY 1`, [schema])).map((r) => r.line);
+  }
+  const schemaLedger = async (schema: string) =>
+    (await senv.rows<{ s: number }>(`SELECT scriptid AS s FROM admmgt.applied_schema_scripts WHERE schemaname = $1 ORDER BY 1`, [schema])).map((r) => r.s);
+
+  beforeAll(async () => {
+    senv = await createEnv(P);
+  });
+  afterAll(async () => {
+    await senv?.close();
+  });
+
+  it('each schema target runs the down steps in its own schema, its ledger row goes; one tenant, then the whole fleet', async () => {
+    await senv.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES ('${TS}', true, 1);
+                            INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('${A}', 1), ('${B}', 1)`);
+    await senv.addScript({
+      id: 1, description: 'orders',
+      sql: [{ seq: 1, body: `CREATE TABLE ${TS}.orders (id bigint PRIMARY KEY)` }],
+      down: [{ seq: 1, body: `DROP TABLE ${TS}.orders` }],
+    });
+    await senv.admin.query('CALL admmgt.create_schema()');
+    await senv.admin.query('CALL admmgt.applyScripts(0)');
+    const at1 = { [TS]: await schemaCatalog(TS), [A]: await schemaCatalog(A), [B]: await schemaCatalog(B) };
+    expect(at1[A]).toContain('table orders');
+    await senv.addScript({
+      id: 2, description: 'customers',
+      sql: [{ seq: 1, body: `ALTER TABLE ${TS}.orders ADD COLUMN customer_id bigint; CREATE INDEX orders_c ON ${TS}.orders (customer_id)` }],
+      down: [{ seq: 1, body: `DROP INDEX ${TS}.orders_c; ALTER TABLE ${TS}.orders DROP COLUMN customer_id` }],
+    });
+    await senv.addScript({
+      id: 3, description: 'notes',
+      sql: [{ seq: 1, body: `CREATE TABLE ${TS}.notes (id int)` }],
+      down: [{ seq: 1, body: `DROP TABLE ${TS}.notes` }],
+    });
+    await senv.admin.query('CALL admmgt.applyScripts(0)');
+    const at3 = { [TS]: await schemaCatalog(TS), [A]: await schemaCatalog(A), [B]: await schemaCatalog(B) };
+    expect(at3[B]).toContain(`index CREATE INDEX orders_c ON ${B}.orders USING btree (customer_id)`);
+
+    await senv.admin.query(`CALL admmgt.rollbackScripts(p_to => 1, t_separatedb => 0, p_tenants => ARRAY['${A}'])`);
+    expect(await schemaCatalog(A)).toEqual(at1[A]);
+    expect(await schemaCatalog(B)).toEqual(at3[B]);
+    expect(await schemaCatalog(TS)).toEqual(at3[TS]);
+    expect(await schemaLedger(A)).toEqual([1]);
+    expect(await schemaLedger(B)).toEqual([1, 2, 3]);
+
+    await senv.admin.query(`CALL admmgt.unpin_tenant('${A}')`);
+    await senv.admin.query('CALL admmgt.rollbackScripts(p_to => 1, t_separatedb => 0)');
+    for (const s of [TS, A, B]) {
+      expect(await schemaCatalog(s), s).toEqual(at1[s]);
+      expect(await schemaLedger(s), s).toEqual([1]);
+    }
+    expect(await senv.versions({ nullAs: 0 })).toEqual({ [TS]: 1, [A]: 1, [B]: 1 });
+    // A tenant made now is made at 1.
+    await senv.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('${P}_late', 1)`);
+    await senv.admin.query('CALL admmgt.create_schema()');
+    expect(await schemaCatalog(`${P}_late`)).toEqual(at1[A]!.map((l) => l.replaceAll(A, `${P}_late`)));
+  });
+});
