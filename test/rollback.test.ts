@@ -207,6 +207,37 @@ describe('refusals and failures', () => {
   });
 });
 
+describe('a script in parts', () => {
+  it('rolls back a script with a step outside a transaction: its parts leave the ledger too, so a re-apply runs them again', async () => {
+    await fresh([T1]);
+    await env.addScript(ONE);
+    await env.addScript({
+      id: 2, description: 'an index built concurrently',
+      sql: [{ seq: 1, body: 'ALTER TABLE mgttest.orders ADD COLUMN note text' },
+            { seq: 2, body: 'CREATE INDEX CONCURRENTLY orders_note ON mgttest.orders (note)', txmode: 'none' }],
+      down: [{ seq: 1, body: 'DROP INDEX mgttest.orders_note; ALTER TABLE mgttest.orders DROP COLUMN note' }],
+    });
+    await admin('CALL admmgt.applyScripts(p_upto => 1)');
+    const at1 = await catalog(T1);
+    await admin('CALL admmgt.applyScripts()');
+    const at2 = await catalog(T1);
+    expect(at2).toContain('index CREATE INDEX orders_note ON mgttest.orders USING btree (note)');
+    expect(await env.queryIn(T1, 'SELECT count(*)::int AS n FROM admmgt.applied_parts WHERE scriptid = 2')).toEqual([{ n: 2 }]);
+    await admin('CALL admmgt.rollbackScripts(p_to => 1)');
+    expect(await catalog(T1)).toEqual(at1);
+    expect(await catalog(TPL)).toEqual(at1);
+    expect(await env.queryIn(T1, 'SELECT count(*)::int AS n FROM admmgt.applied_parts WHERE scriptid = 2')).toEqual([{ n: 0 }]);
+    await admin('UPDATE admmgt.scripts SET status = 1 WHERE id = 2');
+    await admin('CALL admmgt.applyScripts()');
+    expect(await catalog(T1)).toEqual(at2);
+    expect(await ledger(T1)).toEqual([1, 2]);
+  });
+
+  it('shares the lock of apply and create', async () => {
+    expect(await admin(`SELECT admmgt._lock_key('rollback') = admmgt._lock_key('apply') AS same`)).toEqual([{ same: true }]);
+  });
+});
+
 describe('the CLI', () => {
   it('script add --down registers a file with its down steps (an applied one may get them later); rollback --to takes the fleet back; status shows it', async () => {
     await fresh([T1]);
