@@ -207,6 +207,27 @@ describe('refusals and failures', () => {
   });
 });
 
+describe('a down step that fails on the template', () => {
+  it('stops the whole-fleet rollback there: the template stays at its version, its tenants are untouched, the scripts keep their status', async () => {
+    const { at3 } = await fleet();
+    await env.queryIn(TPL, 'DROP INDEX mgttest.orders_customer');
+    const broken = await catalog(TPL);
+    await admin('CALL admmgt.rollbackScripts(p_to => 1)');
+    expect(await catalog(TPL)).toEqual(broken);
+    expect(await ledger(TPL)).toEqual([1, 2, 3]);
+    for (const db of [T1, T2]) expect(await catalog(db), db).toEqual(at3[db]);
+    expect(await versions()).toEqual({ [TPL]: 3, [T1]: 3, [T2]: 3 });
+    expect(await scriptStatus()).toEqual({ 1: 2, 2: 2, 3: 2 });
+    expect(env.notices.some((n) => n.startsWith('WARNING: admmgt rollback: the database template failed: its tenants are left untouched'))).toBe(true);
+    expect(await admin(`SELECT operation, scriptid, dbname FROM admmgt.failures`)).toEqual([{ operation: 'rollback', scriptid: 3, dbname: TPL }]);
+    // Fixed, the rollback goes on from there.
+    await env.queryIn(TPL, 'CREATE INDEX orders_customer ON mgttest.orders (customer_id)');
+    await admin('CALL admmgt.rollbackScripts(p_to => 1)');
+    expect(await versions()).toEqual({ [TPL]: 1, [T1]: 1, [T2]: 1 });
+    expect(await admin(`SELECT count(*)::int AS n FROM admmgt.failures`)).toEqual([{ n: 0 }]);
+  });
+});
+
 describe('a script in parts', () => {
   it('rolls back a script with a step outside a transaction: its parts leave the ledger too, so a re-apply runs them again', async () => {
     await fresh([T1]);
