@@ -118,6 +118,18 @@ export const applyScripts = (c: pg.Client, o: ApplyOptions = {}) => {
   return runCall(c, sql`CALL admmgt.applyScripts(${callArgs(o, first)})`);
 };
 
+export interface RollbackOptions extends CallOptions, Selection {
+  /** The script id to go back to: every script above it is rolled back. */
+  to: number;
+}
+
+/** CALL admmgt.rollbackScripts(p_to => N, ...): the down steps of every script above N, newest first, on the chosen targets. */
+export const rollbackScripts = (c: pg.Client, o: RollbackOptions) => {
+  const to = intOption('to', o.to, 0);
+  if (to === undefined) throw usageError('rollback needs --to N, the script id to go back to');
+  return runCall(c, sql`CALL admmgt.rollbackScripts(${callArgs(o, [sql`p_to => ${lit(to)}`, ...selectionArgs(o)])})`);
+};
+
 export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & Selection & KindOption & { asOf?: string } = {}) => {
   const first = [...kindArgs(o), sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`, ...selectionArgs(o)];
   if (o.asOf !== undefined) first.push(sql`p_asof => ${asOfDate(o.asOf)}`);

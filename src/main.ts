@@ -20,6 +20,7 @@ import { command as pin } from './commands/pin.js';
 import { command as refreshProcs } from './commands/refresh-procs.js';
 import { command as refreshViews } from './commands/refresh-views.js';
 import { command as retry } from './commands/retry.js';
+import { command as rollback } from './commands/rollback.js';
 import { command as script } from './commands/script.js';
 import { command as sqlCommand } from './commands/sql.js';
 import { command as status } from './commands/status.js';
@@ -48,6 +49,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(createSchemas)
       .command(script)
       .command(apply)
+      .command(rollback)
       .command(pin)
       .command(unpin)
       .command(retry)

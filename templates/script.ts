@@ -260,9 +260,17 @@ export interface SqlStepSpec {
   txmode?: 'script' | 'none';
 }
 
+/** One down step: plain SQL that undoes the script (script_sql, direction down), run by a rollback in seq order in its transaction. */
+export interface DownStepSpec {
+  seq: number;
+  body: string;
+}
+
 export interface ScriptSpec {
   indexes?: IndexSpec[];
   sql?: SqlStepSpec[];
+  /** The down steps that roll the script back (rollbackScripts). */
+  down?: DownStepSpec[];
 }
 
 const INDEX_SQL_TABLES = ['script_indexes', 'script_sql'];
@@ -276,6 +284,9 @@ function indexSqlRowsSql(s: ScriptSpec): Sql[] {
   }
   for (const q of s.sql ?? []) {
     out.push(sql`INSERT INTO admmgt.script_sql (scriptid, seq, body, txmode) VALUES (${lit(s.id)}, ${lit(q.seq)}, ${lit(q.body)}, ${lit(q.txmode ?? 'script')});`);
+  }
+  for (const q of s.down ?? []) {
+    out.push(sql`INSERT INTO admmgt.script_sql (scriptid, seq, body, direction) VALUES (${lit(s.id)}, ${lit(q.seq)}, ${lit(q.body)}, 'down');`);
   }
   return out;
 }

@@ -69,12 +69,12 @@ SELECT ARRAY['script_tables', 'script_table_fkeys', 'script_indexes', 'script_co
              'script_constraints', 'script_views', 'script_triggers'];
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._check_schema_scripts(p_ids int[], p_asof date)
+CREATE OR REPLACE FUNCTION admmgt._check_schema_scripts(p_ids int[], p_asof date, p_down boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: before any schema target is touched, refuse, naming the row, a script row that would not stay in the tenant's own schema: a typed row that names another schema than the template's, a CALL or SQL step that names another schema target, or one that names the template schema inside a string, where it cannot be rewritten */
+/* purpose: before any schema target is touched, refuse, naming the row, a script row that would not stay in the tenant's own schema (p_down: a down step a rollback runs): a typed row that names another schema than the template's, a CALL or SQL step that names another schema target, or one that names the template schema inside a string, where it cannot be rewritten */
 DECLARE
     v_schema text := admmgt._schema_template_name();
     v_table text;
@@ -94,8 +94,11 @@ BEGIN
                       HINT = format('With schema targets, script rows name the template schema (%s); each tenant gets the object in its own schema.', v_schema);
         END IF;
     END LOOP;
+    -- p_down: the down steps a rollback runs (render_down), instead of what an apply runs.
     FOR r IN SELECT s.source, s.stmt, s.txmode FROM unnest(p_ids) AS i(id), LATERAL admmgt.render_steps(i.id, p_asof) s
-              WHERE s.source LIKE 'admmgt.script_sql %' OR s.source LIKE 'admmgt.script_procs %' LOOP
+              WHERE NOT p_down AND (s.source LIKE 'admmgt.script_sql %' OR s.source LIKE 'admmgt.script_procs %')
+             UNION ALL
+             SELECT d.source, d.stmt, 'script' FROM unnest(p_ids) AS i(id), LATERAL admmgt.render_down(i.id) d WHERE p_down LOOP
         IF r.txmode = 'none' AND r.stmt ~* '\mconcurrently\M'
            AND EXISTS (SELECT 1 FROM admmgt.registry g
                         WHERE NOT g.deleted AND (g.kind = 'schema' OR (g.kind IS NULL AND g.status = 1))

@@ -20,14 +20,17 @@ RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: md5 of everything a script's rows say that renders into its statements (not their status, creation time or a table's lifecycle) */
+/* purpose: md5 of everything a script's rows say that renders into its statements (not their status, creation time or a table's lifecycle, nor its down steps) */
 DECLARE
     v_table text;
     v_rows jsonb;
     v_all text := '';
 BEGIN
     FOREACH v_table IN ARRAY admmgt._script_row_tables() LOOP
-        EXECUTE format('SELECT jsonb_agg(to_jsonb(x) - ''status'' - ''created_date'' - ''lifecycle'' ORDER BY x.id) FROM admmgt.%I x WHERE x.scriptid = $1', v_table)
+        -- Down steps are no part of what the template applied (the way back may be learned later),
+        -- and direction is left out so that the checksum of a script frozen before it existed holds.
+        EXECUTE format('SELECT jsonb_agg(to_jsonb(x) - ''status'' - ''created_date'' - ''lifecycle'' - ''direction'' ORDER BY x.id) FROM admmgt.%I x WHERE x.scriptid = $1%s',
+                       v_table, CASE WHEN v_table = 'script_sql' THEN ' AND x.direction = ''up''' ELSE '' END)
            INTO v_rows USING p_scriptid;
         v_all := v_all || v_table || ':' || coalesce(v_rows::text, '[]') || E'\n';
     END LOOP;
@@ -77,7 +80,11 @@ SELECT EXISTS (
     SELECT 1 FROM admmgt.vendor_db_settings v
       JOIN admmgt.script_log l ON l.scriptid = p_scriptid AND l.operation = 'apply' AND l.outcome IN ('ok', 'already applied')
                               AND lower(l.dbname) = lower(btrim(v.dbname)) AND l.server = coalesce(v.server, 'local')
-     WHERE v.istemplate AND NOT coalesce(v.deleted, false))
+     WHERE v.istemplate AND NOT coalesce(v.deleted, false)
+       -- A rollback of the script on the template since undid what it committed.
+       AND NOT EXISTS (SELECT 1 FROM admmgt.script_log b
+                        WHERE b.scriptid = p_scriptid AND b.operation = 'rollback' AND b.outcome = 'ok' AND b.id > l.id
+                          AND lower(b.dbname) = lower(btrim(v.dbname)) AND b.server = l.server))
 OR EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
             WHERE v.istemplate AND NOT coalesce(v.deleted, false) AND coalesce(v.scriptversion, 0) >= p_scriptid);
 $$;
@@ -87,7 +94,7 @@ RETURNS trigger
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: refuse a change to a row of a script the template has applied or begun (its status and a table's lifecycle may change); before that, a change lets go of the script's frozen parts */
+/* purpose: refuse a change to a row of a script the template has applied or begun (its status and a table's lifecycle may change, and its down steps); before that, a change lets go of the script's frozen parts */
 DECLARE
     v_rows jsonb[] := '{}'::jsonb[];
     v_row jsonb;
@@ -101,6 +108,8 @@ BEGIN
     IF TG_OP <> 'INSERT' THEN v_rows := v_rows || to_jsonb(OLD); END IF;
     IF TG_OP <> 'DELETE' THEN v_rows := v_rows || to_jsonb(NEW); END IF;
     FOREACH v_row IN ARRAY v_rows LOOP
+        -- A down step is not what the template ran: it may be added or changed at any time.
+        CONTINUE WHEN TG_TABLE_NAME = 'script_sql' AND v_row ->> 'direction' = 'down';
         v_scriptid := CASE WHEN TG_TABLE_NAME = 'script_table_partitions'
                            THEN (SELECT t.scriptid FROM admmgt.script_tables t WHERE t.id = (v_row ->> 'tableid')::bigint)
                            ELSE (v_row ->> 'scriptid')::int END;

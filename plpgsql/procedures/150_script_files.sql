@@ -189,19 +189,50 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt.add_script_file(p_id int, p_file text, p_body text, p_description text DEFAULT NULL,
-                                                  p_no_transaction boolean DEFAULT false, p_draft boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION admmgt._script_file_down(p_id int, p_file text, p_down text)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: register a migration file as script p_id and say 'added', or 'unchanged' when it is registered as it is; refuses, naming file and script, a file that changed since, an id or a file taken by something else, an id at or below the template's version */
+/* purpose: give script p_id the down steps of a file (the whole text as one down step, in the rollback's transaction) and say 'down added'; 'unchanged' when it has exactly these already; an applied script may get them too, and new ones replace the old; refuses a down file with no statement, or with the header no-transaction, naming it */
+DECLARE
+    v_text text := admmgt._script_file_text(p_down);
+BEGIN
+    IF admmgt._script_file_header(v_text, p_file) THEN
+        RAISE EXCEPTION 'admmgt: down file % has the header "-- admmgt: no-transaction"', p_file
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A rollback undoes a script in one transaction per target: delete the header from the down file.';
+    END IF;
+    IF coalesce(cardinality(admmgt._sql_statements(v_text, format('down file %s', p_file))), 0) = 0 THEN
+        RAISE EXCEPTION 'admmgt: down file % holds no SQL statement', p_file
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('Write the statements that undo script %s into %s, or leave the down file out.', p_id, p_file);
+    END IF;
+    IF ARRAY(SELECT q.body FROM admmgt.script_sql q WHERE q.scriptid = p_id AND q.direction = 'down' ORDER BY q.seq) = ARRAY[v_text] THEN
+        RETURN 'unchanged';
+    END IF;
+    DELETE FROM admmgt.script_sql WHERE scriptid = p_id AND direction = 'down';
+    INSERT INTO admmgt.script_sql (scriptid, seq, body, txmode, direction, status)
+    SELECT p_id, 1, v_text, 'script', 'down', s.status FROM admmgt.scripts s WHERE s.id = p_id;
+    RETURN 'down added';
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.add_script_file(p_id int, p_file text, p_body text, p_description text DEFAULT NULL,
+                                                  p_no_transaction boolean DEFAULT false, p_draft boolean DEFAULT false,
+                                                  p_down text DEFAULT NULL, p_down_file text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: register a migration file as script p_id and say 'added', or 'unchanged' when it is registered as it is; with p_down, the text of its down file (p_down_file, its name), its down steps too: 'down added' when only those are new (an applied script may get them); refuses, naming file and script, a file that changed since, an id or a file taken by something else, an id at or below the template's version */
 DECLARE
     v_name record;
     v_id int := admmgt._script_file_id(p_file, p_id);
     v_text text := admmgt._script_file_text(coalesce(p_body, ''));
     v_none boolean;
     v_st record;
+    v_down text;
 BEGIN
     SELECT * INTO v_name FROM admmgt._script_file_name(p_file);
     v_none := coalesce(p_no_transaction, false) OR admmgt._script_file_header(v_text, v_name.file);
@@ -209,12 +240,18 @@ BEGIN
     LOCK TABLE admmgt.scripts IN SHARE ROW EXCLUSIVE MODE;
     SELECT * INTO v_st FROM admmgt._script_file_state(v_id, v_name.file, admmgt.script_file_checksum(v_text), v_none);
     IF v_st.state = 'unchanged' THEN
+        IF p_down IS NOT NULL THEN
+            RETURN admmgt._script_file_down(v_id, coalesce(p_down_file, format('down of %s', v_name.file)), p_down);
+        END IF;
         RETURN 'unchanged';
     END IF;
     PERFORM admmgt._refuse_script_files(v_st.state, ARRAY[format('%s (script %s): %s', v_name.file, v_id, v_st.reason)],
                                         ARRAY[v_name.file], admmgt._next_script_id(ARRAY[v_id]));
     PERFORM admmgt._register_script_file(v_id, v_name.file, v_text, coalesce(p_description, v_name.description, v_name.file),
                                          v_none, p_draft);
+    IF p_down IS NOT NULL THEN
+        v_down := admmgt._script_file_down(v_id, coalesce(p_down_file, format('down of %s', v_name.file)), p_down);
+    END IF;
     RETURN 'added';
 END;
 $$;

@@ -5,8 +5,12 @@ SELECT v.id, lower(v.dbname) AS dbname, v.istemplate, v.status,
        CASE v.status WHEN 0 THEN 'designing' WHEN 1 THEN 'pending' WHEN 2 THEN 'created' END AS status_text,
        coalesce(v.scriptversion, 0) AS scriptversion, v.updateflag,
        (SELECT count(*) FROM admmgt.target_results r WHERE r.target_id = v.id AND NOT r.ok) AS failures,
-       v.on_server AS server, v.servertemplate, v.kind
+       v.on_server AS server, v.servertemplate, v.kind,
+       -- The last thing an operation did to the target (a rollback too), from target_results.
+       l.operation AS last_operation, l.scriptid AS last_scriptid, l.ok AS last_ok, l.finished_at AS last_finished_at
   FROM admmgt.registry v
+  LEFT JOIN LATERAL (SELECT r.operation, nullif(r.scriptid, 0) AS scriptid, r.ok, r.finished_at FROM admmgt.target_results r
+                      WHERE r.target_id = v.id ORDER BY r.finished_at DESC, r.operation LIMIT 1) l ON true
  WHERE NOT v.deleted;
 
 CREATE OR REPLACE VIEW admmgt.failures AS

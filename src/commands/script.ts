@@ -16,7 +16,8 @@ export const MIGRATION_FILE = /^V(\d+)__(.+)\.sql$/;
 export interface FileOutcome {
   file: string;
   scriptid: number;
-  outcome: 'added' | 'unchanged';
+  /** down added: the script was registered already, only its down steps (--down) are new. */
+  outcome: 'added' | 'unchanged' | 'down added';
 }
 
 /** The JSON of `script add` and `script sync` (docs/operations.md). */
@@ -93,14 +94,18 @@ export interface AddOptions {
   noTransaction?: boolean;
   /** Register as designing (status 0) instead of ready. */
   draft?: boolean;
+  /** The down file: SQL that undoes the script, its down steps (rollback). */
+  down?: FileInput;
 }
 
 /** Register one file as a script (SELECT admmgt.add_script_file(...)). */
 export async function addScriptFile(client: pg.Client, input: FileInput, o: AddOptions = {}): Promise<FileOutcome> {
-  const { rows } = await client.query<{ outcome: 'added' | 'unchanged'; scriptid: number }>(
-    `SELECT admmgt.add_script_file($1, $2, $3, p_description => $4, p_no_transaction => $5, p_draft => $6) AS outcome,
+  const { rows } = await client.query<{ outcome: FileOutcome['outcome']; scriptid: number }>(
+    `SELECT admmgt.add_script_file($1, $2, $3, p_description => $4, p_no_transaction => $5, p_draft => $6,
+                                   p_down => $7, p_down_file => $8) AS outcome,
             admmgt._script_file_id($2, $1) AS scriptid`,
-    [o.id ?? null, input.file, input.body, o.description ?? null, o.noTransaction ?? false, o.draft ?? false]);
+    [o.id ?? null, input.file, input.body, o.description ?? null, o.noTransaction ?? false, o.draft ?? false,
+     o.down?.body ?? null, o.down ? path.basename(o.down.file) : null]);
   const r = rows[0];
   if (!r) throw new Error('admmgt.add_script_file returned no row');
   return { file: path.basename(input.file), scriptid: r.scriptid, outcome: r.outcome };
@@ -116,7 +121,7 @@ export async function syncScriptFiles(client: pg.Client, files: FileInput[], o: 
 
 export function report(operation: FilesReport['operation'], files: FileOutcome[]): FilesReport {
   const added = files.filter((f) => f.outcome === 'added').length;
-  return { operation, files, added, unchanged: files.length - added };
+  return { operation, files, added, unchanged: files.filter((f) => f.outcome === 'unchanged').length };
 }
 
 export function formatReport(r: FilesReport): string {
@@ -135,6 +140,7 @@ interface AddArgv extends GlobalArgs {
   description?: string;
   transaction: boolean;
   draft?: boolean;
+  down?: string;
   json?: boolean;
 }
 
@@ -161,11 +167,16 @@ const add: CommandModule<object, AddArgv> = {
         describe: 'Run the file in one transaction per target; --no-transaction runs each statement alone, outside any transaction (as a first line -- admmgt: no-transaction does)',
       })
       .option('draft', draftOption)
+      .option('down', {
+        type: 'string',
+        describe: 'A SQL file that undoes the script: its down steps, run in one transaction per target by admmgt rollback; may be given for a script registered (or applied) already',
+      })
       .option('json', jsonOption) as unknown as Argv<AddArgv>,
   handler: async (a) => {
     const input = { file: a.file, body: await readSqlFile(a.file) };
+    const down = a.down === undefined ? undefined : { file: a.down, body: await readSqlFile(a.down) };
     await withAdmin(a, async ({ client }) => {
-      const outcome = await addScriptFile(client, input, { id: a.id, description: a.description, noTransaction: !a.transaction, draft: a.draft });
+      const outcome = await addScriptFile(client, input, { id: a.id, description: a.description, noTransaction: !a.transaction, draft: a.draft, down });
       print(report('script add', [outcome]), a.json);
     });
   },

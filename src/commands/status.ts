@@ -54,6 +54,14 @@ export interface TemplateRow {
   kind: 'database' | 'schema' | null;
 }
 
+/** A target whose last operation was a rollback (admmgt.tenant_status.last_operation). */
+export interface RollbackRow {
+  dbname: string;
+  scriptid: number;
+  ok: boolean;
+  finished_at: string;
+}
+
 export interface Status {
   /** The database template, else the schema template (see templates for both). */
   template: { dbname: string; scriptversion: number } | null;
@@ -65,6 +73,7 @@ export interface Status {
   failures: FailureRow[];
   drift: DriftRow[];
   openParts: OpenPartRow[];
+  rollbacks: RollbackRow[];
 }
 
 export async function status(client: pg.Client): Promise<Status> {
@@ -90,6 +99,12 @@ export async function status(client: pg.Client): Promise<Status> {
          JOIN admmgt.vendor_db_settings v ON v.id = a.target_id WHERE a.state = 'started' ORDER BY v.dbname, a.scriptid, a.part`,
     )
   ).rows;
+  const rollbacks = (
+    await client.query<RollbackRow>(
+      `SELECT dbname, last_scriptid AS scriptid, last_ok AS ok, last_finished_at::text AS finished_at FROM admmgt.tenant_status
+        WHERE last_operation = 'rollback' ORDER BY istemplate DESC, dbname`,
+    )
+  ).rows;
   return {
     template: tpl ? { dbname: tpl.dbname, scriptversion: tpl.scriptversion } : null,
     templates: targets.filter((t) => t.istemplate).map((t) => ({ dbname: t.dbname, scriptversion: t.scriptversion, kind: t.kind })),
@@ -99,6 +114,7 @@ export async function status(client: pg.Client): Promise<Status> {
     failures,
     drift,
     openParts,
+    rollbacks,
   };
 }
 
@@ -125,6 +141,12 @@ export function formatStatus(s: Status): string {
     lines.push('parts outside a transaction whose end was not seen (a rerun refuses them until resolved):');
     for (const o of s.openParts) {
       lines.push(`  ${o.dbname} script ${o.scriptid} part ${o.part} (since ${o.updated_at}): CALL admmgt.resolve_part('${o.dbname}', ${o.scriptid}, ${o.part}, true|false)`);
+    }
+  }
+  if (s.rollbacks.length) {
+    lines.push('rolled back (the last operation on these targets):');
+    for (const r of s.rollbacks) {
+      lines.push(`  ${r.dbname}: rollback of script ${r.scriptid} ${r.ok ? 'done' : 'FAILED'} at ${r.finished_at}`);
     }
   }
   if (s.failures.length) {
