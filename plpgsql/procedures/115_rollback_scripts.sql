@@ -177,7 +177,7 @@ DECLARE
     v_items admmgt.work_item[];
     v_failed int;
     v_pinned text;
-    v_back int[] := '{}';
+    v_back int[] := '{}'::int[];
 BEGIN
     PERFORM admmgt._check_call('rollbackScripts', p_parallel);
     IF p_to IS NULL OR p_to < 0 THEN

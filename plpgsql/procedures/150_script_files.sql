@@ -232,7 +232,6 @@ DECLARE
     v_text text := admmgt._script_file_text(coalesce(p_body, ''));
     v_none boolean;
     v_st record;
-    v_down text;
 BEGIN
     SELECT * INTO v_name FROM admmgt._script_file_name(p_file);
     v_none := coalesce(p_no_transaction, false) OR admmgt._script_file_header(v_text, v_name.file);
@@ -250,7 +249,8 @@ BEGIN
     PERFORM admmgt._register_script_file(v_id, v_name.file, v_text, coalesce(p_description, v_name.description, v_name.file),
                                          v_none, p_draft);
     IF p_down IS NOT NULL THEN
-        v_down := admmgt._script_file_down(v_id, coalesce(p_down_file, format('down of %s', v_name.file)), p_down);
+        -- Its answer (down added) speaks of a script registered before; this one is new.
+        PERFORM admmgt._script_file_down(v_id, coalesce(p_down_file, format('down of %s', v_name.file)), p_down);
     END IF;
     RETURN 'added';
 END;
