@@ -118,6 +118,17 @@ export const applyScripts = (c: pg.Client, o: ApplyOptions = {}) => {
   return runCall(c, sql`CALL admmgt.applyScripts(${callArgs(o, first)})`);
 };
 
+/** What a plan of apply narrows to: the same targets and scripts as applyScripts() with these options. */
+export type PlanOptions = Selection & KindOption & { upto?: number };
+
+/** The named arguments of plan_scripts(), plan_steps() and plan_destructive() for a plan's options. */
+export function planArgs(o: PlanOptions): Sql {
+  const args = [...kindArgs(o), ...selectionArgs(o)];
+  const upto = intOption('to', o.upto, 0);
+  if (upto !== undefined) args.push(sql`p_upto => ${lit(upto)}`);
+  return join(args);
+}
+
 export interface RollbackOptions extends CallOptions, Selection {
   /** The script id to go back to: every script above it is rolled back. */
   to: number;

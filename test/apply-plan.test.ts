@@ -114,6 +114,25 @@ describe('plan_steps and plan_destructive: parts, transaction modes and what a s
   });
 });
 
+describe('a plan narrowed as the run would be', () => {
+  it('shows the template and the chosen tenants only, with --tenant, and refuses a name that matches nothing', async () => {
+    const only = await admin<{ dbname: string }>(`SELECT DISTINCT dbname FROM admmgt.plan_scripts(p_tenants => ARRAY['applyplan_d2']) ORDER BY 1`);
+    expect(only.map((r) => r.dbname)).toEqual(['applyplan_d2', TPL]);
+    const drops = await admin<{ dbname: string }>(`SELECT DISTINCT dbname FROM admmgt.plan_destructive(p_tenants => ARRAY['applyplan_d2']) ORDER BY 1`);
+    expect(drops.map((r) => r.dbname)).toEqual(['applyplan_d2', TPL]);
+    expect(await admin(`SELECT DISTINCT targets FROM admmgt.plan_steps(p_tenants => ARRAY['applyplan_d2'])`)).toEqual([{ targets: 2 }]);
+    expect(await admin(`SELECT count(*)::int AS n FROM admmgt.plan_scripts(p_upto => 1)`)).toEqual([{ n: 0 }]);
+
+    const r = await cli('apply', '--url', env.adminUrl, '--plan', '--tenant', 'applyplan_d2', '--canary', '1');
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n')[0]).toMatch(new RegExp(`^script 2: 3 statement\\(s\\), .* on 2 target\\(s\\): ${TPL}, applyplan_d2$`));
+    const bad = await cli('apply', '--url', env.adminUrl, '--plan', '--tenant', 'applyplan_nope');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/applyplan_nope, which is not a created target/);
+    expect(await env.versions()).toEqual({ [TPL]: 1, applyplan_d1: 1, applyplan_d2: 1 });
+  });
+});
+
 describe('admmgt status: frozen scripts whose rows changed', () => {
   it('lists a script whose rows were changed around the freeze trigger, and exits 0 for it', async () => {
     await fresh(['applyplan_s1']);

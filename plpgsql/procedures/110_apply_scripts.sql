@@ -191,43 +191,58 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._plan_items(p_asof date)
+CREATE OR REPLACE FUNCTION admmgt._plan_items(p_asof date, p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
+                                              p_separatedb int DEFAULT NULL, p_upto int DEFAULT NULL)
 RETURNS TABLE (ord int, item admmgt.work_item)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the work items applyScripts() would run now, each template's first, if the templates take every ready script */
-WITH k AS (SELECT x.kind, row_number() OVER (ORDER BY x.kind)::int AS n FROM unnest(admmgt._kinds(NULL, 'plan')) AS x(kind)),
-     t AS (SELECT k.kind AS tkind, k.n, admmgt._template(k.kind) AS tpl FROM k),
-     r AS (SELECT t.tkind, t.n, admmgt._ready_scripts((t.tpl).scriptversion) AS ready, (t.tpl).scriptversion FROM t),
-     u AS (SELECT r.tkind AS kind, r.n, coalesce(r.ready[cardinality(r.ready)], r.scriptversion) AS upto FROM r)
-SELECT 2 * u.n - 2, i FROM u, unnest(admmgt._apply_items(admmgt._template_targets(u.kind), u.upto, p_asof)) i
-UNION ALL
-SELECT 2 * u.n - 1, i FROM u, unnest(admmgt._apply_items(admmgt._update_targets(u.kind), u.upto, p_asof)) i;
+/* purpose: the work items applyScripts() would run now with the same options, each template's first, if the templates take every ready script (up to p_upto); a selection narrows the tenants as it does there */
+DECLARE
+    v_kind text;
+    v_n int := 0;
+    v_template admmgt.vendor_db_settings;
+    v_ready int[];
+    v_upto int;
+BEGIN
+    PERFORM admmgt._check_selection('plan', p_tenants, p_server, p_tag);
+    PERFORM admmgt._check_apply_options(p_upto, NULL, NULL);
+    FOREACH v_kind IN ARRAY admmgt._kinds(p_separatedb, 'plan') LOOP
+        v_template := admmgt._template(v_kind);
+        v_ready := ARRAY(SELECT r FROM unnest(admmgt._ready_scripts(v_template.scriptversion)) r WHERE r <= coalesce(p_upto, r));
+        v_upto := least(admmgt._template_upto(v_template, v_ready), coalesce(p_upto, admmgt._template_upto(v_template, v_ready)));
+        RETURN QUERY SELECT 2 * v_n, i FROM unnest(admmgt._apply_items(admmgt._template_targets(v_kind), v_upto, p_asof)) i;
+        RETURN QUERY SELECT 2 * v_n + 1, i
+                       FROM unnest(admmgt._apply_items(admmgt._select(admmgt._update_targets(v_kind), p_tenants, p_server, p_tag), v_upto, p_asof)) i;
+        v_n := v_n + 1;
+    END LOOP;
+END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt.plan_scripts(p_asof date DEFAULT current_date)
+CREATE OR REPLACE FUNCTION admmgt.plan_scripts(p_asof date DEFAULT current_date, p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL,
+                                               p_tag text DEFAULT NULL, t_separatedb int DEFAULT NULL, p_upto int DEFAULT NULL)
 RETURNS TABLE (dbname text, scriptid int, seq int, stmt text, server text)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: what applyScripts() would run now, per target (database and server) and script, if the template takes every ready script; a script in parts shows each part's items in order */
+/* purpose: what applyScripts() would run now with the same options, per target (database or schema, and server) and script, if the template takes every ready script; a script in parts shows each part's items in order */
 SELECT (p.item).dbname, (p.item).scriptid, (row_number() OVER (PARTITION BY p.ord, (p.item).target_id, (p.item).scriptid ORDER BY p.n, s.n))::int,
        s.stmt, coalesce((p.item).server, 'local')
-  FROM (SELECT x.ord, x.item, row_number() OVER () AS n FROM admmgt._plan_items(p_asof) x) p
+  FROM (SELECT x.ord, x.item, row_number() OVER () AS n FROM admmgt._plan_items(p_asof, p_tenants, p_server, p_tag, t_separatedb, p_upto) x) p
  CROSS JOIN LATERAL unnest((p.item).stmts) WITH ORDINALITY AS s(stmt, n)
  ORDER BY p.ord, (p.item).target_id, (p.item).scriptid, p.n, s.n;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt.plan_steps(p_asof date DEFAULT current_date)
+CREATE OR REPLACE FUNCTION admmgt.plan_steps(p_asof date DEFAULT current_date, p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL,
+                                             p_tag text DEFAULT NULL, t_separatedb int DEFAULT NULL, p_upto int DEFAULT NULL)
 RETURNS TABLE (scriptid int, part int, txmode text, seq int, source text, destructive boolean, stmt text, targets int)
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: every step of every script applyScripts() would run now, as the targets get it (frozen, or rendered now), with its part, transaction mode, row, whether it destroys data, and how many targets would run it */
+/* purpose: every step of every script applyScripts() would run now with the same options, as the targets get it (frozen, or rendered now), with its part, transaction mode, row, whether it destroys data, and how many targets would run it */
 WITH planned AS (
     SELECT (i.item).scriptid AS scriptid, count(DISTINCT (i.item).target_id)::int AS targets
-      FROM admmgt._plan_items(p_asof) i GROUP BY 1
+      FROM admmgt._plan_items(p_asof, p_tenants, p_server, p_tag, t_separatedb, p_upto) i GROUP BY 1
 )
 SELECT p.scriptid, sp.part, sp.txmode, (row_number() OVER (PARTITION BY p.scriptid ORDER BY sp.part, st.n))::int,
        sp.sources[st.n], sp.destructive[st.n], st.stmt, p.targets
@@ -257,29 +272,35 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt.plan_destructive(p_asof date DEFAULT current_date)
+CREATE OR REPLACE FUNCTION admmgt.plan_destructive(p_asof date DEFAULT current_date, p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL,
+                                                   p_tag text DEFAULT NULL, t_separatedb int DEFAULT NULL, p_upto int DEFAULT NULL)
 RETURNS TABLE (dbname text, server text, scriptid int, source text, stmt text, relation text, est_rows bigint)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for every step applyScripts() would run now that destroys data, each target that would run it, with the planner's estimate of the rows of the relation it drops from (NULL: not analyzed yet, or not there); reads each such target once */
+/* purpose: for every step applyScripts() would run now with the same options that destroys data, each target that would run it, with the planner's estimate of the rows of the relation it drops from (a schema target's own; NULL: not analyzed yet, or not there); reads each such target once */
 DECLARE
     v_t record;
+    v_schema text := admmgt._schema_template_name();
 BEGIN
     FOR v_t IN
         WITH d AS (SELECT s.scriptid, s.source, s.stmt, admmgt._destructive_relation(s.source) AS relation
-                     FROM admmgt.plan_steps(p_asof) s WHERE s.destructive)
-        SELECT i.dbname AS db, coalesce(i.server, 'local') AS srv,
+                     FROM admmgt.plan_steps(p_asof, p_tenants, p_server, p_tag, t_separatedb, p_upto) s WHERE s.destructive)
+        SELECT i.dbname AS db, i.conn_db, coalesce(i.server, 'local') AS srv,
                array_agg(d.scriptid ORDER BY d.scriptid, d.source) AS scriptids, array_agg(d.source ORDER BY d.scriptid, d.source) AS sources,
-               array_agg(d.stmt ORDER BY d.scriptid, d.source) AS stmts, array_agg(d.relation ORDER BY d.scriptid, d.source) AS relations
-          FROM (SELECT DISTINCT (x.item).dbname, (x.item).server, (x.item).scriptid FROM admmgt._plan_items(p_asof) x) i
+               array_agg(d.stmt ORDER BY d.scriptid, d.source) AS stmts,
+               array_agg(CASE WHEN i.nsp IS NULL THEN d.relation
+                              ELSE (admmgt._for_schema(ARRAY[admmgt._schema_template(d.relation, v_schema)], i.nsp))[1] END
+                         ORDER BY d.scriptid, d.source) AS relations
+          FROM (SELECT DISTINCT (x.item).dbname, (x.item).conn_db, (x.item).nsp, (x.item).server, (x.item).scriptid
+                  FROM admmgt._plan_items(p_asof, p_tenants, p_server, p_tag, t_separatedb, p_upto) x) i
           JOIN d ON d.scriptid = i.scriptid
-         GROUP BY 1, 2 ORDER BY 2, 1
+         GROUP BY 1, 2, 3 ORDER BY 3, 1
     LOOP
         RETURN QUERY
         SELECT v_t.db, v_t.srv, r.scriptid, r.source, r.stmt, r.relation, e.est
           FROM unnest(v_t.scriptids, v_t.sources, v_t.stmts, v_t.relations) AS r(scriptid, source, stmt, relation)
-          LEFT JOIN dblink(admmgt._connstr(v_t.srv, v_t.db),
+          LEFT JOIN dblink(admmgt._connstr(v_t.srv, v_t.conn_db),
                            format('SELECT r, CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END FROM unnest(%L::text[]) r
                                      LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(r)', v_t.relations))
                     AS e(relation text, est bigint) ON e.relation = r.relation;

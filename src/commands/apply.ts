@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Argv, CommandModule } from 'yargs';
-import { applyScripts, callOptions, checkRun, integerArg, kindOptions, selectionOptions, type CallArgv, type KindArgv, type SelectionArgv } from '../calls.js';
+import { applyScripts, callOptions, checkRun, integerArg, kindOptions, planArgs, selectionOptions, type CallArgv, type KindArgv, type PlanOptions, type SelectionArgv } from '../calls.js';
 import { withAdmin } from '../context.js';
 import { usageError } from '../errors.js';
 
@@ -70,13 +70,14 @@ export interface Plan {
 }
 
 /** What applyScripts() would run now: per script its steps, parts, targets and destructive steps, in script order. */
-export async function planApply(client: pg.Client, withSql = false): Promise<Plan> {
+export async function planApply(client: pg.Client, withSql = false, o: PlanOptions = {}): Promise<Plan> {
+  const args = planArgs(o).text;
   const targets = (await client.query<PlanTarget>(
-    `SELECT p.dbname, p.server, p.scriptid FROM admmgt.plan_scripts() WITH ORDINALITY AS p
+    `SELECT p.dbname, p.server, p.scriptid FROM admmgt.plan_scripts(${args}) WITH ORDINALITY AS p
       GROUP BY p.dbname, p.server, p.scriptid ORDER BY p.scriptid, min(p.ordinality)`)).rows;
-  const steps = (await client.query<PlanStep>('SELECT * FROM admmgt.plan_steps() ORDER BY scriptid, seq')).rows;
+  const steps = (await client.query<PlanStep>(`SELECT * FROM admmgt.plan_steps(${args}) ORDER BY scriptid, seq`)).rows;
   const drops = steps.some((st) => st.destructive)
-    ? (await client.query<DestructiveRow>('SELECT * FROM admmgt.plan_destructive()')).rows
+    ? (await client.query<DestructiveRow>(`SELECT * FROM admmgt.plan_destructive(${args})`)).rows
     : [];
   return summarizePlan(targets, steps, drops, withSql);
 }
@@ -159,9 +160,8 @@ export const command: CommandModule<object, ApplyArgv> = {
   handler: (a) =>
     withAdmin(a, async ({ client, out }) => {
       if (a.plan) {
-        const narrowed = ['kind', 'tenant', 'server', 'tag', 'to', 'max-failures', 'canary'].filter((k) => a[k as keyof ApplyArgv] !== undefined);
-        if (narrowed.length) throw usageError(`--plan shows the whole fleet: it does not take ${narrowed.map((k) => '--' + k).join(', ')} yet`);
-        const plan = await planApply(client, a.sql);
+        // A plan is of what would run if every target succeeded: the stop rules change nothing in it.
+        const plan = await planApply(client, a.sql, { kind: a.kind, tenants: a.tenant, server: a.server, tag: a.tag, upto: a.to });
         if (a.json) process.stdout.write(JSON.stringify(plan) + '\n');
         else if (plan.scripts.length) process.stdout.write(formatPlan(plan) + '\n');
         if (plan.scripts.length === 0) out('nothing to apply');
