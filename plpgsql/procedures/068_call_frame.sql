@@ -20,6 +20,21 @@
 --         CALL admmgt._end_call_if_failed(op, run, v_error);
 -- A block that catches errors cannot COMMIT, so CALL admmgt._run(...) always stands outside one.
 
+CREATE OR REPLACE FUNCTION admmgt._check_parallel(p_label text, p_parallel int)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse a p_parallel out of range, naming the routine */
+BEGIN
+    IF p_parallel IS NOT NULL AND (p_parallel < 1 OR p_parallel > 64) THEN
+        RAISE EXCEPTION 'admmgt.%: p_parallel must be between 1 and 64, not %', p_label, p_parallel
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Each target at once holds one connection; leave p_parallel out for the default of 4.';
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._check_call(p_label text, p_parallel int)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -27,11 +42,7 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: refuse, with a hint, a CALL typed inside a transaction block or a bad p_parallel, before anything is touched */
 BEGIN
-    IF p_parallel IS NOT NULL AND (p_parallel < 1 OR p_parallel > 64) THEN
-        RAISE EXCEPTION 'admmgt.%: p_parallel must be between 1 and 64, not %', p_label, p_parallel
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Each target at once holds one connection; leave p_parallel out for the default of 4.';
-    END IF;
+    PERFORM admmgt._check_parallel(p_label, p_parallel);
     -- PL/pgSQL cannot ask whether it runs in a transaction block. A transaction that began well
     -- before this statement is one (BEGIN typed in psql); the extended query protocol starts the
     -- transaction a fraction of a millisecond before the CALL, so only a clear gap counts. Blocks
