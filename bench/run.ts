@@ -1,4 +1,5 @@
 // npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --maint-tenants 100 --url URL]
+//                [-- --schemas 100,1000 --only schemas|databases]
 //
 // Times the four procedures on N tenants at several degrees of parallelism and, in the same run on
 // the same server, the references they are judged against. applyScripts is timed twice: on half
@@ -12,7 +13,22 @@
 // and a run with nothing to do on --idle-tenants tenants (connections to tenant databases counted
 // in pg_stat_database.sessions). Prints ms per tenant, medians of --runs, every ratio, and
 // writes bench/results/latest.json. Never part of npm test.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+//
+// Schema mode (--schemas, a list of N; --only schemas runs nothing else): for each N, run and p, a
+// fresh admin database with the control plane gets a schema template and N tenant schemas at
+// version 0 (create_schema timed), then the demo's script 1 written for the template schema. Two
+// copies of that database (CREATE DATABASE ... TEMPLATE, so both have the same catalog) are then
+// timed, each after a CHECKPOINT, in alternating order from run to run:
+//   applyScripts(0)  in one: CALL admmgt.applyScripts(0, p_parallel => p) (template + N schemas)
+//   schema floor     in the other: one open connection per p from Node to that database; per
+//                    schema (template + N) one query string: BEGIN; the ledger row admmgt writes
+//                    (INSERT INTO admmgt.applied_schema_scripts); script_batch(1)'s statements with
+//                    the template schema replaced by the tenant's (_schema_template + replace,
+//                    rendered before the clock starts); COMMIT. No bookkeeping, no SET LOCALs.
+// then, in the first copy, applyMaintenance(0) with nothing to create, refesh_stored_procedures(0)
+// (the demo's testproc1 in the template schema) and a no-op applyScripts(0). Ratios:
+// applyScripts(0) at p / floor on one connection (the target, <= 1.3) and / floor at p connections.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,6 +48,8 @@ const { values: args } = parseArgs({
     'idle-tenants': { type: 'string', default: '1000' },
     'maint-tenants': { type: 'string', default: '100' },
     url: { type: 'string' },
+    schemas: { type: 'string', default: '100,1000' },
+    only: { type: 'string' },
   },
 });
 const N = Number(args.tenants);
@@ -39,6 +57,9 @@ const RUNS = Number(args.runs);
 const PARALLEL = (args.parallel ?? '1,2,4,8').split(',').map(Number);
 const IDLE = Number(args['idle-tenants']);
 const MAINT = Number(args['maint-tenants']);
+const SCHEMA_NS = (args.schemas ?? '').split(',').filter((x) => x.trim() !== '').map(Number);
+const ONLY = args.only;
+if (ONLY !== undefined && ONLY !== 'schemas' && ONLY !== 'databases') throw new Error(`bench: --only is schemas or databases, not ${ONLY}`);
 
 const ADMIN = 'bench_admin';
 const TEMPLATE = 'bench_tpl';
@@ -276,6 +297,155 @@ async function indexPhase(admin: pg.Client): Promise<Record<string, number>> {
   return out;
 }
 
+// ---- Schema mode ----------------------------------------------------------------------------
+
+const STPL = 'unitemplate';
+const SCP = 'bench_scp';       // the control plane installed, nothing registered: copied for every cycle
+const SBASE = 'bench_sbase';   // template + N schemas made, script 1 ready
+const SAPPLY = 'bench_sapply'; // copy of SBASE that admmgt works on
+const SFLOOR = 'bench_sfloor'; // copy of SBASE that the floor works on
+
+/** CREATE DATABASE to TEMPLATE from, waiting out an autovacuum worker still connected to from. */
+async function copyDb(server: pg.Client, from: string, to: string): Promise<void> {
+  await server.query(`DROP DATABASE IF EXISTS ${to} WITH (FORCE)`);
+  for (let i = 0; ; i++) {
+    try {
+      await server.query(`CREATE DATABASE ${to} TEMPLATE ${from}`);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== '55006' || i >= 50) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+async function noFailures(c: pg.Client, what: string): Promise<void> {
+  const failed = await c.query('SELECT count(*)::int AS n FROM admmgt.failures');
+  if (failed.rows[0].n) throw new Error(`bench ${what}: ${failed.rows[0].n} failures; see admmgt.failures`);
+}
+
+/** The demo's script 1 written for the template schema, as originalScripts() of the tests makes it. */
+function schemaScript1(): typeof script1 {
+  return JSON.parse(JSON.stringify(script1).replaceAll('"mgttest"', JSON.stringify(STPL))) as typeof script1;
+}
+
+async function schemaCycle(server: pg.Client, n: number, p: number, floorFirst: boolean): Promise<Sample> {
+  const s: Sample = {};
+  const per = n + 1; // the template and the N tenants: both sides do all of them
+  await copyDb(server, SCP, SBASE);
+  const base = await client(SBASE);
+  await base.query(`BEGIN;
+    INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES ('${STPL}', true, 1);
+    INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT 's' || lpad(i::text, 5, '0'), 1 FROM generate_series(1, ${n}) i;
+    COMMIT;`);
+  s[`create_schema p${p}`] = (await call(base, `CALL admmgt.create_schema(p_parallel => ${p})`)) / per;
+  await noFailures(base, 'create_schema');
+  await base.query(`BEGIN;\n${scriptRowsSql(schemaScript1()).text}\n${markReadySql(1).text}\nCOMMIT;`);
+  // Every schema's query string, rendered before any clock starts.
+  const { rows: batches } = await base.query<{ nsp: string; text: string }>(`
+    WITH b AS (SELECT admmgt.script_batch(1) AS stmts),
+         own AS (SELECT (b.stmts)[cardinality(admmgt._ledger_tables(false)) + 2:] AS stmts FROM b)
+    SELECT r.nsp, array_to_string(ARRAY['BEGIN', admmgt._ledger_insert(1, r.nsp)]
+             || ARRAY(SELECT replace(admmgt._schema_template(x.s, '${STPL}'), chr(1), quote_ident(r.nsp))
+                        FROM own, unnest(own.stmts) WITH ORDINALITY AS x(s, k) ORDER BY x.k)
+             || 'COMMIT'::text, E';\\n') AS text
+      FROM (SELECT lower(dbname) AS nsp, istemplate, id FROM admmgt.vendor_db_settings) r
+     ORDER BY r.istemplate DESC, r.id`);
+  if (batches.length !== per) throw new Error(`bench: ${batches.length} schemas registered, not ${per}`);
+  await base.end();
+  await copyDb(server, SBASE, SAPPLY);
+  await copyDb(server, SBASE, SFLOOR);
+
+  // Copying a database writes it all to the WAL: a checkpoint before each timed part, so that
+  // none of them pays for one that the copies started.
+  const quiet = () => server.query('CHECKPOINT');
+  const floor = async () => {
+    await quiet();
+    const conns = await Promise.all(Array.from({ length: p }, () => client(SFLOOR)));
+    const idle = [...conns];
+    const tpl = batches[0] as { text: string };
+    s[`schema floor p${p}`] = (await timed(async () => {
+      // The template first, alone, as admmgt does.
+      await (idle[0] as pg.Client).query(tpl.text);
+      await pool(batches.slice(1), p, async (b) => {
+        const c = idle.pop() as pg.Client;
+        await c.query(b.text);
+        idle.push(c);
+      });
+    })) / per;
+    await Promise.all(conns.map((c) => c.end()));
+  };
+  const admin = await client(SAPPLY);
+  const apply = async () => {
+    await quiet();
+    s[`applyScripts(0) p${p}`] = (await call(admin, `CALL admmgt.applyScripts(0, p_parallel => ${p})`)) / per;
+    await noFailures(admin, 'applyScripts(0)');
+    // What the executor measured on the targets (send to last result), per schema.
+    const { rows } = await admin.query<{ ms: number }>(`SELECT avg(elapsed_ms)::float8 AS ms FROM admmgt.target_results WHERE operation = 'apply'`);
+    s[`applyScripts(0) executor ms p${p}`] = rows[0]?.ms ?? NaN;
+  };
+  if (floorFirst) { await floor(); await apply(); } else { await apply(); await floor(); }
+
+  // Both sides made the same objects.
+  const relsOf = async (db: string) => {
+    const c = await client(db);
+    const { rows } = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+                                                     WHERE ns.nspname ~ '^s[0-9]{5}$' OR ns.nspname = '${STPL}'`);
+    const l = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM admmgt.applied_schema_scripts WHERE scriptid = 1`);
+    await c.end();
+    return `${rows[0]?.n} relations, ${l.rows[0]?.n} ledger rows`;
+  };
+  const [ra, rf] = [await relsOf(SAPPLY), await relsOf(SFLOOR)];
+  if (ra !== rf) throw new Error(`bench: applyScripts(0) made ${ra}, the floor ${rf}`);
+
+  await call(admin, `CALL admmgt.applyMaintenance(0, t_numdays => 30, p_parallel => ${p})`);
+  s[`applyMaintenance(0) nothing to create p${p}`] = (await call(admin, `CALL admmgt.applyMaintenance(0, t_numdays => 30, p_parallel => ${p})`)) / per;
+  await admin.query(testProc1Sql(STPL).text);
+  s[`refesh_stored_procedures(0) p${p}`] = (await call(admin, `CALL admmgt.refesh_stored_procedures(0, p_parallel => ${p})`)) / per;
+  await noFailures(admin, 'maintenance and refresh');
+  s[`no-op applyScripts(0) ms p${p}`] = await call(admin, `CALL admmgt.applyScripts(0, p_parallel => ${p})`);
+  await admin.end();
+  for (const db of [SAPPLY, SFLOOR, SBASE]) await server.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  return s;
+}
+
+async function schemaPhase(server: pg.Client): Promise<Record<string, unknown>> {
+  await server.query(`DROP DATABASE IF EXISTS ${SCP} WITH (FORCE)`);
+  await server.query(`CREATE DATABASE ${SCP}`);
+  const cp = await client(SCP);
+  await installControlPlane(cp);
+  await cp.end();
+  const out: Record<string, unknown> = { parallel: PARALLEL, runs: RUNS, schemas: SCHEMA_NS };
+  const perN: Record<string, unknown> = {};
+  const metrics = ['create_schema', 'applyScripts(0)', 'applyScripts(0) executor ms', 'schema floor', 'applyMaintenance(0) nothing to create',
+    'refesh_stored_procedures(0)', 'no-op applyScripts(0) ms'];
+  for (const n of SCHEMA_NS) {
+    const samples: Record<string, number[]> = {};
+    for (let r = 1; r <= RUNS; r++) {
+      for (const p of PARALLEL) {
+        const s = await schemaCycle(server, n, p, r % 2 === 0);
+        for (const [k, v] of Object.entries(s)) (samples[k] ??= []).push(v);
+        console.log(`  schemas ${n} run ${r} parallel ${p}: ` + Object.entries(s).map(([k, v]) => `${k.replace(/ p\d+$/, '')} ${v.toFixed(2)}`).join(', '));
+      }
+    }
+    const med: Record<string, number> = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+    const at = (metric: string, p: number) => med[`${metric} p${p}`] ?? NaN;
+    console.log(`\nschema mode, ${n} schemas + template in one database: ms per schema (no-op: ms per call), median of ${RUNS}:`);
+    console.log('  ' + 'metric'.padEnd(42) + PARALLEL.map((p) => `p${p}`.padStart(9)).join(''));
+    for (const m of metrics) console.log('  ' + m.padEnd(42) + PARALLEL.map((p) => at(m, p).toFixed(2).padStart(9)).join(''));
+    const ratios: Record<string, number> = {};
+    for (const p of PARALLEL) {
+      ratios[`applyScripts(0) p${p} / floor on one connection (target <= 1.3)`] = at('applyScripts(0)', p) / at('schema floor', 1);
+      ratios[`applyScripts(0) p${p} / floor on ${p} connection(s)`] = at('applyScripts(0)', p) / at('schema floor', p);
+    }
+    for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(64)} ${v.toFixed(2)}`);
+    perN[String(n)] = { samples, medians: med, ratios };
+  }
+  out.results = perN;
+  await server.query(`DROP DATABASE IF EXISTS ${SCP} WITH (FORCE)`);
+  return out;
+}
+
 async function main(): Promise<void> {
   let cluster: Cluster | undefined;
   let dir: string | undefined;
@@ -288,12 +458,36 @@ async function main(): Promise<void> {
   }
   const server = await client('postgres');
   try {
+    const version = (await server.query('SHOW server_version')).rows[0].server_version as string;
+    const outDir = path.join(projectRoot(), 'bench', 'results');
+    const outFile = path.join(outDir, 'latest.json');
+    // A run of one part keeps what latest.json says of the other.
+    let previous: Record<string, unknown> = {};
+    if (ONLY) previous = JSON.parse(await readFile(outFile, 'utf8').catch(() => '{}')) as Record<string, unknown>;
+    let databases: Record<string, unknown> | undefined;
+    if (ONLY !== 'schemas') databases = await databasePhase(server, version);
+    let schemas: Record<string, unknown> | undefined;
+    if (ONLY !== 'databases' && SCHEMA_NS.length > 0) {
+      console.log(`\nadmmgt bench, schema mode: ${SCHEMA_NS.join(', ')} schemas, ${RUNS} run(s), parallel ${PARALLEL.join(',')}, PostgreSQL ${version}, ${os.cpus().length} cores`);
+      schemas = { date: new Date().toISOString(), postgres: version, ...(await schemaPhase(server)) };
+    }
+    await mkdir(outDir, { recursive: true });
+    await writeFile(outFile, JSON.stringify({ ...previous, ...(databases ?? {}), ...(schemas ? { schemas } : {}) }, null, 2) + '\n');
+    console.log(`\nwrote bench/results/latest.json`);
+  } finally {
+    await server.end().catch(() => {});
+    if (cluster) await cluster.stop('fast');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function databasePhase(server: pg.Client, version: string): Promise<Record<string, unknown>> {
+  {
     await server.query(`DROP DATABASE IF EXISTS ${ADMIN} WITH (FORCE)`);
     await server.query(`CREATE DATABASE ${ADMIN}`);
     const admin = await client(ADMIN);
     await installControlPlane(admin);
     await admin.query(`BEGIN;\n${scriptRowsSql(script1).text}\n${markReadySql(1).text}\nCOMMIT;`);
-    const version = (await server.query('SHOW server_version')).rows[0].server_version;
     console.log(`admmgt bench: ${N} tenants, ${RUNS} run(s), parallel ${PARALLEL.join(',')}, PostgreSQL ${version}, ${os.cpus().length} cores`);
 
     const samples: Record<string, number[]> = {};
@@ -344,17 +538,11 @@ async function main(): Promise<void> {
     }
     await admin.end();
     await dropPrefixed(server, ['bench_t', 'bench_r']);
-    const outDir = path.join(projectRoot(), 'bench', 'results');
-    await mkdir(outDir, { recursive: true });
-    await writeFile(path.join(outDir, 'latest.json'), JSON.stringify({
+    await server.query(`DROP DATABASE IF EXISTS ${ADMIN} WITH (FORCE)`);
+    return {
       date: new Date().toISOString(), postgres: version, tenants: N, runs: RUNS, parallel: PARALLEL,
       samples, medians: med, ratios, idle, maintenance,
-    }, null, 2) + '\n');
-    console.log(`\nwrote bench/results/latest.json`);
-  } finally {
-    await server.end().catch(() => {});
-    if (cluster) await cluster.stop('fast');
-    if (dir) await rm(dir, { recursive: true, force: true });
+    };
   }
 }
 

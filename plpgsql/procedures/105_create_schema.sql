@@ -67,18 +67,30 @@ SELECT ARRAY[format('CREATE SCHEMA %I', p_nsp), format('REVOKE ALL ON SCHEMA %I 
   FROM (SELECT lower(btrim(p_row.loginrole)) AS role) r;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._schema_script_stmts(p_nsp text, p_template text, p_upto int, INOUT p_stmts text[], INOUT p_version int)
+CREATE OR REPLACE FUNCTION admmgt._schema_script_parts(p_template text, p_upto int)
+RETURNS admmgt.script_parts[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the parts of every script up to p_upto that a new schema target gets (ready or applied, in id order, each script's parts in order), in the form schema targets share: read or rendered and rewritten once per create_schema() call, not once per schema */
+SELECT coalesce(array_agg(p ORDER BY s.id, p.part), '{}')
+  FROM admmgt.scripts s
+ CROSS JOIN LATERAL unnest(admmgt._parts_map(ARRAY(SELECT x FROM admmgt._script_parts(s.id, current_date) x), p_template, NULL)) p
+ WHERE s.id > 0 AND s.id <= p_upto AND s.status IN (1, 2);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._schema_script_stmts(p_nsp text, p_parts admmgt.script_parts[], p_upto int, INOUT p_stmts text[], INOUT p_version int)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the statements that bring a new schema target from p_version up to p_upto in the transaction that makes it: each script's parts for its schema and its ledger row; a typed index outside a transaction is built inside it (the schema is empty); a script with another step outside a transaction ends the list, and applyScripts() goes on from there */
+/* purpose: the statements that bring a new schema target from p_version up to p_upto in the transaction that makes it: each script's parts for its schema and its ledger row; a typed index outside a transaction is built inside it (the schema is empty); a script with another step outside a transaction ends the list, and applyScripts() goes on from there; p_parts: the scripts' parts in the form schema targets share (_schema_script_parts) */
 DECLARE
     v_parts admmgt.script_parts[];
     v_p admmgt.script_parts;
     v_id int;
 BEGIN
     FOR v_id IN SELECT s.id FROM admmgt.scripts s WHERE s.id > p_version AND s.id <= p_upto AND s.status IN (1, 2) ORDER BY s.id LOOP
-        v_parts := admmgt._parts_map(admmgt._parts_map(ARRAY(SELECT p FROM admmgt._script_parts(v_id, current_date) p), p_template, NULL), NULL, p_nsp);
+        v_parts := admmgt._parts_map(ARRAY(SELECT p_parts[k] FROM generate_subscripts(p_parts, 1) AS k WHERE (p_parts[k]).scriptid = v_id ORDER BY k), NULL, p_nsp);
         IF EXISTS (SELECT 1 FROM unnest(v_parts) p WHERE p.txmode = 'none' AND NOT coalesce(p.index_def ? 'tail', false)) THEN
             RAISE NOTICE 'admmgt create: schema % is made at version %: script % has a step outside a transaction, which applyScripts() runs', p_nsp, p_version, v_id;
             RETURN;
@@ -92,13 +104,13 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._schema_item(p_row admmgt.vendor_db_settings, p_template text, p_upto int,
+CREATE OR REPLACE FUNCTION admmgt._schema_item(p_row admmgt.vendor_db_settings, p_parts admmgt.script_parts[], p_upto int,
                                                p_routines text[] DEFAULT '{}', p_views text[] DEFAULT '{}')
 RETURNS admmgt.work_item
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the one transaction that makes a schema target: the schema and its grants; the template schema's routines (p_routines, in the form schema targets share: a script may call them), the scripts up to p_upto, the routines again (a script may have replaced one) and the template schema's views; scriptid is the version it is made at */
+/* purpose: the one transaction that makes a schema target: the schema and its grants; the template schema's routines (p_routines, in the form schema targets share: a script may call them), the scripts up to p_upto, the routines again (a script may have replaced one) and the template schema's views; scriptid is the version it is made at; p_parts: those scripts' parts in the shared form (_schema_script_parts) */
 DECLARE
     v_nsp text := lower(btrim(p_row.dbname));
     v_conn_db text := coalesce(lower(btrim(p_row.schema_db)), current_database());
@@ -110,7 +122,7 @@ BEGIN
         -- A routine may name a table that a later script makes: its body is checked in the second round.
         v_stmts := v_stmts || 'SET LOCAL check_function_bodies = off'::text || v_own;
     END IF;
-    SELECT * INTO v_stmts, v_version FROM admmgt._schema_script_stmts(v_nsp, p_template, p_upto, v_stmts, v_version);
+    SELECT * INTO v_stmts, v_version FROM admmgt._schema_script_stmts(v_nsp, p_parts, p_upto, v_stmts, v_version);
     IF cardinality(v_own) > 0 THEN
         v_stmts := v_stmts || 'SET LOCAL check_function_bodies = on'::text || v_own;
     END IF;
@@ -174,6 +186,7 @@ DECLARE
     v_db text;
     v_routines text[];
     v_views text[];
+    v_parts admmgt.script_parts[];
 BEGIN
     PERFORM admmgt._check_call('create_schema', p_parallel);
     IF v_template IS NULL THEN
@@ -201,7 +214,8 @@ BEGIN
     CALL admmgt._run('create', v_items, p_parallel, v_run);
     BEGIN
         -- The template first, alone: its tenants are made at the version it reaches.
-        v_items := ARRAY(SELECT admmgt._schema_item(p, v_template, admmgt._template_upto(p, '{}')) FROM admmgt._pending_schemas() p WHERE p.istemplate);
+        v_items := ARRAY(SELECT admmgt._schema_item(p, admmgt._schema_script_parts(v_template, u.upto), u.upto)
+                           FROM admmgt._pending_schemas() p, LATERAL (SELECT admmgt._template_upto(p, '{}') AS upto) u WHERE p.istemplate);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
@@ -218,7 +232,9 @@ BEGIN
             v_db := coalesce(lower(btrim(v_tpl.schema_db)), current_database());
             v_routines := admmgt._schema_copies(admmgt._template_routines(v_db, v_template, true, false), v_template);
             v_views := admmgt._schema_copies(admmgt._template_routines(v_db, v_template, false, true), v_template);
-            v_items := ARRAY(SELECT admmgt._schema_item(p, v_template, v_version, v_routines, v_views)
+            -- The scripts' parts once for all the schemas: each schema's copy costs a replace().
+            v_parts := admmgt._schema_script_parts(v_template, v_version);
+            v_items := ARRAY(SELECT admmgt._schema_item(p, v_parts, v_version, v_routines, v_views)
                                FROM admmgt._pending_schemas() p WHERE NOT p.istemplate);
         END IF;
     EXCEPTION WHEN OTHERS THEN
