@@ -254,23 +254,27 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt.render_sql_steps(p_scriptid int)
+CREATE OR REPLACE FUNCTION admmgt._sql_steps(p_scriptid int, p_direction text)
 RETURNS TABLE (stmt text, txmode text, source text)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the statements of a script's SQL steps (its up steps), in seq order: a txmode script step's statements wrapped to stay in the script's transaction, a txmode none step's one statement as it is */
+/* purpose: the statements of a script's SQL steps of one direction (up: what an apply runs; down: what a rollback runs), in seq order: a txmode script step's statements wrapped to stay in the script's transaction, a txmode none step's one statement as it is; refuses a step with no statement, a none step with more than one, and a down step outside a transaction, naming its row */
 DECLARE
     v_step admmgt.script_sql;
     v_row text;
     v_stmts text[];
 BEGIN
-    -- Down steps run only when the script is rolled back (render_down).
-    FOR v_step IN SELECT * FROM admmgt.script_sql s WHERE s.scriptid = p_scriptid AND s.direction = 'up' ORDER BY s.seq LOOP
+    FOR v_step IN SELECT * FROM admmgt.script_sql s WHERE s.scriptid = p_scriptid AND s.direction = p_direction ORDER BY s.seq LOOP
         v_row := admmgt._row('script_sql', v_step.id);
+        IF p_direction = 'down' AND v_step.txmode <> 'script' THEN
+            PERFORM admmgt._sql_refuse(v_row, format('is a down step with txmode %s', v_step.txmode),
+                'A rollback undoes a script in one transaction per target: a down step has txmode script. Undo what cannot run in a transaction by hand, or in a new script.');
+        END IF;
         v_stmts := admmgt._sql_statements(v_step.body, v_row);
         IF cardinality(v_stmts) = 0 THEN
-            PERFORM admmgt._sql_refuse(v_row, 'holds no statement', 'Write the step''s SQL in body, or delete the row.');
+            PERFORM admmgt._sql_refuse(v_row, 'holds no statement', format('Write the %s SQL in body, or delete the row.',
+                                                                           CASE WHEN p_direction = 'down' THEN 'down step''s' ELSE 'step''s' END));
         END IF;
         IF v_step.txmode = 'none' THEN
             IF cardinality(v_stmts) > 1 THEN
@@ -288,33 +292,20 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt.render_down(p_scriptid int)
-RETURNS TABLE (seq int, stmt text, source text)
-LANGUAGE plpgsql STABLE
+CREATE OR REPLACE FUNCTION admmgt.render_sql_steps(p_scriptid int)
+RETURNS TABLE (stmt text, txmode text, source text)
+LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the statements of a script's down steps (script_sql rows with direction down), in seq order, as a rollback runs them in one transaction per target: each checked by the same lexer and checks as an up step, each wrapped to stay in that transaction; refuses a down step outside a transaction or with no statement, naming its row; no rows when the script has no down step */
-DECLARE
-    v_step admmgt.script_sql;
-    v_row text;
-    v_stmts text[];
-    v_n int := 0;
-BEGIN
-    FOR v_step IN SELECT * FROM admmgt.script_sql s WHERE s.scriptid = p_scriptid AND s.direction = 'down' ORDER BY s.seq LOOP
-        v_row := admmgt._row('script_sql', v_step.id);
-        IF v_step.txmode <> 'script' THEN
-            PERFORM admmgt._sql_refuse(v_row, format('is a down step with txmode %s', v_step.txmode),
-                'A rollback undoes a script in one transaction per target: a down step has txmode script. Undo what cannot run in a transaction by hand, or in a new script.');
-        END IF;
-        v_stmts := admmgt._sql_statements(v_step.body, v_row);
-        IF cardinality(v_stmts) = 0 THEN
-            PERFORM admmgt._sql_refuse(v_row, 'holds no statement', 'Write the down step''s SQL in body, or delete the row.');
-        END IF;
-        RETURN QUERY
-        SELECT (v_n + s.n)::int, admmgt._in_transaction(s.stmt),
-               CASE WHEN cardinality(v_stmts) = 1 THEN v_row ELSE format('%s, statement %s', v_row, s.n) END
-          FROM unnest(v_stmts) WITH ORDINALITY AS s(stmt, n) ORDER BY s.n;
-        v_n := v_n + cardinality(v_stmts);
-    END LOOP;
-END;
+/* purpose: the statements of a script's SQL steps (its up steps; down steps run only when the script is rolled back, render_down), in seq order */
+SELECT s.stmt, s.txmode, s.source FROM admmgt._sql_steps(p_scriptid, 'up') s;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt.render_down(p_scriptid int)
+RETURNS TABLE (seq int, stmt text, source text)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the statements of a script's down steps (script_sql rows with direction down), in seq order, as a rollback runs them in one transaction per target, checked and wrapped as up steps are; refuses a down step outside a transaction or with no statement, naming its row; no rows when the script has no down step */
+SELECT s.n::int, s.stmt, s.source FROM admmgt._sql_steps(p_scriptid, 'down') WITH ORDINALITY AS s(stmt, txmode, source, n) ORDER BY s.n;
 $$;
