@@ -82,6 +82,23 @@ AS $$
 SELECT p_item.sources[p_state.failed_index - cardinality(admmgt._batch_prefix(p_item.atomic))];
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._named_failure(p_booking admmgt.booking, p_item admmgt.work_item, p_state admmgt.exec_result)
+RETURNS admmgt.booking
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: a failed statement's message prefixed with the script row it comes from (not for a lost connection, which is no row's fault) */
+DECLARE
+    b admmgt.booking := p_booking;
+    v_source text := admmgt._failed_source(p_item, p_state);
+BEGIN
+    IF NOT b.ok AND NOT p_state.broken AND v_source IS NOT NULL THEN
+        b.message := format('%s: %s', v_source, b.message);
+    END IF;
+    RETURN b;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._part_attempt_hook(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
 RETURNS admmgt.booking
 LANGUAGE plpgsql
@@ -147,9 +164,7 @@ BEGIN
                               CASE WHEN p_item.step IS NOT NULL THEN format(' part %s', p_item.part) ELSE '' END);
         b.lines := ARRAY[b.statement];
     END IF;
-    IF NOT b.ok AND NOT p_state.broken AND v_source IS NOT NULL THEN
-        b.message := format('%s: %s', v_source, b.message);
-    END IF;
+    b := admmgt._named_failure(b, p_item, p_state);
     IF p_item.step IN ('begin', 'build', 'run', 'finish') THEN
         b := admmgt._part_attempt_hook(p_item, p_state, b);
     END IF;

@@ -104,13 +104,9 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: booking hook of a rollback item: a target that committed it moves to the script before it (the highest script id below it, or 0) and loses what the admin side kept of the script's parts; a down step that failed is named by its row (the target's transaction was rolled back, so it stays where it was) */
 DECLARE
-    b admmgt.booking := p_booking;
-    v_source text := admmgt._failed_source(p_item, p_state);
+    b admmgt.booking := admmgt._named_failure(p_booking, p_item, p_state);
 BEGIN
     b.scriptid := p_item.scriptid;
-    IF NOT b.ok AND NOT p_state.broken AND v_source IS NOT NULL THEN
-        b.message := format('%s: %s', v_source, b.message);
-    END IF;
     IF b.ok THEN
         UPDATE admmgt.vendor_db_settings
            SET scriptversion = (SELECT coalesce(max(s.id), 0) FROM admmgt.scripts s WHERE s.id < p_item.scriptid),
