@@ -193,6 +193,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._sql_scan(p_sql text)
 RETURNS TABLE (n int, tok text, kind text)
 LANGUAGE sql IMMUTABLE STRICT
+ROWS 200
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the tokens of SQL text with their kind: c comment, s string, q quoted name, d dollar-quoted string, t the tag that opens or closes a dollar-quoted body whose tokens follow, x other code */

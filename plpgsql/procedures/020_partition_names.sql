@@ -73,6 +73,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._periods(p_unit text, p_from date, p_to date)
 RETURNS TABLE (period_start date, period_end date)
 LANGUAGE plpgsql IMMUTABLE
+ROWS 12
 SET search_path FROM CURRENT
 AS $$
 /* purpose: every period of p_unit that holds a day from p_from through p_to; a window of more than _window_days() days, or with a day that never comes, is refused */

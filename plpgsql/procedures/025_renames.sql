@@ -8,6 +8,7 @@ CREATE OR REPLACE FUNCTION admmgt._name_changes()
 RETURNS TABLE (scriptid int, phase int, id bigint, schemaname text, tablename text, columnname text,
                action text, newname text)
 LANGUAGE sql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: every rename and drop of a table or a column that script rows make, in the order a target runs them (render_steps: a script's column changes, phase 3, before its table changes, phase 4), names folded as the renderers fold them; columnname is NULL for a table's own change */
@@ -25,6 +26,7 @@ CREATE OR REPLACE FUNCTION admmgt._name_at(p_schema text, p_table text, p_since 
                                            p_column_since int, p_version int)
 RETURNS TABLE (tablename text, columnname text)
 LANGUAGE plpgsql STABLE
+ROWS 1
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the names that a table created by script p_since (and its column p_column, defined by script p_column_since) has in a target that has every script up to p_version; no row when one of those scripts drops the table or the column. A NULL p_version counts no change (the names as created) */

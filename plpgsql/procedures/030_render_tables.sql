@@ -13,6 +13,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._table_def(p_tableid bigint)
 RETURNS TABLE (schemaname text, tablename text, tblspace text, scriptid int, hasdefault boolean)
 LANGUAGE plpgsql STABLE
+ROWS 1
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the checked, case-folded names of one script_tables row */
@@ -70,6 +71,7 @@ CREATE OR REPLACE FUNCTION admmgt._partition_spec(p_tableid bigint)
 RETURNS TABLE (row_id bigint, partcol text, parttype text, partvalue text, parttbs text,
                subcol text, subunit text, subtbs text)
 LANGUAGE plpgsql STABLE
+ROWS 4
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the checked partitioning rows of one table; all rows share the key column and type */
@@ -134,6 +136,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._range_parents(p_tableid bigint, p_version int DEFAULT NULL)
 RETURNS TABLE (schemaname text, tablename text, parent text, list_value text, unit text, tbs text, keycol text, hasdefault boolean)
 LANGUAGE sql STABLE
+ROWS 4
 SET search_path FROM CURRENT
 AS $$
 /* purpose: every table of one script_tables row that holds RANGE period partitions: the table itself or its LIST partitions. With p_version, as a target at that version has them: parent and keycol under the names the renames of its scripts gave them, and no row when its scripts drop the table. tablename stays the name the table was created with: partitions are named after it, so a renamed table's partitions keep one naming and are found again */
@@ -219,6 +222,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_create_table(p_tableid bigint, p_asof date DEFAULT current_date)
 RETURNS SETOF text
 LANGUAGE plpgsql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the statements that create one table of a script: the table, its LIST partitions and the RANGE partition of the current period */

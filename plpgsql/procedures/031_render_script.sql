@@ -3,6 +3,7 @@
 CREATE OR REPLACE FUNCTION admmgt.render_add_columns(p_scriptid int)
 RETURNS SETOF text
 LANGUAGE plpgsql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: ALTER TABLE ADD COLUMN for columns a script adds to a table created by an earlier script, under the name the earlier scripts' renames left it */
@@ -65,6 +66,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_fkeys(p_scriptid int)
 RETURNS SETOF text
 LANGUAGE plpgsql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: ALTER TABLE ADD FOREIGN KEY, one per (schema, child, parent, constraint name); rows of one key are ordered by keyorder */
@@ -120,6 +122,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_steps(p_scriptid int, p_asof date DEFAULT current_date)
 RETURNS TABLE (seq int, stmt text, txmode text, source text, destructive boolean, index_def jsonb)
 LANGUAGE plpgsql STABLE
+ROWS 50
 SET search_path FROM CURRENT
 AS $$
 /* purpose: every statement of one script, in the order a target runs them, with its transaction mode and the row it comes from; the order is documented in docs/writing-scripts.md */
@@ -183,6 +186,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_script(p_scriptid int, p_asof date DEFAULT current_date)
 RETURNS TABLE (seq int, stmt text)
 LANGUAGE sql STABLE
+ROWS 50
 SET search_path FROM CURRENT
 AS $$
 /* purpose: every statement of one script, in the order a target runs them (render_steps without the modes) */

@@ -58,6 +58,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_maintenance(p_version int, p_from date, p_to date)
 RETURNS TABLE (seq int, stmt text, partition_name text, from_default boolean)
 LANGUAGE sql STABLE
+ROWS 50
 SET search_path FROM CURRENT
 AS $$
 /* purpose: CREATE TABLE IF NOT EXISTS for every period holding a day from p_from through p_to, for every RANGE-partitioned table of the scripts up to p_version under the name those scripts leave it (none for a table they drop), moving rows out of a DEFAULT partition where the table has one */

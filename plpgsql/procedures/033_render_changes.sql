@@ -61,6 +61,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._set_not_null_stmts(p_schema text, p_table text, p_column text, p_row text)
 RETURNS TABLE (stmt text, txmode text, destructive boolean)
 LANGUAGE sql IMMUTABLE
+ROWS 4
 SET search_path FROM CURRENT
 AS $$
 /* purpose: SET NOT NULL without holding an exclusive lock through a scan of the table: a CHECK added NOT VALID, validated in a transaction of its own (SHARE UPDATE EXCLUSIVE: writes go on), then SET NOT NULL in another, which trusts the valid CHECK instead of scanning (PostgreSQL 12+), and the CHECK dropped in that same transaction */
@@ -77,6 +78,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._column_change_stmts(p_c admmgt.script_column_changes)
 RETURNS TABLE (stmt text, txmode text, destructive boolean)
 LANGUAGE plpgsql STABLE
+ROWS 4
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the statements of one script_column_changes row, its names, type and fragments checked */
@@ -131,6 +133,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_column_changes(p_scriptid int)
 RETURNS TABLE (stmt text, source text, txmode text, destructive boolean)
 LANGUAGE sql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: ALTER TABLE ... ALTER/RENAME/DROP COLUMN for each script_column_changes row of a script */
@@ -166,6 +169,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_table_changes(p_scriptid int)
 RETURNS TABLE (stmt text, source text, txmode text, destructive boolean)
 LANGUAGE sql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: ALTER TABLE ... RENAME TO / DROP TABLE for each script_table_changes row of a script */
@@ -226,6 +230,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_constraints(p_scriptid int)
 RETURNS TABLE (stmt text, source text, txmode text, destructive boolean)
 LANGUAGE sql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: ADD CONSTRAINT UNIQUE / CHECK [NOT VALID] and VALIDATE CONSTRAINT for each script_constraints row of a script; a VALIDATE runs in a transaction of its own, so that its scan holds only SHARE UPDATE EXCLUSIVE and writes go on */

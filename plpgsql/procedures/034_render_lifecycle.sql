@@ -35,6 +35,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._lifecycle_policy(p_tableid bigint, p_version int DEFAULT NULL)
 RETURNS TABLE (agecol text, days int, conds text[], eqs jsonb, action text)
 LANGUAGE plpgsql STABLE
+ROWS 1
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the checked retention policy of one table (no row when it has none, or when the scripts up to p_version drop the table); with p_version, its columns under the names those scripts give them */

@@ -29,6 +29,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._view_stmts(p_view admmgt.script_views)
 RETURNS TABLE (stmt text, destructive boolean)
 LANGUAGE plpgsql STABLE
+ROWS 4
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the statements of one script_views row: CREATE [OR REPLACE] VIEW, CREATE MATERIALIZED VIEW (replace drops it first: its data goes), or a confirmed DROP */
@@ -64,6 +65,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_views(p_scriptid int)
 RETURNS TABLE (stmt text, source text, txmode text, destructive boolean)
 LANGUAGE sql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: CREATE [OR REPLACE] [MATERIALIZED] VIEW / DROP VIEW for each script_views row of a script */
@@ -153,6 +155,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._trigger_stmts(p_trigger admmgt.script_triggers)
 RETURNS TABLE (stmt text, destructive boolean)
 LANGUAGE plpgsql STABLE
+ROWS 4
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the statements of one script_triggers row: its function when a body is given, then CREATE [OR REPLACE] TRIGGER; or DROP TRIGGER (which leaves the function) */
@@ -187,6 +190,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_triggers(p_scriptid int)
 RETURNS TABLE (stmt text, source text, txmode text, destructive boolean)
 LANGUAGE sql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the trigger function (when a body is given) and CREATE TRIGGER / DROP TRIGGER for each script_triggers row of a script */

@@ -71,6 +71,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_indexes(p_scriptid int, p_concurrently boolean)
 RETURNS TABLE (stmt text, source text, txmode text, index_def jsonb)
 LANGUAGE sql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: CREATE INDEX for each script_indexes row of a script whose concurrent flag is p_concurrently: in the script's transaction, or CONCURRENTLY as a part of its own */

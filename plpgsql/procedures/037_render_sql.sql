@@ -257,6 +257,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._sql_steps(p_scriptid int, p_direction text)
 RETURNS TABLE (stmt text, txmode text, source text)
 LANGUAGE plpgsql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the statements of a script's SQL steps of one direction (up: what an apply runs; down: what a rollback runs), in seq order: a txmode script step's statements wrapped to stay in the script's transaction, a txmode none step's one statement as it is; refuses a step with no statement, a none step with more than one, and a down step outside a transaction, naming its row */
@@ -295,6 +296,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_sql_steps(p_scriptid int)
 RETURNS TABLE (stmt text, txmode text, source text)
 LANGUAGE sql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the statements of a script's SQL steps (its up steps; down steps run only when the script is rolled back, render_down), in seq order */
@@ -304,6 +306,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.render_down(p_scriptid int)
 RETURNS TABLE (seq int, stmt text, source text)
 LANGUAGE sql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the statements of a script's down steps (script_sql rows with direction down), in seq order, as a rollback runs them in one transaction per target, checked and wrapped as up steps are; refuses a down step outside a transaction or with no statement, naming its row; no rows when the script has no down step */

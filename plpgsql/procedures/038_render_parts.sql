@@ -8,6 +8,7 @@
 CREATE OR REPLACE FUNCTION admmgt._render_parts(p_scriptid int, p_asof date)
 RETURNS SETOF admmgt.script_parts
 LANGUAGE sql STABLE
+ROWS 50
 SET search_path FROM CURRENT
 AS $$
 /* purpose: a script's statements grouped into parts, as render_steps orders them */
@@ -29,6 +30,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._script_parts(p_scriptid int, p_asof date)
 RETURNS SETOF admmgt.script_parts
 LANGUAGE sql STABLE
+ROWS 50
 SET search_path FROM CURRENT
 AS $$
 /* purpose: what a target runs for a script: its frozen parts once the template applied it, else its rows rendered now */

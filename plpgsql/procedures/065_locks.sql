@@ -35,6 +35,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._lock_holders(p_key int)
 RETURNS TABLE (pid int, operation text, description text)
 LANGUAGE sql STABLE
+ROWS 10
 SET search_path FROM CURRENT
 AS $$
 /* purpose: who holds an operation lock, with the operation of its run (NULL for an install, which holds every lock while it replaces the routines), for the message a second caller gets; an idle holder is a call that failed (the lock outlives it) */

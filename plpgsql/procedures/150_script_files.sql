@@ -24,6 +24,7 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._script_file_name(p_file text)
 RETURNS TABLE (file text, version int, description text)
 LANGUAGE sql IMMUTABLE
+ROWS 1
 SET search_path FROM CURRENT
 AS $$
 /* purpose: a file's base name and, when it is named V<N>__<words>.sql (Flyway's versioned files), the id N and the words with _ as spaces */
