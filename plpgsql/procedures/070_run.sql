@@ -35,6 +35,8 @@ DECLARE
     v_progress boolean;
     v_continue boolean;
     v_busy boolean;
+    v_finished boolean;
+    v_ahead boolean;
     v_left int;
 BEGIN
     IF v_n = 0 THEN
@@ -53,6 +55,33 @@ BEGIN
         v_progress := false;
         v_busy := false;
         FOR s IN 1 .. v_p LOOP
+            v_finished := false;
+            v_ahead := false;
+            IF v_slot_item[s] <> 0 THEN
+                v_item := v_slot_work[s];
+                v_state := v_slot_state[s];
+                IF NOT v_state.done THEN
+                    v_state := admmgt._exec_poll(s, v_item.atomic, v_state, v_p = 1);
+                    v_slot_state[s] := v_state;
+                END IF;
+                IF NOT v_state.done THEN
+                    v_busy := true;
+                    CONTINUE;
+                END IF;
+                v_progress := true;
+                v_finished := true;
+                -- The last item of a target, a whole script or job: what its booking says cannot
+                -- change what this connection does next, so the next target's batch goes out
+                -- first and the target works while the admin side books. Not under a stop rule,
+                -- which must know every outcome before it starts another target.
+                v_ahead := v_item.step IS NULL AND NOT v_state.broken AND p_max_failures IS NULL
+                           AND jsonb_array_length(v_slot_queue[s]) = 0
+                           AND (v_slot_item[s] = v_n OR (p_items[v_slot_item[s] + 1]).target_id <> v_item.target_id);
+                IF v_ahead THEN
+                    v_slot_item[s] := 0;
+                END IF;
+            END IF;
+
             IF v_slot_item[s] = 0 AND v_next <= v_n AND v_failed >= coalesce(p_max_failures, v_n + 1) THEN
                 -- The stop rule: what has not started stays untouched.
                 SELECT count(DISTINCT (p_items[k]).target_id)::int INTO v_left FROM generate_series(v_next, v_n) AS k;
@@ -62,31 +91,19 @@ BEGIN
                 v_next := v_n + 1;
             END IF;
             IF v_slot_item[s] = 0 AND v_next <= v_n THEN
-                v_item := p_items[v_next];
                 v_slot_item[s] := v_next;
+                v_slot_work[s] := p_items[v_next];
                 v_next := v_next + 1;
-                WHILE v_next <= v_n AND (p_items[v_next]).target_id = v_item.target_id LOOP
+                WHILE v_next <= v_n AND (p_items[v_next]).target_id = (v_slot_work[s]).target_id LOOP
                     v_next := v_next + 1;
                 END LOOP;
-                v_slot_work[s] := v_item;
-                v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item));
-                v_slot_db[s] := admmgt._conn_key(v_item);
+                v_slot_state[s] := admmgt._exec_start(s, v_slot_work[s], v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_slot_work[s]));
+                v_slot_db[s] := admmgt._conn_key(v_slot_work[s]);
                 v_progress := true;
             END IF;
-            CONTINUE WHEN v_slot_item[s] = 0;
+            CONTINUE WHEN NOT v_finished;
 
-            v_item := v_slot_work[s];
-            v_state := v_slot_state[s];
-            IF NOT v_state.done THEN
-                v_state := admmgt._exec_poll(s, v_item.atomic, v_state, v_p = 1);
-                v_slot_state[s] := v_state;
-            END IF;
-            IF NOT v_state.done THEN
-                v_busy := true;
-                CONTINUE;
-            END IF;
-
-            v_progress := true;
+            -- v_item, v_state: the finished item; the slot runs the next target already when v_ahead.
             v_booked := admmgt._record(p_op, v_item, v_state, p_run_id);
             v_continue := v_booked.ok;
             IF v_state.broken THEN
@@ -95,10 +112,10 @@ BEGIN
             END IF;
             IF v_continue AND cardinality(v_booked.expand) > 0 THEN
                 v_slot_queue[s] := to_jsonb(v_booked.expand);
-            ELSIF NOT v_continue THEN
+            ELSIF NOT v_continue AND NOT v_ahead THEN
                 v_slot_queue[s] := '[]';
             END IF;
-            IF v_continue AND v_booked.skip_part THEN
+            IF NOT v_ahead AND v_continue AND v_booked.skip_part THEN
                 -- The target has this part already: what is left of it is not sent.
                 WHILE v_slot_item[s] < v_n AND (p_items[v_slot_item[s] + 1]).target_id = v_item.target_id
                       AND (p_items[v_slot_item[s] + 1]).scriptid = v_item.scriptid
@@ -106,20 +123,18 @@ BEGIN
                     v_slot_item[s] := v_slot_item[s] + 1;
                 END LOOP;
             END IF;
-            IF v_continue AND jsonb_array_length(v_slot_queue[s]) > 0 THEN
+            IF NOT v_ahead AND v_continue AND jsonb_array_length(v_slot_queue[s]) > 0 THEN
                 v_item := admmgt._expanded_item(p_items[v_slot_item[s]], v_slot_queue[s] ->> 0);
                 v_slot_queue[s] := v_slot_queue[s] - 0;
                 v_slot_work[s] := v_item;
                 v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item));
                 v_slot_db[s] := admmgt._conn_key(v_item);
-                v_busy := true;
-            ELSIF v_continue AND v_slot_item[s] < v_n AND (p_items[v_slot_item[s] + 1]).target_id = v_item.target_id THEN
+            ELSIF NOT v_ahead AND v_continue AND v_slot_item[s] < v_n AND (p_items[v_slot_item[s] + 1]).target_id = v_item.target_id THEN
                 v_slot_item[s] := v_slot_item[s] + 1;
                 v_item := p_items[v_slot_item[s]];
                 v_slot_work[s] := v_item;
                 v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item));
                 v_slot_db[s] := admmgt._conn_key(v_item);
-                v_busy := true;
             ELSE
                 v_done := v_done + 1;
                 IF NOT v_continue THEN
@@ -127,7 +142,9 @@ BEGIN
                 END IF;
                 RAISE NOTICE 'admmgt %: % %  (%/% done, % failed)', p_op, admmgt._target_label(v_item),
                              CASE WHEN v_continue THEN 'done' ELSE 'FAILED' END, v_done, v_targets, v_failed;
-                v_slot_item[s] := 0;
+                IF NOT v_ahead THEN
+                    v_slot_item[s] := 0;
+                END IF;
                 UPDATE admmgt.runs SET targets = coalesce(targets, 0) + 1, failed = coalesce(failed, 0) + (NOT v_continue)::int
                  WHERE run_id = p_run_id;
             END IF;
