@@ -25,7 +25,7 @@ DECLARE
     b admmgt.booking;
 BEGIN
     b.ok := p_state.ok;
-    b.statement := admmgt._failed_statement(p_item, p_state);
+    b.statement := CASE WHEN NOT p_state.ok THEN admmgt._failed_statement(p_item, p_state) END;
     b.sqlstate := p_state.sqlstate;
     b.message := p_state.message;
     b.detail := p_state.detail;
@@ -82,13 +82,14 @@ AS $$
 /* purpose: book one finished work item through the hook of its kind: one script_log row per line, the latest outcome per (operation, script, target) in target_results, a WARNING when it failed; returns the booking: ok when the target may go on with its next item, skip_part when that is after the item's part */
 DECLARE
     b admmgt.booking := admmgt._booking(p_item, p_state);
+    v_ms numeric := admmgt._elapsed_ms(p_state);
 BEGIN
     EXECUTE format('SELECT * FROM admmgt.%I($1, $2, $3)', '_book_' || p_item.kind) INTO b USING p_item, p_state, b;
 
     INSERT INTO admmgt.script_log (scriptid, dbname, commstat, run_id, operation, outcome, sqlstate, message, elapsed_ms, server)
     SELECT b.scriptid, p_item.dbname, l, p_run_id, p_op, b.outcome,
            CASE WHEN NOT b.ok THEN b.sqlstate END, CASE WHEN NOT b.ok THEN b.message END,
-           admmgt._elapsed_ms(p_state), coalesce(p_item.server, 'local')
+           v_ms, coalesce(p_item.server, 'local')
       FROM unnest(b.lines) AS l;
 
     INSERT INTO admmgt.target_results AS r (operation, scriptid, target_id, dbname, ok, sqlstate, message, detail, hint,
@@ -96,7 +97,7 @@ BEGIN
     VALUES (p_op, coalesce(b.scriptid, 0), p_item.target_id, p_item.dbname, b.ok,
             CASE WHEN NOT b.ok THEN b.sqlstate END, CASE WHEN NOT b.ok THEN b.message END,
             CASE WHEN NOT b.ok THEN b.detail END, CASE WHEN NOT b.ok THEN b.hint END,
-            CASE WHEN NOT b.ok THEN b.statement END, p_run_id, p_state.finished_at, admmgt._elapsed_ms(p_state))
+            CASE WHEN NOT b.ok THEN b.statement END, p_run_id, p_state.finished_at, v_ms)
     ON CONFLICT (operation, scriptid, target_id) DO UPDATE
        SET dbname = EXCLUDED.dbname, ok = EXCLUDED.ok, sqlstate = EXCLUDED.sqlstate, message = EXCLUDED.message,
            detail = EXCLUDED.detail, hint = EXCLUDED.hint, statement = EXCLUDED.statement, run_id = EXCLUDED.run_id,

@@ -90,9 +90,13 @@ AS $$
 /* purpose: a failed statement's message prefixed with the script row it comes from (not for a lost connection, which is no row's fault) */
 DECLARE
     b admmgt.booking := p_booking;
-    v_source text := admmgt._failed_source(p_item, p_state);
+    v_source text;
 BEGIN
-    IF NOT b.ok AND NOT p_state.broken AND v_source IS NOT NULL THEN
+    IF b.ok OR p_state.broken THEN
+        RETURN b;
+    END IF;
+    v_source := admmgt._failed_source(p_item, p_state);
+    IF v_source IS NOT NULL THEN
         b.message := format('%s: %s', v_source, b.message);
     END IF;
     RETURN b;
@@ -147,8 +151,6 @@ AS $$
 /* purpose: booking hook of a script item: a target that committed the whole script (or its last part) moves to the script's version; a ledger row already there (the admin side lost track) counts as already applied; a statement of the script that fails on the template, or a batch that does not parse there, marks the script failed and names its row (a lost connection is retried next run) */
 DECLARE
     b admmgt.booking := p_booking;
-    v_source text := admmgt._failed_source(p_item, p_state);
-    v_own boolean;
 BEGIN
     b.scriptid := p_item.scriptid;
     IF NOT b.ok AND b.sqlstate = '23505'
@@ -168,11 +170,11 @@ BEGIN
     IF p_item.step IN ('begin', 'build', 'run', 'finish') THEN
         b := admmgt._part_attempt_hook(p_item, p_state, b);
     END IF;
-    v_own := v_source IS NOT NULL OR b.statement LIKE 'script % as a whole, %';
     IF b.ok AND (p_item.step IS NULL OR p_item.step = 'end') THEN
         UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, modifiedon = current_timestamp
          WHERE id = p_item.target_id;
-    ELSIF NOT b.ok AND NOT p_state.broken AND v_own
+    ELSIF NOT b.ok AND NOT p_state.broken
+          AND (admmgt._failed_source(p_item, p_state) IS NOT NULL OR b.statement LIKE 'script % as a whole, %')
           AND EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v WHERE v.id = p_item.target_id AND v.istemplate) THEN
         UPDATE admmgt.scripts SET status = 3, last_error = format('%s (SQLSTATE %s) at: %s', b.message, b.sqlstate, b.statement)
          WHERE id = p_item.scriptid;
