@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testProc1Sql } from '../templates/demo.js';
 import type { ScriptSpec } from '../templates/script.js';
+import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
 import { originalScripts, psqlSession, schemaCatalog, typedScript as script } from './support/original-workflow.js';
 
@@ -178,6 +179,14 @@ describe('upkeep of schema targets', () => {
       const c = await catalog(schema);
       expect(c.partitions.length).toBe(before.partitions.length - own.length * 2);
     }
+  });
+  it('check names the schema targets drift does not compare, and passes when their ledgers agree', async () => {
+    const from = env.notices.length;
+    await env.admin.query('CALL admmgt.detectDrift()');
+    expect(env.notices.slice(from)).toContainEqual(expect.stringMatching(/^NOTICE: admmgt detectDrift: \d+ schema target\(s\) not compared: drift compares database targets only$/));
+    const r = await cli('check', '--url', env.adminUrl);
+    expect([r.code, r.stderr]).toEqual([0, expect.not.stringContaining('no template')]);
+    expect(r.stdout).toMatch(/^checked \d+ target\(s\): 0 with a problem/);
   });
 });
 

@@ -325,15 +325,25 @@ CREATE OR REPLACE PROCEDURE admmgt.detectdrift(p_parallel int DEFAULT NULL, p_wa
                                                p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: fingerprint the app schemas of every chosen created target (not the template; its copies included), several at a time, compare each with the template at the target's version and keep what differs in admmgt.drift, replacing each checked target's rows */
+/* purpose: fingerprint the app schemas of every chosen created database target (not the template; its copies included; schema targets are named in a NOTICE, not compared), several at a time, compare each with the template at the target's version and keep what differs in admmgt.drift, replacing each checked target's rows */
 DECLARE
     v_chosen admmgt.targets[];
     v_items admmgt.work_item[];
     v_run bigint;
     v_error admmgt.error_state;
+    v_schemas int;
 BEGIN
     PERFORM admmgt._check_call('detectDrift', p_parallel);
     PERFORM admmgt._check_selection('detectDrift', p_tenants, p_server, p_tag);
+    v_schemas := cardinality(admmgt._select(ARRAY(SELECT t FROM admmgt.targets t WHERE NOT t.istemplate AND t.kind = 'schema'),
+                                            p_tenants, p_server, p_tag));
+    IF v_schemas > 0 THEN
+        RAISE NOTICE 'admmgt detectDrift: % schema target(s) not compared: drift compares database targets only', v_schemas
+            USING HINT = 'check_targets() still checks the ledger of every schema target.';
+    END IF;
+    IF v_schemas > 0 AND NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.istemplate AND t.kind = 'database') THEN
+        RETURN;
+    END IF;
     PERFORM admmgt._template();
     CALL admmgt._begin_call('drift', 'detectDrift', p_wait_seconds, v_run);
     BEGIN

@@ -26,7 +26,7 @@ export async function checkTargets(client: pg.Client, opts: { tenant?: string; s
 
 export function formatChecks(rows: TargetCheck[]): string {
   const bad = rows.filter((r) => r.problem);
-  const lines = [`checked ${rows.length} database(s): ${bad.length} with a problem`];
+  const lines = [`checked ${rows.length} target(s): ${bad.length} with a problem`];
   for (const r of bad) lines.push(`  ${r.dbname} (server ${r.server}): ${r.problem}`);
   return lines.join('\n');
 }
