@@ -595,7 +595,7 @@ describe.skipIf(remoteAdmin)('three more servers', () => {
       problem: 'PUBLIC may connect: run REVOKE CONNECT, TEMPORARY ON DATABASE srv_t02 FROM PUBLIC on server north' }]);
     const r = await cli('check', '--server', 'north', '--url', env.adminUrl);
     expect(r.code).toBe(3);
-    expect(r.stdout).toMatch(/^checked 1\d database\(s\): 1 with a problem\n  srv_t02 \(server north\): PUBLIC may connect/);
+    expect(r.stdout).toMatch(/^checked 1\d target\(s\): 1 with a problem\n  srv_t02 \(server north\): PUBLIC may connect/);
 
     await on('north', 'postgres', 'REVOKE CONNECT, TEMPORARY ON DATABASE srv_t02 FROM PUBLIC');
     await on('east', 'postgres', 'DROP DATABASE srv_t02');
