@@ -187,6 +187,7 @@ describe('upkeep of schema targets', () => {
     const r = await cli('check', '--url', env.adminUrl);
     expect([r.code, r.stderr]).toEqual([0, expect.not.stringContaining('no template')]);
     expect(r.stdout).toMatch(/^checked \d+ target\(s\): 0 with a problem/);
+    expect(r.stdout).toContain('\ndrift: nothing compared (no database template is registered; schema targets are not compared yet)\n');
   });
 });
 

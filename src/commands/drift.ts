@@ -47,6 +47,8 @@ export function driftReport(run: RunSummary | undefined, rows: DriftRow[]): Drif
 }
 
 export function formatDrift(r: DriftReport): string {
+  // detectDrift starts no run on a fleet of schema targets alone (no database template).
+  if (r.run_id === null) return 'drift: nothing compared (no database template is registered; schema targets are not compared yet)';
   const lines = [`run ${r.run_id}: ${r.targets} database(s) fingerprinted, ${r.drifted} drifted, ${r.cannot_compare} cannot be compared`];
   let last = '';
   for (const row of r.drift) {
