@@ -28,17 +28,17 @@
 // then, in the first copy, applyMaintenance(0) with nothing to create, refesh_stored_procedures(0)
 // (the demo's testproc1 in the template schema) and a no-op applyScripts(0). Ratios:
 // applyScripts(0) at p / floor on one connection (the target, <= 1.3) and / floor at p connections.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { startCluster, type Cluster } from '../src/cluster.js';
 import { installControlPlane } from '../src/install.js';
 import { projectRoot } from '../src/paths.js';
 import { script1, testProc1Sql } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { id } from '../src/sql.js';
+import { client, copyDb, median, registerSchemas, withServer } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -66,20 +66,6 @@ const TEMPLATE = 'bench_tpl';
 const tenant = (i: number) => `bench_t${String(i).padStart(5, '0')}`;
 const refdb = (i: number) => `bench_r${String(i).padStart(5, '0')}`;
 
-let baseUrl: string;
-const urlFor = (db: string) => {
-  const u = new URL(baseUrl);
-  u.pathname = '/' + db;
-  return u.toString();
-};
-
-async function client(db: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: urlFor(db) });
-  c.on('error', () => {});
-  await c.connect();
-  return c;
-}
-
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = process.hrtime.bigint();
   await fn();
@@ -95,12 +81,6 @@ async function pool<T>(items: T[], p: number, fn: (item: T) => Promise<void>): P
     }),
   );
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 async function dropPrefixed(server: pg.Client, prefixes: string[]): Promise<void> {
   const { rows } = await server.query<{ datname: string }>(
@@ -305,20 +285,6 @@ const SBASE = 'bench_sbase';   // template + N schemas made, script 1 ready
 const SAPPLY = 'bench_sapply'; // copy of SBASE that admmgt works on
 const SFLOOR = 'bench_sfloor'; // copy of SBASE that the floor works on
 
-/** CREATE DATABASE to TEMPLATE from, waiting out an autovacuum worker still connected to from. */
-async function copyDb(server: pg.Client, from: string, to: string): Promise<void> {
-  await server.query(`DROP DATABASE IF EXISTS ${to} WITH (FORCE)`);
-  for (let i = 0; ; i++) {
-    try {
-      await server.query(`CREATE DATABASE ${to} TEMPLATE ${from}`);
-      return;
-    } catch (e) {
-      if ((e as { code?: string }).code !== '55006' || i >= 50) throw e;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
-
 async function noFailures(c: pg.Client, what: string): Promise<void> {
   const failed = await c.query('SELECT count(*)::int AS n FROM admmgt.failures');
   if (failed.rows[0].n) throw new Error(`bench ${what}: ${failed.rows[0].n} failures; see admmgt.failures`);
@@ -334,10 +300,7 @@ async function schemaCycle(server: pg.Client, n: number, p: number, floorFirst: 
   const per = n + 1; // the template and the N tenants: both sides do all of them
   await copyDb(server, SCP, SBASE);
   const base = await client(SBASE);
-  await base.query(`BEGIN;
-    INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES ('${STPL}', true, 1);
-    INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT 's' || lpad(i::text, 5, '0'), 1 FROM generate_series(1, ${n}) i;
-    COMMIT;`);
+  await registerSchemas(base, STPL, n);
   s[`create_schema p${p}`] = (await call(base, `CALL admmgt.create_schema(p_parallel => ${p})`)) / per;
   await noFailures(base, 'create_schema');
   await base.query(`BEGIN;\n${scriptRowsSql(schemaScript1()).text}\n${markReadySql(1).text}\nCOMMIT;`);
@@ -447,17 +410,7 @@ async function schemaPhase(server: pg.Client): Promise<Record<string, unknown>> 
 }
 
 async function main(): Promise<void> {
-  let cluster: Cluster | undefined;
-  let dir: string | undefined;
-  if (args.url) {
-    baseUrl = args.url;
-  } else {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'admmgt-bench-'));
-    cluster = await startCluster({ dir, settings: { max_connections: Math.max(N, 100) + 50 } });
-    baseUrl = cluster.url;
-  }
-  const server = await client('postgres');
-  try {
+  await withServer(args.url, 'admmgt-bench-', { max_connections: Math.max(N, 100) + 50 }, async (server) => {
     const version = (await server.query('SHOW server_version')).rows[0].server_version as string;
     const outDir = path.join(projectRoot(), 'bench', 'results');
     const outFile = path.join(outDir, 'latest.json');
@@ -474,11 +427,7 @@ async function main(): Promise<void> {
     await mkdir(outDir, { recursive: true });
     await writeFile(outFile, JSON.stringify({ ...previous, ...(databases ?? {}), ...(schemas ? { schemas } : {}) }, null, 2) + '\n');
     console.log(`\nwrote bench/results/latest.json`);
-  } finally {
-    await server.end().catch(() => {});
-    if (cluster) await cluster.stop('fast');
-    if (dir) await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 async function databasePhase(server: pg.Client, version: string): Promise<Record<string, unknown>> {

@@ -132,6 +132,21 @@ describe('applyScripts: a failing tenant fails alone and atomically; a rerun fin
     expect(env.notices.join('\n')).toMatch(/WARNING: admmgt apply: applyfail_i2 failed: admmgt\.script_tables id \d+: relation "iso" already exists/);
   });
 
+  it('logs one script_log row per target and script: a failed target\'s names the statement it stopped at, a successful one\'s holds every statement it ran', async () => {
+    expect(await admin(`SELECT dbname, count(*)::int AS n FROM admmgt.script_log WHERE operation = 'apply' AND scriptid = 1 GROUP BY dbname ORDER BY dbname`))
+      .toEqual([TPL, ...TENANTS].sort().map((dbname) => ({ dbname, n: 1 })));
+    const [failed] = await admin<{ outcome: string; commstat: string }>(
+      `SELECT outcome, commstat FROM admmgt.script_log WHERE operation = 'apply' AND scriptid = 1 AND dbname = 'applyfail_i2'`);
+    expect(failed!.outcome).toBe('error');
+    // The statement alone, as it was sent: not the batch around it.
+    expect(failed!.commstat).toMatch(/^CREATE TABLE mgttest\.iso \(/);
+    expect(failed!.commstat).not.toContain(';\n');
+    const [{ batch }] = await admin<{ batch: string[] }>('SELECT admmgt.script_batch(1) AS batch') as [{ batch: string[] }];
+    expect(await admin(`SELECT outcome, commstat FROM admmgt.script_log WHERE operation = 'apply' AND scriptid = 1 AND dbname = 'applyfail_i1'`))
+      .toEqual([{ outcome: 'ok', commstat: batch.join(';\n') }]);
+    expect(batch.length).toBeGreaterThan(1);
+  });
+
   it('keeps the script ready (status 1) while a tenant lacks it', async () => {
     expect(await scriptStatus()).toEqual({ 1: 1 });
     expect(await admin('SELECT DISTINCT status FROM admmgt.script_tables')).toEqual([{ status: 1 }]);

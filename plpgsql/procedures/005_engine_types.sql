@@ -46,14 +46,15 @@ CREATE TYPE admmgt.booking AS (
     ok        boolean,
     outcome   text,    -- script_log.outcome: ok, error, or what the hook says (already applied)
     scriptid  integer, -- the script the log rows are about, if any
-    lines     text[],  -- one script_log row each
+    lines     text[],  -- one script_log row each (a script's hook makes its statements one line)
     statement text,    -- the statement that failed
     sqlstate  text,
     message   text,
     detail    text,
     hint      text,
     skip_part boolean, -- the hook found the item's part done already: the target goes on after it
-    expand    text[]   -- statements the target runs next, one at a time outside a transaction, before its next item
+    expand    text[],  -- statements the target runs next, one at a time outside a transaction, before its next item
+    version   integer  -- the script version the target is at now (vendor_db_settings.scriptversion); NULL: unchanged
 );
 
 -- An error caught in a call frame, to be raised again with its own SQLSTATE once the frame is closed.

@@ -6,29 +6,35 @@
 
 CREATE OR REPLACE FUNCTION admmgt._conn_name(p_slot int)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the dblink connection name of an executor slot */
-SELECT 'admmgt_' || p_slot;
+BEGIN
+    RETURN 'admmgt_' || p_slot;
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._conn_key(p_item admmgt.work_item)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: which connection a work item needs: a slot already connected there is reused */
-SELECT format('%s/%s', coalesce(p_item.server, 'local'), p_item.conn_db);
+BEGIN
+    RETURN format('%s/%s', coalesce(p_item.server, 'local'), p_item.conn_db);
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._target_label(p_item admmgt.work_item)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: how messages name a target: its database, with @server when that is not local (the template's copies share its name) */
-SELECT p_item.dbname || CASE WHEN coalesce(p_item.server, 'local') <> 'local' THEN '@' || p_item.server ELSE '' END;
+BEGIN
+    RETURN p_item.dbname || CASE WHEN coalesce(p_item.server, 'local') <> 'local' THEN '@' || p_item.server ELSE '' END;
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._exec_disconnect(p_slot int)
@@ -63,14 +69,17 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._batch_prefix(p_atomic boolean)
 RETURNS text[]
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: what the executor sends before a batch's own statements. DDL holds ACCESS EXCLUSIVE locks until the tenant's transaction ends, so a batch waits at most admmgt.lock_timeout (default 5s) for a lock instead of queueing the tenant's traffic behind it; that target fails and the next run retries it */
-SELECT CASE WHEN p_atomic
-            THEN ARRAY['BEGIN', 'SET LOCAL client_min_messages = warning',
-                       format('SET LOCAL lock_timeout = %L', coalesce(nullif(current_setting('admmgt.lock_timeout', true), ''), '5s'))]
-            ELSE '{}'::text[] END;
+BEGIN
+    IF NOT p_atomic THEN
+        RETURN '{}'::text[];
+    END IF;
+    RETURN ARRAY['BEGIN', 'SET LOCAL client_min_messages = warning',
+                 format('SET LOCAL lock_timeout = %L', coalesce(nullif(current_setting('admmgt.lock_timeout', true), ''), '5s'))];
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._batch_text(p_item admmgt.work_item)
@@ -93,12 +102,16 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._failed_statement(p_item admmgt.work_item, p_state admmgt.exec_result)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the statement a failed batch stopped at (results arrive one per statement sent) */
-SELECT CASE WHEN p_state.failed_index IS NULL OR p_state.failed_index = 0 THEN NULL
-            ELSE (admmgt._batch_prefix(p_item.atomic) || p_item.stmts || 'COMMIT'::text)[p_state.failed_index] END;
+BEGIN
+    IF p_state.failed_index IS NULL OR p_state.failed_index = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN (admmgt._batch_prefix(p_item.atomic) || p_item.stmts || 'COMMIT'::text)[p_state.failed_index];
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._exec_start(p_slot int, p_item admmgt.work_item, p_connect boolean)
@@ -148,12 +161,31 @@ DECLARE
     v_out text;
 BEGIN
     LOOP
+        -- One block (a subtransaction) around the results up to the first error, not one per result:
+        -- PL/pgSQL keeps what the block assigned to v when a result raises.
         BEGIN
-            IF NOT p_wait AND dblink_is_busy(v_name) = 1 THEN
-                RETURN v;
-            END IF;
-            -- Every statement the executor sends yields one row: a command tag or a one-row query.
-            SELECT count(*), min(r.s) INTO v_rows, v_out FROM dblink_get_result(v_name) AS r(s text);
+            LOOP
+                IF NOT p_wait AND dblink_is_busy(v_name) = 1 THEN
+                    RETURN v;
+                END IF;
+                -- Every statement the executor sends yields one row: a command tag or a one-row query.
+                SELECT count(*), min(r.s) INTO v_rows, v_out FROM dblink_get_result(v_name) AS r(s text);
+                IF v_rows = 0 THEN
+                    v.done := true;
+                    v.ok := coalesce(v.ok, true);
+                    v.finished_at := clock_timestamp();
+                    IF NOT v.ok AND p_atomic THEN
+                        BEGIN
+                            PERFORM dblink_exec(v_name, 'ROLLBACK');
+                        EXCEPTION WHEN OTHERS THEN
+                            v.broken := true;
+                        END;
+                    END IF;
+                    RETURN v;
+                END IF;
+                v.results := v.results + 1;
+                v.outputs := v.outputs || v_out;
+            END LOOP;
         EXCEPTION WHEN OTHERS THEN
             IF v.ok IS FALSE THEN
                 -- A second error while draining: the connection itself is gone.
@@ -165,23 +197,7 @@ BEGIN
             v.ok := false;
             v.results := v.results + 1;
             v.failed_index := v.results;
-            CONTINUE;
         END;
-        IF v_rows = 0 THEN
-            v.done := true;
-            v.ok := coalesce(v.ok, true);
-            v.finished_at := clock_timestamp();
-            IF NOT v.ok AND p_atomic THEN
-                BEGIN
-                    PERFORM dblink_exec(v_name, 'ROLLBACK');
-                EXCEPTION WHEN OTHERS THEN
-                    v.broken := true;
-                END;
-            END IF;
-            RETURN v;
-        END IF;
-        v.results := v.results + 1;
-        v.outputs := v.outputs || v_out;
     END LOOP;
 END;
 $$;

@@ -1,18 +1,23 @@
 -- Record layer: what the admin side keeps of each finished work item. It knows no operation:
 -- it fills in a booking from the item and its result, hands it to the booking hook of the item's
 -- kind (admmgt._book_<kind>, in the file of the operation that makes such items), which may say
--- what to log instead and updates the registry for its kind, then writes what the booking says.
+-- what to log instead and updates the registry for its kind, then writes what the booking says
+-- in one statement: the log rows, the target's latest outcome, its version and the run's counters.
+-- The hooks are called through admmgt._book (899_book_dispatch.sql, generated at install from the
+-- _book_<kind> routines), so that no call is planned anew for each target.
 -- Runs in the caller's transaction, which the run loop commits after every target, so a killed
 -- run loses nothing that a target committed (and the tenant-side ledger covers the window in
 -- between). Like the executor it never raises for a target: a failure is booked, not thrown.
 
 CREATE OR REPLACE FUNCTION admmgt._elapsed_ms(p_state admmgt.exec_result)
 RETURNS numeric
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: how long a work item took, in milliseconds */
-SELECT round(extract(epoch FROM p_state.finished_at - p_state.started_at)::numeric * 1000, 3);
+BEGIN
+    RETURN round(extract(epoch FROM p_state.finished_at - p_state.started_at)::numeric * 1000, 3);
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._booking(p_item admmgt.work_item, p_state admmgt.exec_result)
@@ -74,24 +79,31 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._record(p_op text, p_item admmgt.work_item, p_state admmgt.exec_result, p_run_id bigint)
+CREATE OR REPLACE FUNCTION admmgt._record(p_op text, p_item admmgt.work_item, p_state admmgt.exec_result, p_run_id bigint,
+                                          p_last boolean DEFAULT false)
 RETURNS admmgt.booking
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: book one finished work item through the hook of its kind: one script_log row per line, the latest outcome per (operation, script, target) in target_results, a WARNING when it failed; returns the booking: ok when the target may go on with its next item, skip_part when that is after the item's part */
+/* purpose: book one finished work item through the hook of its kind, in one statement: one script_log row per line, the latest outcome per (operation, script, target) in target_results, the target's version when the hook moves it, and, when the item ends its target (it failed, or p_last: no item of the target follows and the hook asks for none), the run's counters; a WARNING when it failed; returns the booking: ok when the target may go on with its next item, skip_part when that is after the item's part */
 DECLARE
-    b admmgt.booking := admmgt._booking(p_item, p_state);
+    b admmgt.booking := admmgt._book(p_item, p_state, admmgt._booking(p_item, p_state));
     v_ms numeric := admmgt._elapsed_ms(p_state);
+    v_ends boolean := NOT b.ok OR (p_last AND coalesce(cardinality(b.expand), 0) = 0);
 BEGIN
-    EXECUTE format('SELECT * FROM admmgt.%I($1, $2, $3)', '_book_' || p_item.kind) INTO b USING p_item, p_state, b;
-
-    INSERT INTO admmgt.script_log (scriptid, dbname, commstat, run_id, operation, outcome, sqlstate, message, elapsed_ms, server)
-    SELECT b.scriptid, p_item.dbname, l, p_run_id, p_op, b.outcome,
-           CASE WHEN NOT b.ok THEN b.sqlstate END, CASE WHEN NOT b.ok THEN b.message END,
-           v_ms, coalesce(p_item.server, 'local')
-      FROM unnest(b.lines) AS l;
-
+    WITH logged AS (
+        INSERT INTO admmgt.script_log (scriptid, dbname, commstat, run_id, operation, outcome, sqlstate, message, elapsed_ms, server)
+        SELECT b.scriptid, p_item.dbname, l, p_run_id, p_op, b.outcome,
+               CASE WHEN NOT b.ok THEN b.sqlstate END, CASE WHEN NOT b.ok THEN b.message END,
+               v_ms, coalesce(p_item.server, 'local')
+          FROM unnest(b.lines) AS l
+    ), moved AS (
+        UPDATE admmgt.vendor_db_settings SET scriptversion = b.version, modifiedon = current_timestamp
+         WHERE b.version IS NOT NULL AND id = p_item.target_id
+    ), counted AS (
+        UPDATE admmgt.runs SET targets = coalesce(targets, 0) + 1, failed = coalesce(failed, 0) + (NOT b.ok)::int
+         WHERE v_ends AND run_id = p_run_id
+    )
     INSERT INTO admmgt.target_results AS r (operation, scriptid, target_id, dbname, ok, sqlstate, message, detail, hint,
                                             statement, run_id, finished_at, elapsed_ms)
     VALUES (p_op, coalesce(b.scriptid, 0), p_item.target_id, p_item.dbname, b.ok,

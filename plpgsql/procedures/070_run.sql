@@ -37,6 +37,7 @@ DECLARE
     v_busy boolean;
     v_finished boolean;
     v_ahead boolean;
+    v_last boolean;
     v_left int;
 BEGIN
     IF v_n = 0 THEN
@@ -57,6 +58,7 @@ BEGIN
         FOR s IN 1 .. v_p LOOP
             v_finished := false;
             v_ahead := false;
+            v_last := false;
             IF v_slot_item[s] <> 0 THEN
                 v_item := v_slot_work[s];
                 v_state := v_slot_state[s];
@@ -74,9 +76,11 @@ BEGIN
                 -- change what this connection does next, so the next target's batch goes out
                 -- first and the target works while the admin side books. Not under a stop rule,
                 -- which must know every outcome before it starts another target.
-                v_ahead := v_item.step IS NULL AND NOT v_state.broken AND p_max_failures IS NULL
-                           AND jsonb_array_length(v_slot_queue[s]) = 0
-                           AND (v_slot_item[s] = v_n OR (p_items[v_slot_item[s] + 1]).target_id <> v_item.target_id);
+                -- v_last: nothing of the target follows this item; its booking then counts the
+                -- target in the run as it books it, unless it asks for more statements.
+                v_last := jsonb_array_length(v_slot_queue[s]) = 0
+                          AND (v_slot_item[s] = v_n OR (p_items[v_slot_item[s] + 1]).target_id <> v_item.target_id);
+                v_ahead := v_last AND v_item.step IS NULL AND NOT v_state.broken AND p_max_failures IS NULL;
                 IF v_ahead THEN
                     v_slot_item[s] := 0;
                 END IF;
@@ -104,7 +108,7 @@ BEGIN
             CONTINUE WHEN NOT v_finished;
 
             -- v_item, v_state: the finished item; the slot runs the next target already when v_ahead.
-            v_booked := admmgt._record(p_op, v_item, v_state, p_run_id);
+            v_booked := admmgt._record(p_op, v_item, v_state, p_run_id, v_last);
             v_continue := v_booked.ok;
             IF v_state.broken THEN
                 PERFORM admmgt._exec_disconnect(s);
@@ -145,9 +149,16 @@ BEGIN
                 IF NOT v_ahead THEN
                     v_slot_item[s] := 0;
                 END IF;
-                UPDATE admmgt.runs SET targets = coalesce(targets, 0) + 1, failed = coalesce(failed, 0) + (NOT v_continue)::int
-                 WHERE run_id = p_run_id;
+                IF NOT v_last AND v_continue THEN
+                    -- Not counted by _record: the target's last items were skipped (skip_part).
+                    UPDATE admmgt.runs SET targets = coalesce(targets, 0) + 1 WHERE run_id = p_run_id;
+                END IF;
             END IF;
+            -- The booking's commit does not wait for its WAL flush (which cost the admin backend
+            -- more CPU than the booking itself): a killed session loses nothing, and a server crash
+            -- only the last bookings of a run, never a target's work: the next run books those
+            -- targets from their ledger (already applied). _end_call's commit waits for all of them.
+            SET LOCAL synchronous_commit = off;
             COMMIT;
         END LOOP;
         EXIT WHEN v_next > v_n AND NOT v_busy AND NOT EXISTS (SELECT 1 FROM unnest(v_slot_item) AS x WHERE x <> 0);

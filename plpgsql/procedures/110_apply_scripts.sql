@@ -148,7 +148,7 @@ RETURNS admmgt.booking
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: booking hook of a script item: a target that committed the whole script (or its last part) moves to the script's version; a ledger row already there (the admin side lost track) counts as already applied; a statement of the script that fails on the template, or a batch that does not parse there, marks the script failed and names its row (a lost connection is retried next run) */
+/* purpose: booking hook of a script item: its statements logged as one line; a target that committed the whole script (or its last part) moves to the script's version; a ledger row already there (the admin side lost track) counts as already applied; a statement of the script that fails on the template, or a batch that does not parse there, marks the script failed and names its row (a lost connection is retried next run) */
 DECLARE
     b admmgt.booking := p_booking;
 BEGIN
@@ -170,9 +170,13 @@ BEGIN
     IF p_item.step IN ('begin', 'build', 'run', 'finish') THEN
         b := admmgt._part_attempt_hook(p_item, p_state, b);
     END IF;
+    IF b.ok AND b.outcome = 'ok' AND cardinality(b.lines) > 1 THEN
+        -- One log row per target and item: the statements it ran, in order, as one text.
+        b.lines := ARRAY[array_to_string(b.lines, E';\n')];
+    END IF;
     IF b.ok AND (p_item.step IS NULL OR p_item.step = 'end') THEN
-        UPDATE admmgt.vendor_db_settings SET scriptversion = p_item.scriptid, modifiedon = current_timestamp
-         WHERE id = p_item.target_id;
+        -- _record moves vendor_db_settings.scriptversion in the statement that logs the item.
+        b.version := p_item.scriptid;
     ELSIF NOT b.ok AND NOT p_state.broken
           AND (admmgt._failed_source(p_item, p_state) IS NOT NULL OR b.statement LIKE 'script % as a whole, %')
           AND EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v WHERE v.id = p_item.target_id AND v.istemplate) THEN

@@ -1,0 +1,80 @@
+// What the benchmarks share: the server they reach (or start), a client of one of its databases, a median,
+// and a database copied from another.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startCluster, type Cluster } from '../src/cluster.js';
+
+let baseUrl: string;
+
+/** The server every client() reaches: a superuser URL of any of its databases. */
+export function setServer(url: string): void {
+  baseUrl = url;
+}
+
+export const urlFor = (db: string) => {
+  const u = new URL(baseUrl);
+  u.pathname = '/' + db;
+  return u.toString();
+};
+
+export async function client(db: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: urlFor(db) });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+/** CREATE DATABASE to TEMPLATE from, waiting out an autovacuum worker still connected to from. */
+export async function copyDb(server: pg.Client, from: string, to: string): Promise<void> {
+  await server.query(`DROP DATABASE IF EXISTS ${to} WITH (FORCE)`);
+  for (let i = 0; ; i++) {
+    try {
+      await server.query(`CREATE DATABASE ${to} TEMPLATE ${from}`);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== '55006' || i >= 50) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/**
+ * Run fn with a client of the server's postgres database: the server at url, or else an embedded
+ * PostgreSQL started for it in a temporary directory (prefix) with these settings and stopped after.
+ */
+export async function withServer(url: string | undefined, prefix: string, settings: Record<string, string | number>,
+                                 fn: (server: pg.Client) => Promise<void>): Promise<void> {
+  let cluster: Cluster | undefined;
+  let dir: string | undefined;
+  if (url) {
+    setServer(url);
+  } else {
+    dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+    cluster = await startCluster({ dir, settings });
+    setServer(cluster.url);
+  }
+  const server = await client('postgres');
+  try {
+    await fn(server);
+  } finally {
+    await server.end().catch(() => {});
+    if (cluster) await cluster.stop('fast');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Register a schema template and n pending tenant schemas (s00001, ...) in an admin database. */
+export async function registerSchemas(admin: pg.Client, template: string, n: number): Promise<void> {
+  await admin.query(`BEGIN;
+    INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES ('${template}', true, 1);
+    INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT 's' || lpad(i::text, 5, '0'), 1 FROM generate_series(1, ${n}) i;
+    COMMIT;`);
+}
