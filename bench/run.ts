@@ -184,6 +184,15 @@ async function cycle(server: pg.Client, admin: pg.Client, p: number): Promise<Sa
       await c.query('SELECT count(*) FROM pg_catalog.pg_class');
       await c.end();
     }))) / N;
+  // The fingerprint query itself from a client, on a new connection each: what any tool that
+  // reads these catalogs this way pays, beside which detectDrift's own share shows.
+  const fingerprint = (await admin.query<{ q: string }>('SELECT admmgt._fingerprint_sql() AS q')).rows[0]?.q ?? '';
+  s[`connect+fingerprint p${p}`] = (await timed(() =>
+    pool(refs, p, async (db) => {
+      const c = await client(db);
+      await c.query(fingerprint);
+      await c.end();
+    }))) / N;
   return s;
 }
 
@@ -452,7 +461,7 @@ async function databasePhase(server: pg.Client, version: string): Promise<Record
     const best = (metric: string) => PARALLEL.reduce((b, p) => (at(metric, p) < at(metric, b) ? p : b), PARALLEL[0] as number);
 
     console.log(`\nms per tenant, median of ${RUNS}:`);
-    const metrics = ['create_database', 'create-loop', 'applyScripts', 'applyScripts cold', 'floor', 'applyMaintenance(30) nothing to create', 'refesh_stored_procedures', 'detectDrift', 'connect+query'];
+    const metrics = ['create_database', 'create-loop', 'applyScripts', 'applyScripts cold', 'floor', 'applyMaintenance(30) nothing to create', 'refesh_stored_procedures', 'detectDrift', 'connect+query', 'connect+fingerprint'];
     console.log('  ' + 'metric'.padEnd(42) + PARALLEL.map((p) => `p${p}`.padStart(9)).join(''));
     for (const m of metrics) console.log('  ' + m.padEnd(42) + PARALLEL.map((p) => at(m, p).toFixed(2).padStart(9)).join(''));
     console.log('  ' + 'client-loop (sequential)'.padEnd(42) + (med['client-loop'] ?? NaN).toFixed(2).padStart(9));
@@ -470,6 +479,7 @@ async function databasePhase(server: pg.Client, version: string): Promise<Record
     ratios[`refesh_stored_procedures p${pr} / connect+query p${pr} (target <= 2)`] = at('refesh_stored_procedures', pr) / at('connect+query', pr);
     const pd = best('detectDrift');
     ratios[`detectDrift p${pd} / connect+query p${pd} (target <= 2)`] = at('detectDrift', pd) / at('connect+query', pd);
+    ratios[`detectDrift p${pd} / connect+fingerprint p${pd} (the query itself from a client)`] = at('detectDrift', pd) / at('connect+fingerprint', pd);
     console.log('\nratios (same run, same server):');
     for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(64)} ${v.toFixed(2)}`);
 

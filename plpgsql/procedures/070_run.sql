@@ -154,11 +154,6 @@ BEGIN
                     UPDATE admmgt.runs SET targets = coalesce(targets, 0) + 1 WHERE run_id = p_run_id;
                 END IF;
             END IF;
-            -- The booking's commit does not wait for its WAL flush (which cost the admin backend
-            -- more CPU than the booking itself): a killed session loses nothing, and a server crash
-            -- only the last bookings of a run, never a target's work: the next run books those
-            -- targets from their ledger (already applied). _end_call's commit waits for all of them.
-            SET LOCAL synchronous_commit = off;
             COMMIT;
         END LOOP;
         EXIT WHEN v_next > v_n AND NOT v_busy AND NOT EXISTS (SELECT 1 FROM unnest(v_slot_item) AS x WHERE x <> 0);
