@@ -62,6 +62,9 @@ beforeAll(async () => {
   await env.addScript(s1);
   await env.addScript(s2);
   await env.admin.query('CALL admmgt.create_schema()');
+  // A tenant create_schema could not make fails the rest of this file opaquely: say why here.
+  const failed = await env.admin.query('SELECT dbname, sqlstate, message FROM admmgt.failures');
+  if (failed.rows.length) throw new Error(`create_schema failed: ${JSON.stringify(failed.rows)}`);
   await env.admin.query('CALL admmgt.applyScripts(0)');
   await env.admin.query(testProc1Sql(T).text);
   await env.admin.query('CALL admmgt.refesh_stored_procedures(0)');
