@@ -254,6 +254,54 @@ describe('a script in parts', () => {
     expect(await ledger(T1)).toEqual([1, 2]);
   });
 
+  it('refuses a tenant that stopped partway through a script in parts: before anything is touched when the admin side saw it, on the tenant when it did not; finished, it rolls back', async () => {
+    await fresh([T1, T2]);
+    await env.addScript(ONE);
+    await admin('CALL admmgt.applyScripts()');
+    const at0 = await catalog(TPL);
+    // T2 already has the table the second part makes: that part fails there, after the first committed.
+    await env.queryIn(T2, 'CREATE TABLE mgttest.audit (id int)');
+    await env.addScript({
+      id: 2, description: 'a note and an audit table, the second outside a transaction',
+      sql: [{ seq: 1, body: 'ALTER TABLE mgttest.orders ADD COLUMN note text' },
+            { seq: 2, body: 'CREATE TABLE mgttest.audit (id int)', txmode: 'none' }],
+      down: [{ seq: 1, body: 'DROP TABLE mgttest.audit; ALTER TABLE mgttest.orders DROP COLUMN note' }],
+    });
+    await admin('CALL admmgt.applyScripts()');
+    expect(await versions()).toEqual({ [TPL]: 2, [T1]: 2, [T2]: 1 });
+    const t2Partway = await catalog(T2);
+    expect(t2Partway).toContain('column orders.note text ');
+
+    const refused = await env.errorOf('CALL admmgt.rollbackScripts(p_to => 0)');
+    expect(refused.code).toBe('55000');
+    expect(refused.message).toBe('admmgt: rollback_t2 (script 2) stopped partway through a script in parts, so it cannot be rolled back to 0: nothing was touched');
+    expect(refused.hint).toContain(`p_tenants => ARRAY['rollback_t2']`);
+    expect(await versions()).toEqual({ [TPL]: 2, [T1]: 2, [T2]: 1 });
+    expect(await catalog(T2)).toEqual(t2Partway);
+
+    // A run killed after the first part, before the second began, leaves the admin side nothing to
+    // see, and the tenant's ledger the first part alone: that ledger refuses.
+    await admin('DELETE FROM admmgt.part_attempts');
+    await env.queryIn(T2, 'DELETE FROM admmgt.applied_parts WHERE scriptid = 2 AND part = 2');
+    await admin(`CALL admmgt.rollbackScripts(p_to => 0, p_tenants => ARRAY['${T2}'])`);
+    expect(await versions()).toEqual({ [TPL]: 2, [T1]: 2, [T2]: 1 });
+    expect(await catalog(T2)).toEqual(t2Partway);
+    expect(await admin(`SELECT dbname, sqlstate, message FROM admmgt.failures WHERE dbname = '${T2}' AND operation = 'rollback'`)).toEqual([{
+      dbname: T2, sqlstate: '55000',
+      message: expect.stringContaining('admmgt: this database stopped partway through a script above 1 (admmgt.applied_parts has parts of it), so it is not rolled back past it'),
+    }]);
+
+    // Finished, it goes back with everyone, the script's down steps included.
+    await env.queryIn(T2, 'DROP TABLE mgttest.audit');
+    await admin(`CALL admmgt.unpin_tenant('${T2}')`);
+    await admin('CALL admmgt.applyScripts()');
+    expect(await versions()).toEqual({ [TPL]: 2, [T1]: 2, [T2]: 2 });
+    await admin('CALL admmgt.rollbackScripts(p_to => 0)');
+    expect(await versions()).toEqual({ [TPL]: 0, [T1]: 0, [T2]: 0 });
+    for (const db of [TPL, T1, T2]) expect(await catalog(db)).toEqual([]);
+    expect(at0).toContain('table orders');
+  });
+
   it('shares the lock of apply and create', async () => {
     expect(await admin(`SELECT admmgt._lock_key('rollback') = admmgt._lock_key('apply') AS same`)).toEqual([{ same: true }]);
   });

@@ -11,7 +11,7 @@ RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the statement of a rollback that takes a script out of a target's ledger (of a schema target: of its schema), its parts too; it fails when the ledger does not have the script, so down steps never run on a target that lacks it */
+/* purpose: the statement of a rollback that takes a script out of a target's ledger (of a schema target: of its schema), its parts too; it fails when the ledger does not have the script, so down steps never run on a target that lacks it, and when the target has begun a later script in parts without finishing it, whose finished parts its down steps would not undo */
 SELECT 'DO ' || admmgt._dollar_quote(format($f$
 BEGIN
     DELETE FROM %1$s WHERE %2$sscriptid = %3$s;
@@ -21,6 +21,12 @@ BEGIN
                   HINT = 'The registry and the target disagree: see SELECT * FROM admmgt.applied_scripts on the target.';
     END IF;
     IF pg_catalog.to_regclass(%4$L) IS NOT NULL THEN
+        -- Later scripts were rolled back first and left this ledger: a row above is one begun, not finished.
+        IF EXISTS (SELECT 1 FROM %4$s WHERE %2$sscriptid > %3$s) THEN
+            RAISE EXCEPTION 'admmgt: %5$s stopped partway through a script above %3$s (%4$s has parts of it), so it is not rolled back past it'
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Finish that script first (applyScripts runs what is left of it; unpin the tenant if the rollback pinned it), then roll back, its down steps included.';
+        END IF;
         DELETE FROM %4$s WHERE %2$sscriptid = %3$s;
     END IF;
 END
@@ -38,6 +44,29 @@ AS $$
 SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}')
   FROM admmgt.scripts s
  WHERE s.id > p_to AND EXISTS (SELECT 1 FROM unnest(p_targets) t WHERE t.version >= s.id);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._check_no_partial(p_targets admmgt.targets[], p_to int)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse a rollback of targets that stopped partway through a script in parts (a part of it failed or was left unfinished, as part_attempts says), naming each: the down steps of the scripts they have would leave that script's finished parts in place (the target's own ledger refuses the cases the admin side did not see) */
+DECLARE
+    v_list text;
+    v_first text;
+BEGIN
+    SELECT string_agg(format('%s (script %s)', x.dbname, x.scriptid), ', ' ORDER BY x.dbname, x.scriptid), min(x.dbname)
+      INTO v_list, v_first
+      FROM (SELECT DISTINCT t.dbname, a.scriptid FROM unnest(p_targets) t
+              JOIN admmgt.part_attempts a ON a.target_id = t.id AND a.scriptid > t.version
+             WHERE t.version > p_to) x;
+    IF v_list IS NOT NULL THEN
+        RAISE EXCEPTION 'admmgt: % stopped partway through a script in parts, so it cannot be rolled back to %: nothing was touched', v_list, p_to
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Finish that script first: CALL admmgt.applyScripts(p_tenants => ARRAY[%L]) runs what is left of it (parts that ran are not run again); then roll back, its down steps included. Or leave that target out (p_tenants).', v_first);
+    END IF;
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._check_rollback(p_targets admmgt.targets[], p_to int, p_kind text)
@@ -61,6 +90,7 @@ BEGIN
                   HINT = format('Give each its down steps, SQL that undoes it: INSERT INTO admmgt.script_sql (scriptid, seq, body, direction) VALUES (%s, 1, ''...'', ''down''), or admmgt script add FILE --down DOWNFILE. Down steps may be added to an applied script.',
                                 v_none[1]);
     END IF;
+    PERFORM admmgt._check_no_partial(p_targets, p_to);
     PERFORM count(*) FROM unnest(v_ids) AS i, LATERAL admmgt.render_down(i) AS d;
     IF p_kind = 'schema' THEN
         PERFORM admmgt._check_schema_scripts(v_ids, current_date, true);
