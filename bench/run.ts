@@ -6,13 +6,17 @@
 // the tenants at their first connection ever ("cold": a new database builds its relation cache
 // then) and on the other half after one connection, as the floor's pre-opened connections were:
 //   create-loop  plain CREATE DATABASE ... TEMPLATE from Node, p at a time
-//   client-loop  Node opens one connection per tenant and runs the rendered script (Flyway-style)
+//   cold floor   a new connection into each never-used database, the rendered script in one
+//                transaction, no bookkeeping, p at a time (the reference of applyScripts cold)
+//   node-pg-migrate  the migration tool's runner on each never-used database, one SQL migration
+//                with the same statements, p = 1 and 4 (a plain migration-tool loop)
 //   floor        pre-opened connections, one transaction per tenant, p at a time, no bookkeeping
 //   connect+q    one new connection plus one catalog query per tenant, p at a time (the
 //                reference of applyMaintenance, refesh_stored_procedures and detectDrift)
 // and a run with nothing to do on --idle-tenants tenants (connections to tenant databases counted
 // in pg_stat_database.sessions). Prints ms per tenant, medians of --runs, every ratio, and
-// writes bench/results/latest.json. Never part of npm test.
+// writes bench/results/latest.json and a chart of applyScripts beside its floors and
+// node-pg-migrate against p, bench/results/apply.svg. Never part of npm test.
 //
 // Schema mode (--schemas, a list of N; --only schemas runs nothing else): for each N, run and p, a
 // fresh admin database with the control plane gets a schema template and N tenant schemas at
@@ -28,17 +32,19 @@
 // then, in the first copy, applyMaintenance(0) with nothing to create, refesh_stored_procedures(0)
 // (the demo's testproc1 in the template schema) and a no-op applyScripts(0). Ratios:
 // applyScripts(0) at p / floor on one connection (the target, <= 1.3) and / floor at p connections.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { installControlPlane } from '../src/install.js';
 import { projectRoot } from '../src/paths.js';
 import { script1, testProc1Sql } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { id } from '../src/sql.js';
-import { client, copyDb, median, registerSchemas, withServer } from './support.js';
+import { lineChart, type Series } from './chart.js';
+import { client, copyDb, median, registerSchemas, urlFor, withServer } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -59,6 +65,8 @@ const IDLE = Number(args['idle-tenants']);
 const MAINT = Number(args['maint-tenants']);
 const SCHEMA_NS = (args.schemas ?? '').split(',').filter((x) => x.trim() !== '').map(Number);
 const ONLY = args.only;
+// The migration-tool loop runs sequentially and four at once, as issue 15 measured it.
+const TOOL_P = [1, 4];
 if (ONLY !== undefined && ONLY !== 'schemas' && ONLY !== 'databases') throw new Error(`bench: --only is schemas or databases, not ${ONLY}`);
 
 const ADMIN = 'bench_admin';
@@ -163,15 +171,18 @@ async function cycle(server: pg.Client, admin: pg.Client, p: number): Promise<Sa
   await Promise.all(creators.map((c) => c.end()));
   // The remote batch without the executor's BEGIN/COMMIT wrapper, which the floor adds itself.
   const stmts = await stmtsOfScript1(admin);
-  const firstRefs = refs.slice(0, Math.floor(N / 2));
-  const rest = refs.slice(Math.floor(N / 2));
-  s[`client-loop`] = (await timed(async () => {
-    for (const db of firstRefs) {
+  // Thirds of the fresh databases: the cold floor, node-pg-migrate, the warm floor.
+  const third = Math.floor(N / 3);
+  const coldRefs = refs.slice(0, third);
+  const toolRefs = refs.slice(third, 2 * third);
+  const rest = refs.slice(2 * third);
+  s[`cold floor p${p}`] = (await timed(() =>
+    pool(coldRefs, p, async (db) => {
       const c = await client(db);
       await c.query(['BEGIN', ...stmts, 'COMMIT'].join(';\n'));
       await c.end();
-    }
-  })) / firstRefs.length;
+    }))) / coldRefs.length;
+  if (TOOL_P.includes(p)) s[`node-pg-migrate p${p}`] = (await nodePgMigrate(toolRefs, p, stmts)) / toolRefs.length;
   const conns = await Promise.all(rest.map((db) => client(db)));
   s[`floor p${p}`] = (await timed(() =>
     pool(conns, p, async (c) => {
@@ -194,6 +205,25 @@ async function cycle(server: pg.Client, admin: pg.Client, p: number): Promise<Sa
       await c.end();
     }))) / N;
   return s;
+}
+
+/**
+ * A plain migration-tool loop: node-pg-migrate's runner on each database, p at a time, a new
+ * connection each (as the tool opens one), one SQL migration holding the floor's statements. Its
+ * ledger (pgmigrations), advisory lock and transaction are its own. Returns the elapsed ms.
+ */
+async function nodePgMigrate(dbs: string[], p: number, stmts: string[]): Promise<number> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'admmgt-bench-npm-'));
+  try {
+    await writeFile(path.join(dir, '1_script1.sql'), `-- Up Migration\n${stmts.join(';\n')};\n\n-- Down Migration\n`);
+    const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: (m: string) => console.error(m) };
+    return await timed(() =>
+      pool(dbs, p, async (db) => {
+        await runner({ databaseUrl: urlFor(db), dir, direction: 'up', migrationsTable: 'pgmigrations', logger: quiet, singleTransaction: true });
+      }));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function idleRun(server: pg.Client, admin: pg.Client): Promise<Record<string, number>> {
@@ -461,18 +491,23 @@ async function databasePhase(server: pg.Client, version: string): Promise<Record
     const best = (metric: string) => PARALLEL.reduce((b, p) => (at(metric, p) < at(metric, b) ? p : b), PARALLEL[0] as number);
 
     console.log(`\nms per tenant, median of ${RUNS}:`);
-    const metrics = ['create_database', 'create-loop', 'applyScripts', 'applyScripts cold', 'floor', 'applyMaintenance(30) nothing to create', 'refesh_stored_procedures', 'detectDrift', 'connect+query', 'connect+fingerprint'];
+    const metrics = ['create_database', 'create-loop', 'applyScripts', 'applyScripts cold', 'floor', 'cold floor', 'node-pg-migrate',
+                     'applyMaintenance(30) nothing to create', 'refesh_stored_procedures', 'detectDrift', 'connect+query', 'connect+fingerprint'];
     console.log('  ' + 'metric'.padEnd(42) + PARALLEL.map((p) => `p${p}`.padStart(9)).join(''));
     for (const m of metrics) console.log('  ' + m.padEnd(42) + PARALLEL.map((p) => at(m, p).toFixed(2).padStart(9)).join(''));
-    console.log('  ' + 'client-loop (sequential)'.padEnd(42) + (med['client-loop'] ?? NaN).toFixed(2).padStart(9));
 
     const pa = best('applyScripts');
     const ratios: Record<string, number> = {
       [`applyScripts p${pa} / floor p${pa} (target <= 1.3)`]: at('applyScripts', pa) / at('floor', pa),
-      [`applyScripts cold p${pa} / client-loop (target < 1; both first connections)`]: at('applyScripts cold', pa) / (med['client-loop'] ?? NaN),
       [`applyScripts cold p${pa} / floor p${pa} (first connection into new databases)`]: at('applyScripts cold', pa) / at('floor', pa),
     };
-    for (const p of PARALLEL) ratios[`create_database / create-loop, p${p} (target <= 1.2)`] = at('create_database', p) / at('create-loop', p);
+    const pc = best('applyScripts cold');
+    const pk = best('cold floor');
+    ratios[`applyScripts cold p${pc} / cold floor p${pk}, each at its best (target <= 1.3)`] = at('applyScripts cold', pc) / at('cold floor', pk);
+    for (const p of TOOL_P.filter((x) => PARALLEL.includes(x))) {
+      ratios[`applyScripts cold p${p} / node-pg-migrate p${p} (target < 1; both first connections)`] = at('applyScripts cold', p) / at('node-pg-migrate', p);
+    }
+    for (const p of PARALLEL) ratios[`create_database / create-loop, p${p} (target <= 1.0)`] = at('create_database', p) / at('create-loop', p);
     const pm = best('applyMaintenance(30) nothing to create');
     ratios[`applyMaintenance p${pm} / connect+query p${pm} (target <= 2)`] = at('applyMaintenance(30) nothing to create', pm) / at('connect+query', pm);
     const pr = best('refesh_stored_procedures');
@@ -482,6 +517,19 @@ async function databasePhase(server: pg.Client, version: string): Promise<Record
     ratios[`detectDrift p${pd} / connect+fingerprint p${pd} (the query itself from a client)`] = at('detectDrift', pd) / at('connect+fingerprint', pd);
     console.log('\nratios (same run, same server):');
     for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(64)} ${v.toFixed(2)}`);
+    const line = (metric: string, label: string, color: string, dashed = false): Series =>
+      ({ label, color, dashed, points: PARALLEL.map((p) => ({ p, ms: at(metric, p) })) });
+    const svg = lineChart(`applyScripts of the demo's script 1, ${N} tenants, PostgreSQL ${version.split(' ')[0]}, median of ${RUNS}`, PARALLEL, [
+      line('applyScripts cold', 'admmgt, new databases', '#1f77b4'),
+      line('cold floor', 'cold floor', '#1f77b4', true),
+      line('applyScripts', 'admmgt, used databases', '#2ca02c'),
+      line('floor', 'warm floor', '#2ca02c', true),
+      line('node-pg-migrate', 'node-pg-migrate', '#d62728'),
+    ]);
+    const chartFile = path.join(projectRoot(), 'bench', 'results', 'apply.svg');
+    await mkdir(path.dirname(chartFile), { recursive: true });
+    await writeFile(chartFile, svg);
+    console.log(`wrote bench/results/apply.svg`);
 
     let idle: Record<string, number> | undefined;
     if (IDLE > 0) {
