@@ -18,6 +18,7 @@ COMMENT ON TABLE admmgt.upkeep_partitions IS
 CREATE TABLE admmgt.upkeep_refresh (
     target_id   bigint NOT NULL REFERENCES admmgt.vendor_db_settings (id) ON DELETE CASCADE,
     refresh     text NOT NULL,
+    scriptversion integer NOT NULL,
     digest      text NOT NULL,
     run_id      bigint,
     recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -25,7 +26,7 @@ CREATE TABLE admmgt.upkeep_refresh (
     CONSTRAINT upkeep_refresh_refresh_check CHECK (refresh IN ('routines', 'views'))
 );
 COMMENT ON TABLE admmgt.upkeep_refresh IS
-    'Per target and refresh (routines: refesh_stored_procedures, views: refesh_views), the md5 of the batch a refresh that succeeded there pushed; a refresh leaves out a target whose batch now has the same digest (p_verify => true does not)';
+    'Per target and refresh (routines: refesh_stored_procedures, views: refesh_views), the md5 of the batch a refresh that succeeded there pushed, at the target''s scriptversion then; a refresh leaves out a target at that version whose batch now has the same digest (p_verify => true does not)';
 
 ALTER TABLE admmgt.runs ADD COLUMN skipped integer;
 COMMENT ON COLUMN admmgt.runs.skipped IS

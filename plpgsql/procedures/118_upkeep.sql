@@ -91,11 +91,11 @@ RETURNS bigint[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the targets of the refresh items p_items that were last pushed (p_refresh: routines or views) exactly the batch their item holds now */
+/* purpose: the targets of the refresh items p_items (scriptid: the target's version) that were last pushed (p_refresh: routines or views) exactly the batch their item holds now, at that version */
 SELECT coalesce(array_agg(u.target_id), '{}')
   FROM unnest(p_items) i
   JOIN admmgt.upkeep_refresh u ON u.target_id = i.target_id AND u.refresh = p_refresh
- WHERE u.digest = admmgt._digest(i.stmts);
+ WHERE u.scriptversion = i.scriptid AND u.digest = admmgt._digest(i.stmts);
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._keep_refresh(p_run_id bigint, p_items admmgt.work_item[], p_refresh text)
@@ -103,14 +103,15 @@ RETURNS void
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for each target whose refresh item succeeded in the run, record the digest of the batch it committed */
-INSERT INTO admmgt.upkeep_refresh AS u (target_id, refresh, digest, run_id)
-SELECT i.target_id, p_refresh, admmgt._digest(i.stmts), p_run_id
+/* purpose: for each target whose refresh item succeeded in the run and which is still at the version it had then (an apply beside the refresh may have replaced routines since), record the digest of the batch it committed */
+INSERT INTO admmgt.upkeep_refresh AS u (target_id, refresh, scriptversion, digest, run_id)
+SELECT i.target_id, p_refresh, i.scriptid, admmgt._digest(i.stmts), p_run_id
   FROM unnest(p_items) i
   JOIN admmgt.target_results r ON r.operation = 'refresh' AND r.scriptid = 0 AND r.target_id = i.target_id
                                AND r.run_id = p_run_id AND r.ok
+  JOIN admmgt.vendor_db_settings v ON v.id = i.target_id AND coalesce(v.scriptversion, 0) = i.scriptid
 ON CONFLICT (target_id, refresh) DO UPDATE
-   SET digest = EXCLUDED.digest, run_id = EXCLUDED.run_id, recorded_at = clock_timestamp();
+   SET scriptversion = EXCLUDED.scriptversion, digest = EXCLUDED.digest, run_id = EXCLUDED.run_id, recorded_at = clock_timestamp();
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._note_skipped(p_op text, p_run_id bigint, p_skipped int, p_what text)

@@ -105,8 +105,8 @@ RETURNS admmgt.work_item[]
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one batch of the template's routines (p_stmts) for each of the given targets, in their order; a schema target's copy has its own schema where the template's form has the marker of the template schema */
-SELECT coalesce(array_agg(admmgt._target_item('routines', p_targets[k], NULL, admmgt._for_schema(p_stmts, (p_targets[k]).nsp), true) ORDER BY k), '{}')
+/* purpose: one batch of the template's routines (p_stmts) for each of the given targets, in their order, its scriptid the target's version; a schema target's copy has its own schema where the template's form has the marker of the template schema */
+SELECT coalesce(array_agg(admmgt._target_item('routines', p_targets[k], (p_targets[k]).version, admmgt._for_schema(p_stmts, (p_targets[k]).nsp), true) ORDER BY k), '{}')
   FROM generate_subscripts(p_targets, 1) AS k
  WHERE cardinality(p_stmts) > 0;
 $$;
@@ -211,7 +211,7 @@ BEGIN
             v_held := admmgt._refresh_held(v_items, v_refresh);
         END IF;
         PERFORM admmgt._note_skipped('refresh', v_run, cardinality(v_held),
-                                     format('the template''s %s as they are now', CASE WHEN p_views_only THEN 'views' ELSE 'routines' END));
+                                     format('the template''s %s as they are now', v_refresh));
         v_items := admmgt._without(v_items, v_held);
         CALL admmgt._run('refresh', v_items, p_parallel, v_run);
         PERFORM admmgt._keep_refresh(v_run, v_items, v_refresh);
