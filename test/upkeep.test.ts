@@ -19,7 +19,9 @@ const dayTable = (schema: string, name: string, lifecycle?: Record<string, strin
   partitions: [{ column: 'at', type: 'range', value: 'day' }],
 });
 const SCRIPT1: ScriptSpec = { id: 1, description: 'a daily table with retention', tables: [dayTable('app', 'events', { at: 'current_date-90' })] };
-const SCRIPT2: ScriptSpec = { id: 2, description: 'a daily table added later', tables: [dayTable('app', 'late')] };
+const SCRIPT2: ScriptSpec = {
+  id: 2, description: 'a daily table added later', tables: [dayTable('app', 'late')], down: [{ seq: 1, body: 'DROP TABLE app.late' }],
+};
 
 let env: TestEnv;
 
@@ -113,6 +115,16 @@ describe('applyMaintenance without anything to create', () => {
     expect(await parts(T1, 'app.events', 'events_p203001')).toEqual([]);
     await maintain(8);
     for (const db of TENANTS) expect(await parts(db, 'app.events', 'events_p203001'), db).toEqual(days('events', 1, 9));
+  });
+
+  it('connects after a rollback and a new apply, which leave the target at the version it was at', async () => {
+    await env.admin.query('CALL admmgt.rollbackScripts(p_to => 1)');
+    await env.admin.query('UPDATE admmgt.scripts SET status = 1 WHERE id = 2');
+    await env.admin.query('CALL admmgt.applyScripts()');
+    expect(await env.versions()).toEqual(Object.fromEntries([TPL, ...TENANTS].map((db) => [db, 2])));
+    expect(await parts(T1, 'app.late', 'late_p203001')).toEqual([]);
+    await maintain(8);
+    for (const db of TENANTS) expect(await parts(db, 'app.late', 'late_p203001'), db).toEqual(days('late', 1, 9));
   });
 
   it('with p_verify recreates a partition dropped by hand, which the call without it leaves missing', async () => {

@@ -180,6 +180,7 @@ DECLARE
     v_items admmgt.work_item[];
     v_held bigint[] := '{}';
     v_run bigint;
+    v_error admmgt.error_state;
 BEGIN
     -- Read the template before taking the lock: an error after it would leave the lock with this session.
     IF NOT p_views_only THEN
@@ -207,9 +208,14 @@ BEGIN
                      CASE WHEN p_views_only THEN 'views' ELSE 'functions or procedures' END;
     ELSE
         v_items := admmgt._refresh_items(v_stmts, v_targets);
-        IF NOT coalesce(p_verify, false) THEN
-            v_held := admmgt._refresh_held(v_items, v_refresh);
-        END IF;
+        BEGIN
+            IF NOT coalesce(p_verify, false) THEN
+                v_held := admmgt._refresh_held(v_items, v_refresh);
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+        END;
+        CALL admmgt._end_call_if_failed('refresh', v_run, v_error);
         PERFORM admmgt._note_skipped('refresh', v_run, cardinality(v_held),
                                      format('the template''s %s as they are now', v_refresh));
         v_items := admmgt._without(v_items, v_held);
