@@ -203,10 +203,11 @@ export const dropTenant = (c: pg.Client, tenant: string, o: DropTenantOptions = 
 
 /** Report a run; one with failed targets ends the command with an error (exit code 3). */
 export function checkRun(run: RunSummary | undefined, out: (l: string) => void, json = false, operation?: string): void {
-  // One shape whether or not the call made a run: {"run_id", "operation", "targets", "failed"}.
-  if (json) process.stdout.write(JSON.stringify(run ?? { run_id: null, operation: operation ?? null, targets: 0, failed: 0 }) + '\n');
+  // One shape whether or not the call made a run: {"run_id", "operation", "targets", "failed", "skipped"}.
+  if (json) process.stdout.write(JSON.stringify(run ?? { run_id: null, operation: operation ?? null, targets: 0, failed: 0, skipped: 0 }) + '\n');
   if (!run) return;
-  out(`run ${run.run_id}: ${run.targets} target(s), ${run.targets - run.failed} done, ${run.failed} failed`);
+  const left = run.skipped > 0 ? `, ${run.skipped} left out (up to date, not connected)` : '';
+  out(`run ${run.run_id}: ${run.targets} target(s), ${run.targets - run.failed} done, ${run.failed} failed${left}`);
   if (run.failed > 0) {
     throw new AdmmgtError(`${run.failed} of ${run.targets} target(s) failed in run ${run.run_id}`, {
       hint: 'See `admmgt status` (or SELECT * FROM admmgt.failures); fix the cause and run the command again: it retries only what is left.',

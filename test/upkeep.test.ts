@@ -5,6 +5,7 @@
 // would book a failure.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScriptSpec, TableSpec } from '../templates/script.js';
+import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
 const TPL = 'upkeep_tpl';
@@ -135,6 +136,17 @@ describe('applyMaintenance without anything to create', () => {
     await maintain(8, ', p_verify => true');
     expect(await parts(T1, 'app.events', 'events_p203001')).toEqual(days('events', 1, 9));
     expect(await lastRun('maintain')).toEqual({ targets: 3, failed: 0, skipped: null });
+  });
+
+  it('admmgt maintain says what it left out, and --verify connects', async () => {
+    const args = ['maintain', '--url', env.adminUrl, '--days', '8', '--as-of', ASOF, '--json'];
+    let r = await cli(...args);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ operation: 'maintain', targets: 0, failed: 0, skipped: 3 });
+    expect(r.stderr).toMatch(/admmgt maintain: 3 target\(s\) already hold every partition through 2030-01-09/);
+    r = await cli(...args, '--verify');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ operation: 'maintain', targets: 3, failed: 0, skipped: 0 });
   });
 });
 
