@@ -100,6 +100,15 @@ function selectionArgs(o: Selection): Sql[] {
   return args;
 }
 
+/** Upkeep that checks the targets for real: p_verify => true connects even to those whose upkeep record says they are up to date. */
+export interface VerifyOption {
+  verify?: boolean;
+}
+
+function verifyArgs(o: VerifyOption): Sql[] {
+  return o.verify ? [sql`p_verify => true`] : [];
+}
+
 export interface ApplyOptions extends CallOptions, Selection, KindOption {
   /** Up to this script id only. */
   upto?: number;
@@ -141,8 +150,8 @@ export const rollbackScripts = (c: pg.Client, o: RollbackOptions) => {
   return runCall(c, sql`CALL admmgt.rollbackScripts(${callArgs(o, [sql`p_to => ${lit(to)}`, ...selectionArgs(o)])})`);
 };
 
-export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & Selection & KindOption & { asOf?: string } = {}) => {
-  const first = [...kindArgs(o), sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`, ...selectionArgs(o)];
+export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & Selection & KindOption & VerifyOption & { asOf?: string } = {}) => {
+  const first = [...kindArgs(o), sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`, ...selectionArgs(o), ...verifyArgs(o)];
   if (o.asOf !== undefined) first.push(sql`p_asof => ${asOfDate(o.asOf)}`);
   return runCall(c, sql`CALL admmgt.applyMaintenance(${callArgs(o, first)})`);
 };
@@ -158,7 +167,7 @@ export const detectDrift = (c: pg.Client, o: CallOptions & Selection = {}) =>
   runCall(c, sql`CALL admmgt.detectDrift(${callArgs(o, selectionArgs(o))})`);
 
 /** What a refresh works on: the targets of a kind, and only those at version sinceScript or above (t_scriptid). */
-export interface RefreshOptions extends CallOptions, Selection, KindOption {
+export interface RefreshOptions extends CallOptions, Selection, KindOption, VerifyOption {
   sinceScript?: number;
 }
 
@@ -166,7 +175,7 @@ function refreshArgs(o: RefreshOptions): Sql[] {
   const first = kindArgs(o);
   const since = intOption('since-script', o.sinceScript, 0);
   if (since !== undefined) first.push(sql`t_scriptid => ${lit(since)}`);
-  return [...first, ...selectionArgs(o)];
+  return [...first, ...selectionArgs(o), ...verifyArgs(o)];
 }
 
 export const refreshProcedures = (c: pg.Client, o: RefreshOptions = {}) =>
@@ -194,10 +203,11 @@ export const dropTenant = (c: pg.Client, tenant: string, o: DropTenantOptions = 
 
 /** Report a run; one with failed targets ends the command with an error (exit code 3). */
 export function checkRun(run: RunSummary | undefined, out: (l: string) => void, json = false, operation?: string): void {
-  // One shape whether or not the call made a run: {"run_id", "operation", "targets", "failed"}.
-  if (json) process.stdout.write(JSON.stringify(run ?? { run_id: null, operation: operation ?? null, targets: 0, failed: 0 }) + '\n');
+  // One shape whether or not the call made a run: {"run_id", "operation", "targets", "failed", "skipped"}.
+  if (json) process.stdout.write(JSON.stringify(run ?? { run_id: null, operation: operation ?? null, targets: 0, failed: 0, skipped: 0 }) + '\n');
   if (!run) return;
-  out(`run ${run.run_id}: ${run.targets} target(s), ${run.targets - run.failed} done, ${run.failed} failed`);
+  const left = run.skipped > 0 ? `, ${run.skipped} left out (up to date, not connected)` : '';
+  out(`run ${run.run_id}: ${run.targets} target(s), ${run.targets - run.failed} done, ${run.failed} failed${left}`);
   if (run.failed > 0) {
     throw new AdmmgtError(`${run.failed} of ${run.targets} target(s) failed in run ${run.run_id}`, {
       hint: 'See `admmgt status` (or SELECT * FROM admmgt.failures); fix the cause and run the command again: it retries only what is left.',
@@ -224,6 +234,18 @@ export function selectionOptions<T>(y: Argv<T>): Argv<T & SelectionArgv> {
     .option('tenant', { type: 'string', array: true, describe: 'Only this tenant, a database or a schema (repeat for several); apply still runs the template first' })
     .option('server', { type: 'string', describe: 'Only the tenants on this registered server' })
     .option('tag', { type: 'string', describe: 'Only the tenants with this tag (vendor_db_settings.tags)' }) as Argv<T & SelectionArgv>;
+}
+
+export interface VerifyArgv {
+  verify?: boolean;
+}
+
+/** --verify: upkeep connects to every chosen target and checks it for real (p_verify => true). */
+export function verifyOptions<T>(y: Argv<T>): Argv<T & VerifyArgv> {
+  return y.option('verify', {
+    type: 'boolean',
+    describe: 'Connect to every chosen target and send its batch, even those the upkeep records say are up to date (p_verify => true)',
+  }) as Argv<T & VerifyArgv>;
 }
 
 export interface KindArgv {

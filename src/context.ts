@@ -114,12 +114,15 @@ export interface RunSummary {
   operation: string;
   targets: number;
   failed: number;
+  /** Targets the upkeep records left out, not connected (maintenance and refresh). */
+  skipped: number;
 }
 
 /** The run the last CALL of this session made, if it made one. */
 export async function lastRun(client: pg.Client, since: number): Promise<RunSummary | undefined> {
   const { rows } = await client.query<RunSummary>(
-    `SELECT run_id::int, operation, coalesce(targets, 0)::int AS targets, coalesce(failed, 0)::int AS failed
+    `SELECT run_id::int, operation, coalesce(targets, 0)::int AS targets, coalesce(failed, 0)::int AS failed,
+            coalesce(skipped, 0)::int AS skipped
        FROM admmgt.runs WHERE pid = pg_backend_pid() AND run_id > $1 ORDER BY run_id DESC LIMIT 1`,
     [since],
   );

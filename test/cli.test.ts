@@ -81,7 +81,7 @@ describe('admmgt CLI', () => {
     const r = await cli('lifecycle', '--url', env.adminUrl, '--plan', '--as-of', '2031-01-01', '--json');
     expect(r.code).toBe(0);
     // Nothing to do: the same JSON shape as a run.
-    expect(JSON.parse(r.stdout)).toEqual({ run_id: null, operation: 'lifecycle', targets: 0, failed: 0 });
+    expect(JSON.parse(r.stdout)).toEqual({ run_id: null, operation: 'lifecycle', targets: 0, failed: 0, skipped: 0 });
     expect(r.stderr).toMatch(/no applied script has a table with a lifecycle/);
     const bad = await cli('lifecycle', '--url', env.adminUrl, '--as-of', 'tomorrow');
     expect(bad.code).toBe(2);

@@ -2,8 +2,9 @@
 -- with the routines (000), so changing the executor never needs a migration.
 
 -- One unit of work for the executor: statements for one target. kind names the work (script,
--- rollback, create, adopt, grant, partitions, retention, retention_report, routines, fingerprint:
--- for it scriptid is the target's version; drop: offboarding, 165_drop_tenant); the record layer hands
+-- rollback, create, adopt, grant, partitions, retention, retention_report, routines, fingerprint
+-- (for partitions, routines and fingerprint scriptid is the target's version), drop: offboarding,
+-- 165_drop_tenant); the record layer hands
 -- a finished item to the booking hook of its kind, admmgt._book_<kind>, which lives in the file of
 -- the operation that makes such items. A script that runs in several parts (a step outside a
 -- transaction, or one that needs a transaction of its own) is several items of one target in a

@@ -6,7 +6,7 @@ RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one maintenance batch per chosen created target of the given kinds (the templates and the copies first) that has RANGE-partitioned tables; targets at one version share one rendering, schema targets one form of it with their own schema filled in */
+/* purpose: one maintenance batch per chosen created target of the given kinds (the templates and the copies first) that has RANGE-partitioned tables, its scriptid the version it is rendered for; targets at one version share one rendering, schema targets one form of it with their own schema filled in */
 WITH targets AS (
     SELECT t.id, t.version, t.istemplate, t.servertemplate, t AS t FROM admmgt.targets t
      WHERE admmgt._selected(t, p_tenants, p_server, p_tag) AND (p_kinds IS NULL OR t.kind = ANY (p_kinds))
@@ -15,7 +15,7 @@ WITH targets AS (
            admmgt.maintenance_batch(x.version, p_from, p_to, CASE WHEN x.schema_mode THEN admmgt._schema_template_name() END) AS stmts
       FROM (SELECT DISTINCT version, (t).nsp IS NOT NULL AS schema_mode FROM targets) x
 )
-SELECT coalesce(array_agg(admmgt._target_item('partitions', t.t, NULL, admmgt._for_schema(b.stmts, (t.t).nsp), true)
+SELECT coalesce(array_agg(admmgt._target_item('partitions', t.t, t.version, admmgt._for_schema(b.stmts, (t.t).nsp), true)
                           ORDER BY t.istemplate DESC, t.servertemplate DESC, t.id), '{}')
   FROM targets t JOIN batches b ON b.version = t.version AND b.schema_mode = ((t.t).nsp IS NOT NULL)
  WHERE b.stmts IS NOT NULL;
@@ -37,13 +37,16 @@ $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applymaintenance(t_separatedb int DEFAULT NULL, t_numdays int DEFAULT 30, p_parallel int DEFAULT NULL,
                                                     p_asof date DEFAULT current_date, p_wait_seconds int DEFAULT 0,
-                                                    p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
+                                                    p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
+                                                    p_verify boolean DEFAULT false)
 LANGUAGE plpgsql
 AS $$
-/* purpose: in the templates and every created tenant (or the chosen ones; t_separatedb 1: database targets only, 0: schema targets only), create every RANGE partition needed for each day from p_asof through p_asof + t_numdays */
+/* purpose: in the templates and every created tenant (or the chosen ones; t_separatedb 1: database targets only, 0: schema targets only), create every RANGE partition needed for each day from p_asof through p_asof + t_numdays; a target whose upkeep record holds that window at its version is not connected, unless p_verify */
 DECLARE
     v_kinds text[] := admmgt._kinds(t_separatedb, 'applyMaintenance');
+    v_from date := coalesce(p_asof, current_date);
     v_items admmgt.work_item[];
+    v_held bigint[] := '{}';
     v_run bigint;
     v_error admmgt.error_state;
 BEGIN
@@ -58,8 +61,10 @@ BEGIN
     PERFORM admmgt._template(k) FROM unnest(v_kinds) AS k;
     CALL admmgt._begin_call('maintain', 'applyMaintenance', p_wait_seconds, v_run);
     BEGIN
-        v_items := admmgt._maintenance_items(coalesce(p_asof, current_date), coalesce(p_asof, current_date) + t_numdays,
-                                             p_tenants, p_server, p_tag, v_kinds);
+        v_items := admmgt._maintenance_items(v_from, v_from + t_numdays, p_tenants, p_server, p_tag, v_kinds);
+        IF NOT coalesce(p_verify, false) THEN
+            v_held := admmgt._partitions_held(v_items, v_from, v_from + t_numdays);
+        END IF;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
@@ -67,7 +72,10 @@ BEGIN
     IF cardinality(v_items) = 0 THEN
         RAISE NOTICE 'admmgt maintain: no applied script has a RANGE-partitioned table';
     END IF;
+    PERFORM admmgt._note_skipped('maintain', v_run, cardinality(v_held), format('every partition through %s', v_from + t_numdays));
+    v_items := admmgt._without(v_items, v_held);
     CALL admmgt._run('maintain', v_items, p_parallel, v_run);
+    PERFORM admmgt._keep_partitions(v_run, v_items, v_from, v_from + t_numdays);
     CALL admmgt._end_call('maintain', v_run);
 END;
 $$;

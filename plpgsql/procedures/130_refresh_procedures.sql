@@ -105,8 +105,8 @@ RETURNS admmgt.work_item[]
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one batch of the template's routines (p_stmts) for each of the given targets, in their order; a schema target's copy has its own schema where the template's form has the marker of the template schema */
-SELECT coalesce(array_agg(admmgt._target_item('routines', p_targets[k], NULL, admmgt._for_schema(p_stmts, (p_targets[k]).nsp), true) ORDER BY k), '{}')
+/* purpose: one batch of the template's routines (p_stmts) for each of the given targets, in their order, its scriptid the target's version; a schema target's copy has its own schema where the template's form has the marker of the template schema */
+SELECT coalesce(array_agg(admmgt._target_item('routines', p_targets[k], (p_targets[k]).version, admmgt._for_schema(p_stmts, (p_targets[k]).nsp), true) ORDER BY k), '{}')
   FROM generate_subscripts(p_targets, 1) AS k
  WHERE cardinality(p_stmts) > 0;
 $$;
@@ -165,10 +165,10 @@ END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._refresh_kind(p_kind text, p_call text, p_scriptid int, p_views_only boolean, p_parallel int, p_wait_seconds int,
-                                                 p_tenants text[], p_server text, p_tag text)
+                                                 p_tenants text[], p_server text, p_tag text, p_verify boolean)
 LANGUAGE plpgsql
 AS $$
-/* purpose: refresh for the targets of one kind: the routines (and, for schema targets or with p_views_only, the views) of the template of that kind, into its copies and the chosen tenants with updateflag at version p_scriptid or above */
+/* purpose: refresh for the targets of one kind: the routines (and, for schema targets or with p_views_only, the views) of the template of that kind, into its copies and the chosen tenants with updateflag at version p_scriptid or above; a target last pushed exactly this batch is not connected, unless p_verify */
 DECLARE
     v_template admmgt.vendor_db_settings := admmgt._template(p_kind);
     v_nsp text := CASE WHEN p_kind = 'schema' THEN v_template.dbname::text END;
@@ -176,7 +176,11 @@ DECLARE
     v_stmts text[];
     v_targets admmgt.targets[];
     v_below int;
+    v_refresh text := CASE WHEN p_views_only THEN 'views' ELSE 'routines' END;
+    v_items admmgt.work_item[];
+    v_held bigint[] := '{}';
     v_run bigint;
+    v_error admmgt.error_state;
 BEGIN
     -- Read the template before taking the lock: an error after it would leave the lock with this session.
     IF NOT p_views_only THEN
@@ -203,14 +207,27 @@ BEGIN
         RAISE NOTICE 'admmgt refresh: the template % has no % in its app schemas', v_template.dbname,
                      CASE WHEN p_views_only THEN 'views' ELSE 'functions or procedures' END;
     ELSE
-        CALL admmgt._run('refresh', admmgt._refresh_items(v_stmts, v_targets), p_parallel, v_run);
+        v_items := admmgt._refresh_items(v_stmts, v_targets);
+        BEGIN
+            IF NOT coalesce(p_verify, false) THEN
+                v_held := admmgt._refresh_held(v_items, v_refresh);
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
+        END;
+        CALL admmgt._end_call_if_failed('refresh', v_run, v_error);
+        PERFORM admmgt._note_skipped('refresh', v_run, cardinality(v_held),
+                                     format('the template''s %s as they are now', v_refresh));
+        v_items := admmgt._without(v_items, v_held);
+        CALL admmgt._run('refresh', v_items, p_parallel, v_run);
+        PERFORM admmgt._keep_refresh(v_run, v_items, v_refresh);
     END IF;
     CALL admmgt._end_call('refresh', v_run);
 END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._refresh(p_call text, p_views_only boolean, p_separatedb int, p_scriptid int, p_parallel int,
-                                            p_wait_seconds int, p_tenants text[], p_server text, p_tag text)
+                                            p_wait_seconds int, p_tenants text[], p_server text, p_tag text, p_verify boolean)
 LANGUAGE plpgsql
 AS $$
 /* purpose: what refesh_stored_procedures and refesh_views do: check the call, then refresh each kind of target asked for */
@@ -220,29 +237,31 @@ BEGIN
     PERFORM admmgt._check_call(p_call, p_parallel);
     PERFORM admmgt._check_selection(p_call, p_tenants, p_server, p_tag);
     FOREACH v_kind IN ARRAY admmgt._kinds(p_separatedb, p_call) LOOP
-        CALL admmgt._refresh_kind(v_kind, p_call, p_scriptid, p_views_only, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag);
+        CALL admmgt._refresh_kind(v_kind, p_call, p_scriptid, p_views_only, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify);
     END LOOP;
 END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.refesh_stored_procedures(t_separatedb int DEFAULT NULL, t_scriptid int DEFAULT NULL,
                                                             p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
-                                                            p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
+                                                            p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
+                                                            p_verify boolean DEFAULT false)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create or replace every function (trigger functions included) and procedure of the template's app schemas in its copies on other servers and in every created tenant with updateflag (or the chosen ones); t_separatedb 1: database targets only, 0: schema targets only (whose copies name their own schema, and which get the template schema's views too); t_scriptid: only targets at that version or above */
+/* purpose: create or replace every function (trigger functions included) and procedure of the template's app schemas in its copies on other servers and in every created tenant with updateflag (or the chosen ones); t_separatedb 1: database targets only, 0: schema targets only (whose copies name their own schema, and which get the template schema's views too); t_scriptid: only targets at that version or above; a target last pushed exactly the batch it would get is not connected, unless p_verify */
 BEGIN
-    CALL admmgt._refresh('refesh_stored_procedures', false, t_separatedb, t_scriptid, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag);
+    CALL admmgt._refresh('refesh_stored_procedures', false, t_separatedb, t_scriptid, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify);
 END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.refesh_views(t_separatedb int DEFAULT NULL, t_scriptid int DEFAULT NULL,
                                                 p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
-                                                p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
+                                                p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
+                                                p_verify boolean DEFAULT false)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create or replace every view of the template's app schemas in its copies and every created tenant with updateflag (or the chosen ones), as refesh_stored_procedures does routines; t_separatedb and t_scriptid as there */
+/* purpose: create or replace every view of the template's app schemas in its copies and every created tenant with updateflag (or the chosen ones), as refesh_stored_procedures does routines; t_separatedb, t_scriptid and p_verify as there */
 BEGIN
-    CALL admmgt._refresh('refesh_views', true, t_separatedb, t_scriptid, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag);
+    CALL admmgt._refresh('refesh_views', true, t_separatedb, t_scriptid, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify);
 END;
 $$;
