@@ -13,8 +13,9 @@
 //   floor        pre-opened connections, one transaction per tenant, p at a time, no bookkeeping
 //   connect+q    one new connection plus one catalog query per tenant, p at a time (the
 //                reference of applyMaintenance, refesh_stored_procedures and detectDrift)
-// and a run with nothing to do on --idle-tenants tenants (connections to tenant databases counted
-// in pg_stat_database.sessions). Prints ms per tenant, medians of --runs, every ratio, and
+// and runs with nothing to do on --idle-tenants tenants: applyScripts(), applyMaintenance() and
+// refesh_stored_procedures() after a first one of each (connections to tenant databases counted
+// in pg_stat_database.sessions; the cycle's maintenance with nothing to create passes p_verify). Prints ms per tenant, medians of --runs, every ratio, and
 // writes bench/results/latest.json and a chart of applyScripts beside its floors and
 // node-pg-migrate against p, bench/results/apply.svg. Never part of npm test.
 //
@@ -143,7 +144,8 @@ async function cycle(server: pg.Client, admin: pg.Client, p: number): Promise<Sa
   const failed = await admin.query('SELECT count(*)::int AS n FROM admmgt.failures');
   if (failed.rows[0].n) throw new Error(`bench: ${failed.rows[0].n} failures; see admmgt.failures`);
   await call(admin, `CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => ${p})`);
-  s[`applyMaintenance(30) nothing to create p${p}`] = (await call(admin, `CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => ${p})`)) / N;
+  // p_verify: connect and check every target, as before upkeep records (the idle run times the call that connects to none).
+  s[`applyMaintenance(30) nothing to create p${p}`] = (await call(admin, `CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => ${p}, p_verify => true)`)) / N;
   const t = await client(TEMPLATE);
   await t.query(testProc1Sql().text);
   await t.end();
@@ -232,18 +234,34 @@ async function idleRun(server: pg.Client, admin: pg.Client): Promise<Record<stri
   await admin.query('CALL admmgt.create_database(p_parallel => 4)');
   await admin.query('CALL admmgt.applyScripts(p_parallel => 4)');
   await admin.query('SELECT pg_stat_clear_snapshot()');
-  // sessions counts client connections only (autovacuum workers also run transactions in new databases).
-  const stats = `SELECT coalesce(sum(sessions), 0)::bigint AS sessions FROM pg_stat_database WHERE datname LIKE 'bench\\_t%'`;
+  // sessions counts client connections only (autovacuum workers also run transactions in new
+  // databases). The template is left out: refresh reads its routines on every call.
+  const stats = `SELECT coalesce(sum(sessions), 0)::bigint AS sessions FROM pg_stat_database WHERE datname ~ '^bench_t[0-9]+$'`;
   await new Promise((r) => setTimeout(r, 1000));
+  // Upkeep with nothing to do: a first maintenance and refresh make the partitions and push the
+  // routine (and leave their upkeep records); the timed ones after them have nothing to send.
+  await admin.query('CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => 4)');
+  const t = await client(TEMPLATE);
+  await t.query(testProc1Sql().text);
+  await t.end();
+  await admin.query('CALL admmgt.refesh_stored_procedures(p_parallel => 4)');
+  await new Promise((r) => setTimeout(r, 1000));
+  await admin.query('SELECT pg_stat_clear_snapshot()');
   const before = (await admin.query(stats)).rows[0];
-  const ms: number[] = [];
-  for (let i = 0; i < 5; i++) ms.push(await call(admin, 'CALL admmgt.applyScripts()'));
+  const ms: Record<string, number[]> = { apply: [], maintain: [], refresh: [] };
+  for (let i = 0; i < 5; i++) {
+    ms.apply?.push(await call(admin, 'CALL admmgt.applyScripts()'));
+    ms.maintain?.push(await call(admin, 'CALL admmgt.applyMaintenance(t_numdays => 30)'));
+    ms.refresh?.push(await call(admin, 'CALL admmgt.refesh_stored_procedures()'));
+  }
   await new Promise((r) => setTimeout(r, 1000));
   await admin.query('SELECT pg_stat_clear_snapshot()');
   const after = (await admin.query(stats)).rows[0];
   return {
     tenants: IDLE,
-    'median ms': median(ms),
+    'median ms': median(ms.apply ?? []),
+    'applyMaintenance(30) median ms': median(ms.maintain ?? []),
+    'refesh_stored_procedures median ms': median(ms.refresh ?? []),
     'connections to tenant databases during the calls': Number(after.sessions) - Number(before.sessions),
   };
 }
@@ -534,8 +552,10 @@ async function databasePhase(server: pg.Client, version: string): Promise<Record
     let idle: Record<string, number> | undefined;
     if (IDLE > 0) {
       idle = await idleRun(server, admin);
-      console.log(`\nnothing to do, ${IDLE} tenants registered: applyScripts() median ${idle['median ms']?.toFixed(1)} ms; ` +
-        `connections to tenant databases during 5 calls: ${idle['connections to tenant databases during the calls']}`);
+      console.log(`\nnothing to do, ${IDLE} tenants registered, medians of 5 calls (targets under 100 ms): applyScripts() ${idle['median ms']?.toFixed(1)} ms, ` +
+        `applyMaintenance(t_numdays => 30) ${idle['applyMaintenance(30) median ms']?.toFixed(1)} ms, ` +
+        `refesh_stored_procedures() ${idle['refesh_stored_procedures median ms']?.toFixed(1)} ms; ` +
+        `connections to tenant databases during the 15 calls (target 0): ${idle['connections to tenant databases during the calls']}`);
     }
     let maintenance: Record<string, number> | undefined;
     if (MAINT > 0) {
