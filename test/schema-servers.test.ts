@@ -167,6 +167,30 @@ describe.skipIf(remoteAdmin)('schema tenants in a database of another server', (
       await shard()(`INSERT INTO admmgt.applied_schema_scripts (schemaname, scriptid) VALUES ('lateclient', 5)`);
     }
   });
+  it("refuses a typed column whose default is nextval('<template schema>.seq'), which every tenant would share, before any schema is touched", async () => {
+    const before = await env().rows(`SELECT dbname, scriptversion FROM admmgt.vendor_db_settings ORDER BY id`);
+    await env().addScript({ id: 6, description: 'a sequence', sql: [{ seq: 1, body: `CREATE SEQUENCE ${T}.ticket_seq` }] });
+    const numbered = (column: ScriptSpec['tables']) => ({ id: 7, description: 'numbered tickets', tables: column });
+    await env().addScript(numbered([{ schema: T, name: 'tickets', columns: [{ name: 'n', type: 'bigint', default: `nextval('${T}.ticket_seq')` }] }]));
+    const err = await env().errorOf('CALL admmgt.applyScripts(0)');
+    expect([err.code, err.message]).toEqual(['3F000',
+      expect.stringMatching(new RegExp(`^admmgt: admmgt\\.script_tables id \\d+ names the template schema ${T} inside a string: '${T}\\.ticket_seq'$`))]);
+    expect(err.hint).toContain('identity column');
+    expect(await env().rows(`SELECT dbname, scriptversion FROM admmgt.vendor_db_settings ORDER BY id`)).toEqual(before);
+    expect(await env().rows(`SELECT to_regclass('homeclient.ticket_seq') AS s, to_regclass('${T}.ticket_seq') AS t`)).toEqual([{ s: null, t: null }]);
+
+    // What the hint says: an identity column, whose sequence each tenant's table owns.
+    await env().admin.query(`DELETE FROM admmgt.script_table_columns WHERE scriptid = 7; DELETE FROM admmgt.script_tables WHERE scriptid = 7;
+                             DELETE FROM admmgt.scripts WHERE id = 7`);
+    await env().addScript(numbered([{ schema: T, name: 'tickets', columns: [{ name: 'n', type: 'bigint', identity: true }, { name: 'note', type: 'text' }] }]));
+    await env().admin.query('CALL admmgt.applyScripts(0)');
+    expect(await env().rows('SELECT * FROM admmgt.failures')).toEqual([]);
+    const where: [string, Query][] = [[T, env().rows], ['homeclient', env().rows], ['bigclient', shard()]];
+    for (const [schema, query] of where) {
+      expect(await query(`SELECT pg_get_serial_sequence('${schema}.tickets', 'n') AS s, to_regclass('${schema}.ticket_seq')::text AS own`))
+        .toEqual([{ s: `${schema}.tickets_n_seq`, own: `${schema}.ticket_seq` }]);
+    }
+  });
 });
 
 /** Script 1: a table. */
