@@ -9,16 +9,15 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, stopCluster, type Cluster } from '../src/cluster.js';
-import { testProc1Sql } from '../templates/demo.js';
 import type { ScriptSpec } from '../templates/script.js';
 import { cli } from './support/cli.js';
 import { addScript, createEnv, type TestEnv } from './support/env.js';
-import { originalScripts, psqlSession, schemaCatalog, typedScript as script } from './support/original-workflow.js';
+import { ONE, THREE, TWO } from './support/rollback-scripts.js';
+import { expectOwnObjects, psqlSession, schemaCatalog, schemaWorkflow } from './support/original-workflow.js';
 
 const PASSWORD = 'schsrv-far-pw';
 const T = 'unitemplate';
 const SHARD = 'schsrv_shard';
-const [s1, s2, s3, s4, s5] = originalScripts(T) as [ScriptSpec, ScriptSpec, ScriptSpec, ScriptSpec, ScriptSpec];
 
 // Another server reaches the admin cluster's 127.0.0.1 only when both run on this machine.
 const remoteAdmin = Boolean(process.env.ADMMGT_TEST_URL) || process.env.ADMMGT_TEST_PROVIDER === 'testcontainers';
@@ -92,21 +91,7 @@ describe.skipIf(remoteAdmin)('schema tenants in a database of another server', (
       INSERT INTO admmgt.vendor_db_settings (dbname, server, schema_db) VALUES ('BigClient', 'far', '${SHARD}');
       INSERT INTO admmgt.vendor_db_settings (dbname) VALUES ('HomeClient');
       UPDATE admmgt.vendor_db_settings SET status = 1 WHERE dbname IN ('BigClient', 'HomeClient');
-      ${script(s1)}
-      ${script(s2)}
-      CALL admmgt.create_schema();
-      CALL admmgt.applyScripts(0);
-      CALL admmgt.applyMaintenance(0, t_numdays => 100);
-      ${testProc1Sql(T).text};
-      CALL admmgt.refesh_stored_procedures(0, 2);
-      ${script(s3)}
-      CALL admmgt.applyScripts(0);
-      ${script(s4)}
-      ${script(s5)}
-      CALL admmgt.applyScripts(0);
-      INSERT INTO admmgt.vendor_db_settings (dbname, status, server, schema_db) VALUES ('LateClient', 1, 'far', '${SHARD}');
-      CALL admmgt.create_schema();
-      CALL admmgt.applyMaintenance(0, t_numdays => 100);
+      ${schemaWorkflow(T, `INSERT INTO admmgt.vendor_db_settings (dbname, status, server, schema_db) VALUES ('LateClient', 1, 'far', '${SHARD}');`)}
     `);
     expect(out).not.toMatch(/WARNING|ERROR/);
     expect(await env().rows('SELECT * FROM admmgt.failures')).toEqual([]);
@@ -120,19 +105,7 @@ describe.skipIf(remoteAdmin)('schema tenants in a database of another server', (
     const template = await schemaCatalog(env().rows, T);
     const where: [string, Query][] = [[T, env().rows], ['homeclient', env().rows], ['bigclient', shard()], ['lateclient', shard()]];
     for (const [schema, query] of where) {
-      const c = await schemaCatalog(query, schema);
-      expect(c.tables).toEqual(['childtable:r', 'newtable:r', 'parenttable:r', 'test_table:p']);
-      // The partitions of the script and of maintenance, in the tenant's own schema.
-      expect(c.partitions.length).toBeGreaterThan(3);
-      expect(c.partitions).toEqual(template.partitions);
-      expect(c.foreignPartitions).toBe(0);
-      expect(c.fk).toEqual([`${schema}.childtable -> ${schema}.parenttable`]);
-      expect(c.columns).toEqual(template.columns);
-      expect(c.columns).toContain('childtable.note character varying(40)');
-      // Its own copy of the procedure wrote into its own table when script 3 called it.
-      expect(c.proc).toMatch(new RegExp(`INSERT INTO "?${schema}"?\\.parenttable`));
-      if (schema !== T) expect(c.proc).not.toContain(T);
-      expect(c.rows).toBe(5);
+      expectOwnObjects(await schemaCatalog(query, schema), template, schema, T);
     }
     // The far tenants' ledger is in the database that holds them, on their server; none of them in the admin database.
     expect(await shard()(`SELECT schemaname::text AS s, array_agg(scriptid ORDER BY scriptid) AS ids FROM admmgt.applied_schema_scripts GROUP BY 1 ORDER BY 1`))
@@ -192,28 +165,6 @@ describe.skipIf(remoteAdmin)('schema tenants in a database of another server', (
     }
   });
 });
-
-/** Script 1: a table. */
-const ONE: ScriptSpec = {
-  id: 1, description: 'orders',
-  sql: [{ seq: 1, body: 'CREATE TABLE mgttest.orders (id bigint PRIMARY KEY, total numeric NOT NULL)' }],
-  down: [{ seq: 1, body: 'DROP TABLE mgttest.orders' }],
-};
-/** Script 2: a new table with a row. */
-const TWO: ScriptSpec = {
-  id: 2, description: 'customers',
-  sql: [{ seq: 1, body: `CREATE TABLE mgttest.customers (id bigint PRIMARY KEY, name text NOT NULL);
-                         INSERT INTO mgttest.customers VALUES (1, 'first')` }],
-  down: [{ seq: 1, body: 'DROP TABLE mgttest.customers' }],
-};
-/** Script 3: a new column and an index on it. */
-const THREE: ScriptSpec = {
-  id: 3, description: 'order customers',
-  sql: [{ seq: 1, body: 'ALTER TABLE mgttest.orders ADD COLUMN customer_id bigint' },
-        { seq: 2, body: 'CREATE INDEX orders_customer ON mgttest.orders (customer_id)' }],
-  down: [{ seq: 1, body: 'DROP INDEX mgttest.orders_customer' },
-         { seq: 2, body: 'ALTER TABLE mgttest.orders DROP COLUMN customer_id' }],
-};
 
 /** What a database's app schema holds, with its ledger, read on its own server. */
 async function dbCatalog(query: Query): Promise<string[]> {
