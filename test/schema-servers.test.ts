@@ -1,7 +1,9 @@
 // Targets on a second registered server. Schema tenants in a database of that server run the
-// later original tool's psql workflow beside a schema tenant of the admin database; then a
-// database fleet that spans both servers (a copy of the template on the other one) rolls two
-// scripts back, and a tenant made afterwards on the other server starts at the lower version.
+// later original tool's psql workflow beside a schema tenant of the admin database, and are read,
+// checked and offboarded there; a typed default that would share the template's sequence is
+// refused. Then a database fleet that spans both servers (a copy of the template on the other
+// one) rolls two scripts back, and a tenant made afterwards on the other server starts at the
+// lower version.
 // Every database of this file, on either cluster, starts with schsrv.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -163,6 +165,19 @@ describe.skipIf(remoteAdmin)('schema tenants in a database of another server', (
       expect(await query(`SELECT pg_get_serial_sequence('${schema}.tickets', 'n') AS s, to_regclass('${schema}.ticket_seq')::text AS own`))
         .toEqual([{ s: `${schema}.tickets_n_seq`, own: `${schema}.ticket_seq` }]);
     }
+  });
+  it('inventory reads a far tenant on its server, and drop_tenant archives one there with its ledger rows', async () => {
+    const inv = await env().rows<{ kind: string; name: string; detail: string }>(`SELECT kind, name, detail FROM admmgt.inventory('bigclient')`);
+    expect(inv).toContainEqual({ kind: 'rows', name: 'bigclient.parenttable', detail: '5' });
+    expect(inv.filter((r) => r.kind === 'partition').length).toBeGreaterThan(3);
+    expect(inv.filter((r) => !r.name.startsWith('bigclient.'))).toEqual([]);
+
+    await env().admin.query(`CALL admmgt.drop_tenant('lateclient', p_confirm => 'lateclient')`);
+    const [{ day }] = await env().rows<{ day: string }>(`SELECT to_char(current_date, 'YYYYMMDD') AS day`) as [{ day: string }];
+    expect(await shard()(`SELECT nspname::text AS n FROM pg_namespace WHERE nspname LIKE 'lateclient%'`)).toEqual([{ n: `lateclient_archived_${day}` }]);
+    expect(await shard()(`SELECT count(*)::int AS n FROM admmgt.applied_schema_scripts WHERE schemaname = 'lateclient'`)).toEqual([{ n: 0 }]);
+    expect(await env().rows(`SELECT deleted FROM admmgt.vendor_db_settings WHERE dbname = 'LateClient'`)).toEqual([{ deleted: true }]);
+    expect(await env().rows('SELECT * FROM admmgt.failures')).toEqual([]);
   });
 });
 
