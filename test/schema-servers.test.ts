@@ -128,7 +128,7 @@ describe.skipIf(remoteAdmin)('schema tenants in a database of another server', (
     const status = await cli('status', '--url', env().adminUrl);
     expect(status.code).toBe(0);
     for (const t of ['bigclient', 'lateclient']) expect(status.stdout).toMatch(new RegExp(`\\n  ${t} +schema +far +created +version 5 `));
-    expect(status.stdout).toMatch(/\n {2}far +127\.0\.0\.1:\d+ +2 tenants/);
+    expect(status.stdout).toMatch(/\n {2}far +127\.0\.0\.1:\d+ +2 tenants, schema targets only \(they need no copy of the template\)\n/);
     const check = await cli('check', '--url', env().adminUrl);
     expect([check.code, check.stdout]).toEqual([0, expect.stringMatching(/^checked 4 target\(s\): 0 with a problem/)]);
   }, 120_000);
