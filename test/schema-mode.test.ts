@@ -5,16 +5,14 @@
 // and they start with schemamode_.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testProc1Sql } from '../templates/demo.js';
 import type { ScriptSpec } from '../templates/script.js';
 import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
-import { originalScripts, psqlSession, schemaCatalog, typedScript as script } from './support/original-workflow.js';
+import { expectOwnObjects, psqlSession, schemaCatalog, schemaWorkflow } from './support/original-workflow.js';
 
 let env: TestEnv;
 let psqlRun: Awaited<ReturnType<typeof psqlSession>>;
 const T = 'unitemplate';
-const [s1, s2, s3, s4, s5] = originalScripts(T) as [ScriptSpec, ScriptSpec, ScriptSpec, ScriptSpec, ScriptSpec];
 
 const psql = (text: string) => psqlRun.run(env.adminUrl, text);
 
@@ -41,21 +39,7 @@ describe('schema per tenant, typed in psql', () => {
       INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES ('${T}', true, 1);
       INSERT INTO admmgt.vendor_db_settings (dbname) VALUES ('BigClient');
       UPDATE admmgt.vendor_db_settings SET status = 1 WHERE dbname = 'BigClient';
-      ${script(s1)}
-      ${script(s2)}
-      CALL admmgt.create_schema();
-      CALL admmgt.applyScripts(0);
-      CALL admmgt.applyMaintenance(0, t_numdays => 100);
-      ${testProc1Sql(T).text};
-      CALL admmgt.refesh_stored_procedures(0, 2);
-      ${script(s3)}
-      CALL admmgt.applyScripts(0);
-      ${script(s4)}
-      ${script(s5)}
-      CALL admmgt.applyScripts(0);
-      INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('LateClient', 1);
-      CALL admmgt.create_schema();
-      CALL admmgt.applyMaintenance(0, t_numdays => 100);
+      ${schemaWorkflow(T, `INSERT INTO admmgt.vendor_db_settings (dbname, status) VALUES ('LateClient', 1);`)}
     `);
     expect(out).not.toMatch(/WARNING/);
     expect(await env.rows(`SELECT lower(dbname) AS name, kind, status, scriptversion AS version FROM admmgt.vendor_db_settings ORDER BY id`)).toEqual([
@@ -70,20 +54,8 @@ describe('schema per tenant, typed in psql', () => {
     const template = await catalog(T);
     for (const schema of [T, 'bigclient', 'lateclient']) {
       const c = await catalog(schema);
-      expect(c.tables).toEqual(['childtable:r', 'newtable:r', 'parenttable:r', 'test_table:p']);
-      // The partitions made by the script and by maintenance, in the tenant's own schema.
-      expect(c.partitions.length).toBeGreaterThan(3);
-      expect(c.partitions).toEqual(template.partitions);
-      expect(c.foreignPartitions).toBe(0);
-      expect(c.fk).toEqual([`${schema}.childtable -> ${schema}.parenttable`]);
-      expect(c.columns).toEqual(template.columns);
-      expect(c.columns).toContain('parenttable.attrs jsonb');
-      expect(c.columns).toContain('childtable.note character varying(40)');
+      expectOwnObjects(c, template, schema, T);
       expect(c.ledger).toEqual([1, 2, 3, 4, 5]);
-      // Its own copy of the procedure writes into its own table: five rows each.
-      expect(c.proc).toMatch(new RegExp(`INSERT INTO "?${schema}"?\\.parenttable`));
-      if (schema !== T) expect(c.proc).not.toContain(T);
-      expect(c.rows).toBe(5);
     }
   });
 

@@ -74,7 +74,7 @@ RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: before any schema target is touched, refuse, naming the row, a script row that would not stay in the tenant's own schema (p_down: a down step a rollback runs): a typed row that names another schema than the template's, a CALL or SQL step that names another schema target, or one that names the template schema inside a string, where it cannot be rewritten */
+/* purpose: before any schema target is touched, refuse, naming the row, a script row that would not stay in the tenant's own schema (p_down: a down step a rollback runs): a typed row that names another schema than the template's, a CALL or SQL step that names another schema target, or any row whose text names the template schema inside a string, where it cannot be rewritten (a typed column's default nextval('unitemplate.seq') too) */
 DECLARE
     v_schema text := admmgt._schema_template_name();
     v_table text;
@@ -94,31 +94,39 @@ BEGIN
                       HINT = format('With schema targets, script rows name the template schema (%s); each tenant gets the object in its own schema.', v_schema);
         END IF;
     END LOOP;
-    -- p_down: the down steps a rollback runs (render_down), instead of what an apply runs.
-    FOR r IN SELECT s.source, s.stmt, s.txmode FROM unnest(p_ids) AS i(id), LATERAL admmgt.render_steps(i.id, p_asof) s
-              WHERE NOT p_down AND (s.source LIKE 'admmgt.script_sql %' OR s.source LIKE 'admmgt.script_procs %')
+    -- p_down: the down steps a rollback runs (render_down), instead of what an apply runs. free:
+    -- a SQL step or CALL as its row has it; the others are rendered from typed rows, whose
+    -- expressions (a column default, a check) are the row's own text too.
+    FOR r IN SELECT s.source, s.stmt, s.txmode, (s.source LIKE 'admmgt.script_sql %' OR s.source LIKE 'admmgt.script_procs %') AS free
+               FROM unnest(p_ids) AS i(id), LATERAL admmgt.render_steps(i.id, p_asof) s
+              WHERE NOT p_down
              UNION ALL
-             SELECT d.source, d.stmt, 'script' FROM unnest(p_ids) AS i(id), LATERAL admmgt.render_down(i.id) d WHERE p_down LOOP
-        IF r.txmode = 'none' AND r.stmt ~* '\mconcurrently\M'
-           AND EXISTS (SELECT 1 FROM admmgt.registry g
-                        WHERE NOT g.deleted AND (g.kind = 'schema' OR (g.kind IS NULL AND g.status = 1))
-                          AND g.schema_db IS NULL AND coalesce(g.on_server, 'local') = 'local') THEN
-            RAISE EXCEPTION 'admmgt: % builds or drops CONCURRENTLY, which cannot run in a schema target of the admin database', r.source
-                USING ERRCODE = 'feature_not_supported',
-                      HINT = 'A build CONCURRENTLY waits for every transaction of its database, admmgt''s own session too, which waits for it. Use a typed index (script_indexes, built in the transaction there), or keep such schema targets in a database of their own (schema_db).';
-        END IF;
-        SELECT n INTO v_name FROM unnest(admmgt._code_schemas(r.stmt)) n
-         WHERE n <> v_schema AND EXISTS (SELECT 1 FROM admmgt.registry g WHERE g.kind = 'schema' AND NOT g.deleted AND lower(btrim(g.dbname)) = n)
-         LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'admmgt: % names schema %, which is another schema target', r.source, v_name
-                USING ERRCODE = 'invalid_schema_name',
-                      HINT = format('A step reaches its own tenant''s schema by naming the template schema (%s), which every tenant''s copy names as its own.', v_schema);
+             SELECT d.source, d.stmt, 'script', true FROM unnest(p_ids) AS i(id), LATERAL admmgt.render_down(i.id) d WHERE p_down LOOP
+        IF r.free THEN
+            IF r.txmode = 'none' AND r.stmt ~* '\mconcurrently\M'
+               AND EXISTS (SELECT 1 FROM admmgt.registry g
+                            WHERE NOT g.deleted AND (g.kind = 'schema' OR (g.kind IS NULL AND g.status = 1))
+                              AND g.schema_db IS NULL AND coalesce(g.on_server, 'local') = 'local') THEN
+                RAISE EXCEPTION 'admmgt: % builds or drops CONCURRENTLY, which cannot run in a schema target of the admin database', r.source
+                    USING ERRCODE = 'feature_not_supported',
+                          HINT = 'A build CONCURRENTLY waits for every transaction of its database, admmgt''s own session too, which waits for it. Use a typed index (script_indexes, built in the transaction there), or keep such schema targets in a database of their own (schema_db).';
+            END IF;
+            SELECT n INTO v_name FROM unnest(admmgt._code_schemas(r.stmt)) n
+             WHERE n <> v_schema AND EXISTS (SELECT 1 FROM admmgt.registry g WHERE g.kind = 'schema' AND NOT g.deleted AND lower(btrim(g.dbname)) = n)
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'admmgt: % names schema %, which is another schema target', r.source, v_name
+                    USING ERRCODE = 'invalid_schema_name',
+                          HINT = format('A step reaches its own tenant''s schema by naming the template schema (%s), which every tenant''s copy names as its own.', v_schema);
+            END IF;
         END IF;
         IF cardinality(admmgt._schema_kept(r.stmt, v_schema)) > 0 THEN
             RAISE EXCEPTION 'admmgt: % names the template schema % inside a string: %', r.source, v_schema, (admmgt._schema_kept(r.stmt, v_schema))[1]
                 USING ERRCODE = 'invalid_schema_name',
-                      HINT = format('admmgt rewrites %s to each tenant''s schema only where it is code (%s.name), not inside strings: every tenant would reach the template''s objects. Write the name as code.', v_schema, v_schema);
+                      HINT = format('admmgt rewrites %s to each tenant''s schema only where it is code (%s.name), not inside strings: every tenant would reach the template''s objects. %s',
+                                    v_schema, v_schema,
+                                    CASE WHEN r.free THEN 'Write the name as code.'
+                                         ELSE 'A default nextval(''schema.seq'') would share the template''s sequence: make the column an identity column (isidentity), and each tenant''s table gets its own.' END);
         END IF;
     END LOOP;
 END;

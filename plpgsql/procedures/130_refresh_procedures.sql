@@ -38,12 +38,12 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._template_routines(p_template text, p_nsp text DEFAULT NULL, p_routines boolean DEFAULT true,
-                                                     p_views boolean DEFAULT false)
+                                                     p_views boolean DEFAULT false, p_schemas boolean DEFAULT false)
 RETURNS text[]
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: CREATE SCHEMA IF NOT EXISTS for each app schema, then CREATE OR REPLACE of every function (trigger functions included) and procedure in the template's app schemas (extension members excluded), with its owner and EXECUTE privileges; of the template schema p_nsp only, when given; then, with p_views, every view of those schemas, in the order they were made */
+/* purpose: CREATE SCHEMA IF NOT EXISTS for each app schema that has routines or views (with p_schemas: for every app schema of the template, empty ones too, not made by an extension), then CREATE OR REPLACE of every function (trigger functions included) and procedure in the template's app schemas (extension members excluded), with its owner and EXECUTE privileges; of the template schema p_nsp only, when given; then, with p_views, every view of those schemas, in the order they were made */
 DECLARE
     v_stmts text[];
 BEGIN
@@ -70,7 +70,13 @@ BEGIN
                    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                                     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'))
             SELECT 0, row_number() OVER (ORDER BY nspname), format('CREATE SCHEMA IF NOT EXISTS %%I', nspname)
-              FROM (SELECT nspname FROM app UNION SELECT nspname FROM views) s
+              FROM (SELECT nspname FROM app UNION SELECT nspname FROM views
+                    -- A copy made empty on another server has none of them, and SQL steps assume them.
+                    UNION SELECT n.nspname FROM pg_catalog.pg_namespace n
+                     WHERE %4$L AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt') AND n.nspname NOT LIKE 'pg\_%%'
+                       AND (%1$L IS NULL OR n.nspname = %1$L)
+                       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                        WHERE d.classid = 'pg_catalog.pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')) s
             UNION ALL
             SELECT 1, row_number() OVER (ORDER BY nspname, oid), pg_catalog.pg_get_functiondef(oid)
               FROM app
@@ -95,7 +101,7 @@ BEGIN
                           CASE WHEN reloptions IS NOT NULL THEN ' WITH (' || pg_catalog.array_to_string(reloptions, ', ') || ')' ELSE '' END,
                           pg_catalog.rtrim(pg_catalog.pg_get_viewdef(oid), ';'))
               FROM views
-           $q$, p_nsp, p_routines, p_views)) AS r(ord int, n bigint, stmt text);
+           $q$, p_nsp, p_routines, p_views, p_schemas)) AS r(ord int, n bigint, stmt text);
     RETURN coalesce(v_stmts, '{}');
 END;
 $$;

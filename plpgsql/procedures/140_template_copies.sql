@@ -1,9 +1,10 @@
 -- The copies of the template on servers other than local. PostgreSQL copies a database only
 -- within one server, so the first tenant placed on another server makes admmgt register a copy of
 -- the template there (a row with servertemplate), create it empty and bring it to the template's
--- version with the other operations' own steps: the template's routines (scripts may call them),
--- the scripts, then the routines again (a script may have replaced one). Tenants on that server
--- are then made from it (100_create_database.sql).
+-- version with the other operations' own steps: the template's app schemas (empty ones too: an
+-- SQL step may assume one) and routines (scripts may call them), the scripts, then the routines
+-- again (a script may have replaced one). Tenants on that server are then made from it
+-- (100_create_database.sql).
 
 CREATE OR REPLACE FUNCTION admmgt._pending_copies()
 RETURNS SETOF admmgt.vendor_db_settings
@@ -99,7 +100,7 @@ BEGIN
     IF cardinality(admmgt._copy_targets_below(p_template.scriptversion)) > 0 THEN
         BEGIN
             PERFORM admmgt._check_definers(p_template.dbname);
-            v_routines := admmgt._template_routines(p_template.dbname);
+            v_routines := admmgt._template_routines(p_template.dbname, p_schemas => true);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'admmgt create: could not read the routines of template %: % (SQLSTATE %)', p_template.dbname, SQLERRM, SQLSTATE
                 USING HINT = 'The copies of the template stay below its version; tenants made from them start there and applyScripts() brings them up.';

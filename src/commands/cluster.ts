@@ -19,6 +19,8 @@ export interface ServerStatus {
   pending: number;
   template_version: number | null;
   failures: number;
+  /** Every target on it is a schema target, which is made from the template schema itself and needs no copy of the template. */
+  schema_targets_only: boolean;
 }
 
 export interface AddServerOptions {
@@ -76,15 +78,18 @@ export async function addServer(client: pg.Client, name: string, url: string, op
 
 export async function listServers(client: pg.Client): Promise<ServerStatus[]> {
   const { rows } = await client.query<ServerStatus>(
-    `SELECT server, host, port::int, fdwserver, accepts_tenants, tenants::int, pending::int, template_version, failures::int
-       FROM admmgt.server_status ORDER BY server = 'local' DESC, server`);
+    `SELECT s.server, s.host, s.port::int, s.fdwserver, s.accepts_tenants, s.tenants::int, s.pending::int, s.template_version, s.failures::int,
+            s.tenants + s.pending > 0 AND NOT EXISTS (SELECT 1 FROM admmgt.registry r
+                                                       WHERE r.on_server = s.server AND NOT r.deleted AND r.kind IS DISTINCT FROM 'schema') AS schema_targets_only
+       FROM admmgt.server_status s ORDER BY s.server = 'local' DESC, s.server`);
   return rows;
 }
 
 export function formatServers(rows: ServerStatus[]): string {
   return rows.map((s) => {
     const where = s.host ? `${s.host}:${s.port ?? 5432}` : 'own socket';
-    const tpl = s.template_version === null ? 'no template yet' : `template at version ${s.template_version}`;
+    const tpl = s.template_version !== null ? `template at version ${s.template_version}`
+      : s.schema_targets_only ? 'schema targets only (they need no copy of the template)' : 'no template yet';
     return `  ${s.server.padEnd(16)} ${where.padEnd(28)} ${String(s.tenants).padStart(5)} tenants` +
       `${s.pending ? `, ${s.pending} pending` : ''}, ${tpl}${s.accepts_tenants ? '' : ' (takes no new tenants)'}` +
       `${s.failures ? `  ${s.failures} failure(s)` : ''}`;

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type pg from 'pg';
-import { forSchema, script1, script2 } from '../../templates/demo.js';
+import { expect } from 'vitest';
+import { forSchema, script1, script2, testProc1Sql } from '../../templates/demo.js';
 import { markReadySql, scriptRowsSql, type ScriptSpec } from '../../templates/script.js';
 
 const run = promisify(execFile);
@@ -32,6 +33,33 @@ export function originalScripts(schema: string): ScriptSpec[] {
 
 /** A script's rows and its status 1, as a DBA types them. */
 export const typedScript = (s: ScriptSpec) => `${scriptRowsSql(s).text}\n${markReadySql(s.id).text}\n`;
+
+/**
+ * The workflow for schema targets after its registry rows, as typed in psql: scripts 1 and 2,
+ * create_schema(), apply and maintenance, the procedure and its refresh, script 3 that calls it,
+ * scripts 4 and 5; then late (SQL that registers a tenant), which create_schema() makes and
+ * maintenance brings its partitions.
+ */
+export function schemaWorkflow(schema: string, late: string): string {
+  const [s1, s2, s3, s4, s5] = originalScripts(schema) as [ScriptSpec, ScriptSpec, ScriptSpec, ScriptSpec, ScriptSpec];
+  return `
+      ${typedScript(s1)}
+      ${typedScript(s2)}
+      CALL admmgt.create_schema();
+      CALL admmgt.applyScripts(0);
+      CALL admmgt.applyMaintenance(0, t_numdays => 100);
+      ${testProc1Sql(schema).text};
+      CALL admmgt.refesh_stored_procedures(0, 2);
+      ${typedScript(s3)}
+      CALL admmgt.applyScripts(0);
+      ${typedScript(s4)}
+      ${typedScript(s5)}
+      CALL admmgt.applyScripts(0);
+      ${late}
+      CALL admmgt.create_schema();
+      CALL admmgt.applyMaintenance(0, t_numdays => 100);
+    `;
+}
 
 function psqlBinary(): string {
   for (const p of ['/usr/bin/psql', '/usr/lib/postgresql/15/bin/psql', '/usr/local/bin/psql']) if (existsSync(p)) return p;
@@ -74,4 +102,23 @@ export async function schemaCatalog(query: Query, schema: string) {
     proc: (await q<{ src: string }>(`SELECT p.prosrc AS src FROM pg_proc p WHERE p.pronamespace = $1::regnamespace AND p.proname = 'testproc1'`))[0]?.src,
     rows: Number((await query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".parenttable`))[0]!.n),
   };
+}
+
+export type SchemaCatalog = Awaited<ReturnType<typeof schemaCatalog>>;
+
+/** What the done-when of the workflow asks of one app schema at version 5: every object in its own schema, as in the template's. */
+export function expectOwnObjects(c: SchemaCatalog, template: SchemaCatalog, schema: string, templateSchema: string): void {
+  expect(c.tables).toEqual(['childtable:r', 'newtable:r', 'parenttable:r', 'test_table:p']);
+  // The partitions made by the script and by maintenance, in the tenant's own schema.
+  expect(c.partitions.length).toBeGreaterThan(3);
+  expect(c.partitions).toEqual(template.partitions);
+  expect(c.foreignPartitions).toBe(0);
+  expect(c.fk).toEqual([`${schema}.childtable -> ${schema}.parenttable`]);
+  expect(c.columns).toEqual(template.columns);
+  expect(c.columns).toContain('parenttable.attrs jsonb');
+  expect(c.columns).toContain('childtable.note character varying(40)');
+  // Its own copy of the procedure writes into its own table: five rows each.
+  expect(c.proc).toMatch(new RegExp(`INSERT INTO "?${schema}"?\\.parenttable`));
+  if (schema !== templateSchema) expect(c.proc).not.toContain(templateSchema);
+  expect(c.rows).toBe(5);
 }
