@@ -46,11 +46,11 @@ AS $$
 /* purpose: the template's fingerprint at a version: the one recorded when it got there, or taken now while it is there */
 DECLARE
     v_template admmgt.vendor_db_settings := admmgt._template('database');
-    v_objects jsonb := (SELECT f.objects FROM admmgt.template_fingerprints f WHERE f.version = p_version);
+    v_objects jsonb := (SELECT f.objects FROM admmgt.template_fingerprints f WHERE f.kind = 'database' AND f.version = p_version);
 BEGIN
     IF v_objects IS NULL AND v_template.scriptversion = p_version THEN
         PERFORM admmgt._record_template_fingerprint(v_template);
-        v_objects := (SELECT f.objects FROM admmgt.template_fingerprints f WHERE f.version = p_version);
+        v_objects := (SELECT f.objects FROM admmgt.template_fingerprints f WHERE f.kind = 'database' AND f.version = p_version);
     END IF;
     IF v_objects IS NULL THEN
         RAISE EXCEPTION 'admmgt: no fingerprint of the template at version % is recorded, and it is at version % now', p_version, v_template.scriptversion
