@@ -5,6 +5,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ScriptSpec } from '../templates/script.js';
+import { baseline } from '../src/commands/baseline.js';
 import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
@@ -33,7 +34,7 @@ const script1: ScriptSpec = {
 async function dropRoles(): Promise<void> {
   const server = new pg.Client({ connectionString: inject('pgUrl') });
   await server.connect();
-  for (const name of [T, ...TENANTS]) {
+  for (const name of [T, ...TENANTS, 'sdhand', 'sddiff']) {
     await server.query(`DROP OWNED BY ${role(name)}`).catch(() => {});
     await server.query(`DROP ROLE IF EXISTS ${role(name)}`).catch(() => {});
   }
@@ -124,5 +125,43 @@ describe('detectDrift on schema targets', () => {
     await env.admin.query('CALL admmgt.refesh_views(0)');
     await env.admin.query(`CALL admmgt.detectDrift(p_tenants => ARRAY['sdc'])`);
     expect((await drift()).filter((l) => l.startsWith('sdc'))).toEqual([]);
+  });
+});
+
+describe('baseline of an existing schema', () => {
+  /** A schema with the template schema's objects and its login role's grants but no registry row or ledger rows. */
+  async function handMade(name: string): Promise<void> {
+    await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status, loginrole) VALUES ($1, 1, $2)`, [name, role(name)]);
+    await env.admin.query('CALL admmgt.create_schema()');
+    await env.admin.query(`DELETE FROM admmgt.applied_schema_scripts WHERE schemaname = $1`, [name]);
+    await env.admin.query(`DELETE FROM admmgt.vendor_db_settings WHERE dbname = $1`, [name]);
+  }
+
+  it('registers a schema that matches the template schema at the version, with its ledger rows; drift then finds nothing', async () => {
+    await handMade('sdhand');
+    // Through the CLI's own call (admmgt baseline --version is taken by yargs' --version today).
+    const from = env.notices.length;
+    await baseline(env.admin, 'sdhand', 1, { schema: true, loginRole: role('sdhand') });
+    expect(env.notices.slice(from)).toContain('NOTICE: admmgt: schema sdhand joined the fleet at version 1; applyScripts() brings it further');
+    expect(await env.rows(`SELECT r.kind, r.status, r.scriptversion AS v, v.baseversion AS b, r.loginrole FROM admmgt.registry r JOIN admmgt.vendor_db_settings v USING (id) WHERE v.dbname = 'sdhand'`))
+      .toEqual([{ kind: 'schema', status: 2, v: 1, b: 1, loginrole: role('sdhand') }]);
+    expect(await env.rows(`SELECT array_agg(scriptid ORDER BY scriptid) AS s FROM admmgt.applied_schema_scripts WHERE schemaname = 'sdhand'`)).toEqual([{ s: [1] }]);
+    expect(await env.rows(`SELECT has_schema_privilege('public', 'sdhand', 'USAGE') AS pub, has_schema_privilege($1, 'sdhand', 'USAGE') AS own`, [role('sdhand')]))
+      .toEqual([{ pub: false, own: true }]);
+    await env.admin.query(`CALL admmgt.detectDrift(p_tenants => ARRAY['sdhand'])`);
+    expect((await drift()).filter((l) => l.startsWith('sdhand'))).toEqual([]);
+    expect(await env.rows(`SELECT problem FROM admmgt.check_targets('sdhand')`)).toEqual([{ problem: null }]);
+  });
+
+  it('refuses a schema that differs, listing what differs, and changes nothing; and one that is not there', async () => {
+    await handMade('sddiff');
+    await env.admin.query(`ALTER TABLE sddiff.orders DROP COLUMN note; CREATE TABLE sddiff.own (id int)`);
+    const err = await env.errorOf(`CALL admmgt.baseline('sddiff', 1, p_loginrole => '${role('sddiff')}', p_kind => 'schema')`);
+    expect([err.code, err.message]).toEqual(['55000', 'admmgt: schema sddiff differs from the template at version 1 in 2 object(s)']);
+    expect(err.detail).toBe('missing column (schema).orders.note\nextra table (schema).own');
+    expect(await env.rows(`SELECT count(*)::int AS n FROM admmgt.vendor_db_settings WHERE dbname = 'sddiff'`)).toEqual([{ n: 0 }]);
+    expect(await env.rows(`SELECT count(*)::int AS n FROM admmgt.applied_schema_scripts WHERE schemaname = 'sddiff'`)).toEqual([{ n: 0 }]);
+    const missing = await env.errorOf(`CALL admmgt.baseline('nosuch', 1, p_kind => 'schema')`);
+    expect([missing.code, missing.message]).toEqual(['3F000', `admmgt: schema nosuch is not in database ${env.adminDb} on server local`]);
   });
 });

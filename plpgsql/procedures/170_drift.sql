@@ -158,19 +158,27 @@ $q$ || format($f$SELECT coalesce(pg_catalog.jsonb_object_agg(%s, pg_catalog.json
     '{{roles}}', quote_nullable(p_roles)), '{{role_grants}}', quote_literal(coalesce(p_role_grants, true))), '{{nsp}}', quote_nullable(p_nsp));
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._schema_fingerprint_sql(p_nsp text, p_loginrole text, p_template boolean)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the fingerprint query of schema p_nsp whose login role is p_loginrole: the template schema's (p_template), or a tenant's with the template schema's name in it written as (schema) too (a copy keeps it in strings); the grants to its login role are written as (tenant role) (on a tenant, the template's login role's too: a refresh copies the template's routine grants), left out when the schema template has no login role to compare them with */
+SELECT admmgt._fingerprint_sql(p_nsp, ARRAY[lower(btrim(p_loginrole)), CASE WHEN NOT p_template THEN lower(btrim(tpl.loginrole)) END],
+                               tpl.loginrole IS NOT NULL, CASE WHEN NOT p_template THEN tpl.nsp END)
+  FROM (SELECT NULL) one
+  LEFT JOIN (SELECT lower(btrim(r.dbname)) AS nsp, r.loginrole FROM admmgt.registry r
+              WHERE r.istemplate AND NOT r.deleted AND r.kind = 'schema') tpl ON true;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._target_fingerprint_sql(p_target_id bigint)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the fingerprint query of one target: a database's app schemas; a schema target's (or the schema template's) own schema, the template schema's name in it written as (schema) too (a copy keeps it in strings), with the grants to its login role written as (tenant role) (on a tenant, the template's login role's too: a refresh copies the template's routine grants), left out when the schema template has no login role to compare them with */
-SELECT CASE WHEN t.kind = 'schema'
-            THEN admmgt._fingerprint_sql(t.nsp, ARRAY[lower(btrim(v.loginrole)), CASE WHEN NOT t.istemplate THEN lower(btrim(tpl.loginrole)) END],
-                                         tpl.loginrole IS NOT NULL, CASE WHEN NOT t.istemplate THEN tpl.nsp END)
-            ELSE admmgt._fingerprint_sql() END
+/* purpose: the fingerprint query of one target: a database's app schemas, a schema target's (or the schema template's) own schema */
+SELECT CASE WHEN t.kind = 'schema' THEN admmgt._schema_fingerprint_sql(t.nsp, v.loginrole, t.istemplate) ELSE admmgt._fingerprint_sql() END
   FROM admmgt.targets t JOIN admmgt.vendor_db_settings v ON v.id = t.id
-  LEFT JOIN (SELECT lower(btrim(r.dbname)) AS nsp, r.loginrole FROM admmgt.registry r
-              WHERE r.istemplate AND NOT r.deleted AND r.kind = 'schema') tpl ON true
  WHERE t.id = p_target_id;
 $$;
 
