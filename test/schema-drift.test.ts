@@ -56,6 +56,9 @@ beforeAll(async () => {
     await env.admin.query(`INSERT INTO admmgt.vendor_db_settings (dbname, status, loginrole) VALUES ($1, 1, $2)`, [name, role(name)]);
   }
   await env.admin.query('CALL admmgt.create_schema()');
+  // A tenant create_schema could not make fails the rest of this file opaquely: say why here.
+  const failed = await env.rows('SELECT dbname, sqlstate, message FROM admmgt.failures');
+  if (failed.length) throw new Error(`create_schema failed: ${JSON.stringify(failed)}`);
   await env.addScript(script1);
   await env.admin.query('CALL admmgt.applyScripts(0)');
   // A routine refreshed into every tenant: its body and its own search_path name each tenant's schema.

@@ -6,6 +6,30 @@
 -- template: its rows in the ledger of the database that holds it, and the access create_schema
 -- gives a schema.
 
+CREATE OR REPLACE FUNCTION admmgt._baseline_new(p_name text, p_version int, p_kind text)
+RETURNS admmgt.vendor_db_settings
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse a baseline of a name that is registered, or of a version the template of kind p_kind (database, schema) never had; returns that template */
+DECLARE
+    v_template admmgt.vendor_db_settings := admmgt._template(p_kind);
+    v_which text := CASE WHEN p_kind = 'schema' THEN 'schema template' ELSE 'template' END;
+BEGIN
+    IF EXISTS (SELECT 1 FROM admmgt.registry r WHERE lower(btrim(r.dbname)) = p_name AND NOT r.deleted) THEN
+        RAISE EXCEPTION 'admmgt: % is registered already', p_name
+            USING ERRCODE = 'duplicate_object', HINT = format('SELECT * FROM admmgt.tenant_status shows it; baseline is for a %s admmgt does not know yet.', p_kind);
+    END IF;
+    IF p_version IS NULL OR p_version < 0 OR p_version > v_template.scriptversion
+       OR EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id <= p_version AND s.status NOT IN (1, 2)) THEN
+        RAISE EXCEPTION 'admmgt: baseline at version % is not possible: the % is at version %', coalesce(p_version::text, 'NULL'), v_which, v_template.scriptversion
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('Give a version the %s has reached, whose scripts are all ready or applied.', v_which);
+    END IF;
+    RETURN v_template;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._baseline_check(p_name text, p_version int, p_server text)
 RETURNS void
 LANGUAGE plpgsql
@@ -13,22 +37,12 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: refuse, before anything is touched, a baseline of a name that is registered or reserved, of a version the template never had, or of a database that is not there */
 DECLARE
-    v_template admmgt.vendor_db_settings := admmgt._template('database');
+    v_template admmgt.vendor_db_settings := admmgt._baseline_new(p_name, p_version, 'database');
     v_dbs text[];
 BEGIN
-    IF EXISTS (SELECT 1 FROM admmgt.registry r WHERE lower(btrim(r.dbname)) = p_name AND NOT r.deleted) THEN
-        RAISE EXCEPTION 'admmgt: % is registered already', p_name
-            USING ERRCODE = 'duplicate_object', HINT = 'SELECT * FROM admmgt.tenant_status shows it; baseline is for a database admmgt does not know yet.';
-    END IF;
     IF p_name IN ('postgres', 'template0', 'template1', v_template.dbname, current_database(), admmgt._maint_db(p_server)) THEN
         RAISE EXCEPTION 'admmgt: % is a reserved database', p_name
             USING ERRCODE = 'reserved_name', HINT = 'A tenant cannot be postgres, template0, template1, the admin database, the template or the maintenance database of its server.';
-    END IF;
-    IF p_version IS NULL OR p_version < 0 OR p_version > v_template.scriptversion
-       OR EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id <= p_version AND s.status NOT IN (1, 2)) THEN
-        RAISE EXCEPTION 'admmgt: baseline at version % is not possible: the template is at version %', coalesce(p_version::text, 'NULL'), v_template.scriptversion
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give a version the template has reached, whose scripts are all ready or applied.';
     END IF;
     v_dbs := admmgt._server_databases(p_server);
     IF v_dbs IS NULL OR NOT p_name = ANY (v_dbs) THEN
@@ -100,19 +114,9 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: refuse, before anything is touched, a baseline of a schema that is registered, of a version the schema template never had, or of a schema that is not in its database or has ledger rows there already */
 DECLARE
-    v_template admmgt.vendor_db_settings := admmgt._template('schema');
     v_got record;
 BEGIN
-    IF EXISTS (SELECT 1 FROM admmgt.registry r WHERE lower(btrim(r.dbname)) = p_nsp AND NOT r.deleted) THEN
-        RAISE EXCEPTION 'admmgt: % is registered already', p_nsp
-            USING ERRCODE = 'duplicate_object', HINT = 'SELECT * FROM admmgt.tenant_status shows it; baseline is for a schema admmgt does not know yet.';
-    END IF;
-    IF p_version IS NULL OR p_version < 0 OR p_version > v_template.scriptversion
-       OR EXISTS (SELECT 1 FROM admmgt.scripts s WHERE s.id <= p_version AND s.status NOT IN (1, 2)) THEN
-        RAISE EXCEPTION 'admmgt: baseline at version % is not possible: the schema template is at version %', coalesce(p_version::text, 'NULL'), v_template.scriptversion
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give a version the schema template has reached, whose scripts are all ready or applied.';
-    END IF;
+    PERFORM admmgt._baseline_new(p_nsp, p_version, 'schema');
     SELECT * INTO v_got FROM dblink(admmgt._connstr(p_server, p_conn_db), admmgt._schema_check_sql(p_nsp)) AS r(state text, pub boolean);
     IF v_got.pub IS NULL THEN
         RAISE EXCEPTION 'admmgt: schema % is not in database % on server %', p_nsp, p_conn_db, p_server
