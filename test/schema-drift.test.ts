@@ -5,7 +5,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ScriptSpec } from '../templates/script.js';
-import { baseline } from '../src/commands/baseline.js';
 import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
 
@@ -142,10 +141,8 @@ describe('baseline of an existing schema', () => {
 
   it('registers a schema that matches the template schema at the version, with its ledger rows; drift then finds nothing', async () => {
     await handMade('sdhand');
-    // Through the CLI's own call (admmgt baseline --version is taken by yargs' --version today).
-    const from = env.notices.length;
-    await baseline(env.admin, 'sdhand', 1, { schema: true, loginRole: role('sdhand') });
-    expect(env.notices.slice(from)).toContain('NOTICE: admmgt: schema sdhand joined the fleet at version 1; applyScripts() brings it further');
+    const r = await cli('baseline', 'sdhand', '--version', '1', '--schema', '--login-role', role('sdhand'), '--url', env.adminUrl);
+    expect([r.code, r.stderr]).toEqual([0, expect.stringContaining('schema sdhand joined the fleet at version 1')]);
     expect(await env.rows(`SELECT r.kind, r.status, r.scriptversion AS v, v.baseversion AS b, r.loginrole FROM admmgt.registry r JOIN admmgt.vendor_db_settings v USING (id) WHERE v.dbname = 'sdhand'`))
       .toEqual([{ kind: 'schema', status: 2, v: 1, b: 1, loginrole: role('sdhand') }]);
     expect(await env.rows(`SELECT array_agg(scriptid ORDER BY scriptid) AS s FROM admmgt.applied_schema_scripts WHERE schemaname = 'sdhand'`)).toEqual([{ s: [1] }]);

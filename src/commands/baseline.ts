@@ -40,7 +40,8 @@ export const command: CommandModule<object, BaselineArgv> = {
   command: 'baseline <tenant>',
   describe: 'Bring an existing database (or, with --schema, a schema) into the fleet at a version: compared with the template of its kind at that version (refused, listing the differences, unless --force), given its ledger and registered as created (CALL admmgt.baseline)',
   builder: (y) =>
-    withGlobalOptions(y)
+    // Its --version is the script version: not yargs' own (the program's), which would take it.
+    withGlobalOptions(y.version(false))
       .positional('tenant', { type: 'string', demandOption: true, describe: 'The existing database (with --schema: schema)' })
       .option('version', { type: 'string', coerce: integerArg('version', 0), demandOption: true, describe: 'The script version it is at' })
       .option('force', { type: 'boolean', default: false, describe: 'Take it as it is, without comparing it with the template' })
