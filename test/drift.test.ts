@@ -95,7 +95,7 @@ describe('detectDrift', () => {
   it('admmgt drift prints them per target and exits 3; --json has the same rows; a clean selection exits 0', async () => {
     const r = await cli('drift', '--url', env.adminUrl);
     expect(r.code).toBe(3);
-    expect(r.stdout).toMatch(/^run \d+: 4 database\(s\) fingerprinted, 2 drifted, 0 cannot be compared\n/);
+    expect(r.stdout).toMatch(/^run \d+: 4 target\(s\) fingerprinted, 2 drifted, 0 cannot be compared\n/);
     expect(r.stdout).toContain([
       '  drift_a (server local, version 1):',
       '    missing   column mgttest.orders.note',
@@ -104,7 +104,7 @@ describe('detectDrift', () => {
       '  drift_b (server local, version 1):',
       '    extra     table mgttest.extra',
     ].join('\n'));
-    expect(r.stderr).toContain('2 database(s) drifted from the template');
+    expect(r.stderr).toContain('2 target(s) drifted from the template');
 
     const j = await cli('drift', '--url', env.adminUrl, '--json', '--tenant', 'drift_b', '--tenant', 'drift_c');
     expect(j.code).toBe(3);
@@ -116,7 +116,7 @@ describe('detectDrift', () => {
     expect(await drift()).toHaveLength(4);
 
     const c = await cli('drift', '--url', env.adminUrl, '--tenant', 'drift_c', '--tenant', 'drift_d');
-    expect([c.code, c.stdout]).toEqual([0, expect.stringMatching(/^run \d+: 2 database\(s\) fingerprinted, 0 drifted, 0 cannot be compared\n$/)]);
+    expect([c.code, c.stdout]).toEqual([0, expect.stringMatching(/^run \d+: 2 target\(s\) fingerprinted, 0 drifted, 0 cannot be compared\n$/)]);
     expect(await drift()).toHaveLength(4);
   });
 

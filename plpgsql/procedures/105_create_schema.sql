@@ -18,14 +18,14 @@ SELECT v.* FROM admmgt.vendor_db_settings v
  ORDER BY v.istemplate DESC, v.id;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._check_schema_row(p_row admmgt.vendor_db_settings, p_template text)
+CREATE OR REPLACE FUNCTION admmgt._check_schema_row(p_row admmgt.vendor_db_settings, p_template text, p_where text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: refuse, naming the row, a pending schema target whose name or login role is bad, or that names a reserved schema (public, admmgt, information_schema, pg_*, the template's for a tenant); returns the folded name */
+/* purpose: refuse, naming the row (or p_where), a pending schema target whose name or login role is bad, or that names a reserved schema (public, admmgt, information_schema, pg_*, the template's for a tenant); returns the folded name */
 DECLARE
-    v_where text := admmgt._row('vendor_db_settings', p_row.id);
+    v_where text := coalesce(p_where, admmgt._row('vendor_db_settings', p_row.id));
     v_name text := admmgt._tenant_name(p_row.dbname, v_where);
 BEGIN
     IF p_row.loginrole IS NOT NULL THEN

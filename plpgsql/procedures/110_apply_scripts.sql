@@ -514,9 +514,7 @@ BEGIN
         PERFORM admmgt._freeze_scripts(v_upto, current_date);
         v_items := admmgt._apply_items(admmgt._template_targets(p_kind), v_upto, current_date);
         -- The template's fingerprint at each version it reaches, for detectDrift (170_drift.sql).
-        IF p_kind = 'database' THEN
-            v_items := admmgt._with_fingerprints(v_items);
-        END IF;
+        v_items := admmgt._with_fingerprints(v_items);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;

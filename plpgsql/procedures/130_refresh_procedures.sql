@@ -195,10 +195,9 @@ BEGIN
     v_stmts := admmgt._template_routines(v_db, v_nsp, NOT p_views_only, p_views_only OR p_kind = 'schema');
     IF p_kind = 'schema' THEN
         v_stmts := admmgt._schema_copies(v_stmts, v_nsp);
-    ELSIF NOT p_views_only THEN
-        -- The fleet gets the template's routines as they are now: so does the fingerprint of its version (170_drift.sql).
-        PERFORM admmgt._record_template_fingerprint(v_template);
     END IF;
+    -- The fleet gets the template's routines and views as they are now: so does the fingerprint of its version (170_drift.sql).
+    PERFORM admmgt._record_template_fingerprint(v_template);
     v_targets := admmgt._select(admmgt._update_targets(p_kind), p_tenants, p_server, p_tag);
     IF p_scriptid IS NOT NULL THEN
         -- A tenant below the script the definitions need would get routines that name objects it does not have yet.

@@ -19,17 +19,43 @@
 -- triggers: they are the parent's, cloned), owners (each server's admmgt role owns what it ran),
 -- sequences, types and domains, policies, extension members, and schemas pg_*, information_schema
 -- and admmgt. Grants are compared with the owner written as (owner).
+--
+-- A schema target is fingerprinted alone (_fingerprint_sql(p_nsp)) in the database that holds it,
+-- and compared with the schema template's fingerprint (template_fingerprints of kind schema). Its
+-- name differs from the template schema's by design, in object names and inside definitions (view
+-- and routine bodies, defaults, foreign keys, index and trigger definitions, a routine's own
+-- search_path): the query writes it as (schema) before bodies are hashed (_schema_neutral_sql), and
+-- the grants to the target's own login role as (tenant role) (left out when the schema template has
+-- no login role: nothing to compare them with).
 
-CREATE OR REPLACE FUNCTION admmgt._fingerprint_sql()
+CREATE OR REPLACE FUNCTION admmgt._schema_neutral_sql(p_expr text, p_nsp text, p_template_nsp text DEFAULT NULL)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the one query a target runs for its fingerprint: one row, one text column, a jsonb object of every object of its app schemas: "kind schema.name" -> {"p": the object it belongs to (NULL for none), "d": its definition} */
-SELECT $q$
-WITH ns AS (
+/* purpose: an expression of the fingerprint query: text expression p_expr with schema p_nsp (and p_template_nsp, the template schema, whose name a tenant's copy keeps inside strings) written as (schema) wherever it qualifies a name (quoted or not, any case: bodies keep what their author typed; in strings too, as in nextval('s.seq')) and where a routine's own SET search_path names it; p_expr itself when p_nsp is NULL */
+SELECT CASE WHEN p_nsp IS NULL THEN p_expr
+            ELSE format($f$pg_catalog.regexp_replace(pg_catalog.regexp_replace(%s, %L, '\1(schema)', 'gi'), %L, '\1''(schema)''', 'g')$f$,
+                        p_expr, '(^|[^[:alnum:]_$.])("(?:' || e.re || ')"|(?:' || e.re || '))(?=\s*\.)',
+                        '(\n SET search_path TO [^\n]*)''(?:' || e.re || ')''') END
+  FROM (SELECT string_agg(regexp_replace(n, '([^A-Za-z0-9_])', '\\\1', 'g'), '|') AS re
+          FROM unnest(ARRAY[p_nsp, p_template_nsp]) AS n WHERE n IS NOT NULL) e;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._fingerprint_sql(p_nsp text DEFAULT NULL, p_roles text[] DEFAULT NULL, p_role_grants boolean DEFAULT true,
+                                                   p_template_nsp text DEFAULT NULL)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the one query a target runs for its fingerprint: one row, one text column, a jsonb object of every object of its app schemas, or of schema p_nsp alone with its name (and the template schema's, p_template_nsp) written as (schema): "kind schema.name" -> {"p": the object it belongs to (NULL for none), "d": its definition}; grants to the roles p_roles are written as (tenant role) (each grant once), or left out when p_role_grants is false */
+SELECT replace(replace(replace($q$
+WITH me AS (
+    SELECT ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY ({{roles}}::text[])) AS oids, {{role_grants}}::boolean AS keep),
+ns AS (
     SELECT n.oid, n.nspname, n.nspowner, n.nspacl FROM pg_catalog.pg_namespace n
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt') AND n.nspname NOT LIKE 'pg\_%'
+       AND ({{nsp}}::text IS NULL OR n.nspname = {{nsp}}::text)
        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
                                                               AND d.objid = n.oid AND d.deptype = 'e')),
 rel AS (
@@ -48,28 +74,32 @@ fn AS (
      WHERE p.prokind IN ('f', 'p')
        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
                                                               AND d.objid = p.oid AND d.deptype = 'e')),
-obj (k, p, d) AS (
-    SELECT 'schema ' || pg_catalog.quote_ident(n.nspname), NULL::text,
-           'grants ' || coalesce((SELECT pg_catalog.string_agg(g, ',' ORDER BY g) FROM (
-               SELECT CASE x.grantee WHEN 0 THEN 'PUBLIC' WHEN n.nspowner THEN '(owner)' ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
+obj (k, p, d, b) AS (
+    SELECT 'schema ' || CASE WHEN {{nsp}}::text IS NULL THEN pg_catalog.quote_ident(n.nspname) ELSE '(schema)' END, NULL::text,
+           'grants ' || coalesce((SELECT pg_catalog.string_agg(DISTINCT g, ',' ORDER BY g) FROM (
+               SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' WHEN x.grantee = n.nspowner THEN '(owner)' WHEN x.grantee = ANY ((SELECT m.oids FROM me m)::pg_catalog.oid[]) THEN '(tenant role)'
+                                        ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
                       || ':' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END AS g
-                 FROM pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) x) a), '')
+                 FROM pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) x
+                    WHERE (SELECT m.keep FROM me m) OR x.grantee <> ALL ((SELECT m.oids FROM me m)::pg_catalog.oid[])) a), ''), NULL::text
       FROM ns n
     UNION ALL
     SELECT CASE t.relkind WHEN 'f' THEN 'foreign table ' ELSE 'table ' END || t.q, NULL,
            pg_catalog.concat_ws('; ',
                CASE WHEN t.relkind = 'p' THEN 'partitioned by ' || pg_catalog.pg_get_partkeydef(t.oid) END,
                CASE WHEN t.relrowsecurity THEN 'row security' || CASE WHEN t.relforcerowsecurity THEN ' forced' ELSE '' END END,
-               'grants ' || coalesce((SELECT pg_catalog.string_agg(g, ',' ORDER BY g) FROM (
-                   SELECT CASE x.grantee WHEN 0 THEN 'PUBLIC' WHEN t.relowner THEN '(owner)' ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
+               'grants ' || coalesce((SELECT pg_catalog.string_agg(DISTINCT g, ',' ORDER BY g) FROM (
+                   SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' WHEN x.grantee = t.relowner THEN '(owner)' WHEN x.grantee = ANY ((SELECT m.oids FROM me m)::pg_catalog.oid[]) THEN '(tenant role)'
+                                        ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
                           || ':' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END AS g
-                     FROM pg_catalog.aclexplode(coalesce(t.relacl, pg_catalog.acldefault('r', t.relowner))) x) a), ''))
+                     FROM pg_catalog.aclexplode(coalesce(t.relacl, pg_catalog.acldefault('r', t.relowner))) x
+                    WHERE (SELECT m.keep FROM me m) OR x.grantee <> ALL ((SELECT m.oids FROM me m)::pg_catalog.oid[])) a), '')), NULL
       FROM tbl t
     UNION ALL
     -- Partitions that every target must have (LIST values, DEFAULT): not the period partitions of maintenance.
     SELECT 'partition ' || r.q, CASE WHEN pr.relispartition THEN 'partition ' ELSE 'table ' END || pr.q,
            pg_catalog.pg_get_expr(c.relpartbound, c.oid)
-           || CASE WHEN r.relkind = 'p' THEN '; partitioned by ' || pg_catalog.pg_get_partkeydef(r.oid) ELSE '' END
+           || CASE WHEN r.relkind = 'p' THEN '; partitioned by ' || pg_catalog.pg_get_partkeydef(r.oid) ELSE '' END, NULL
       FROM rel r JOIN pg_catalog.pg_class c ON c.oid = r.oid
       JOIN pg_catalog.pg_inherits i ON i.inhrelid = r.oid JOIN rel pr ON pr.oid = i.inhparent
      WHERE r.relispartition AND r.relname !~ '_p[0-9]{8}$'
@@ -82,45 +112,74 @@ obj (k, p, d) AS (
                CASE a.attidentity WHEN 'a' THEN 'GENERATED ALWAYS AS IDENTITY' WHEN 'd' THEN 'GENERATED BY DEFAULT AS IDENTITY' END,
                CASE WHEN a.attgenerated <> '' THEN 'GENERATED ALWAYS AS (' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) || ')'
                     WHEN ad.adbin IS NOT NULL THEN 'DEFAULT ' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) END,
-               CASE WHEN a.attacl IS NOT NULL THEN 'grants ' || a.attacl::text END)
+               CASE WHEN a.attacl IS NOT NULL THEN 'grants ' || a.attacl::text END), NULL
       FROM tbl t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid
       JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
       LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
      WHERE a.attnum > 0 AND NOT a.attisdropped
     UNION ALL
-    SELECT 'constraint ' || t.q || '.' || pg_catalog.quote_ident(k.conname), 'table ' || t.q, pg_catalog.pg_get_constraintdef(k.oid)
+    SELECT 'constraint ' || t.q || '.' || pg_catalog.quote_ident(k.conname), 'table ' || t.q, pg_catalog.pg_get_constraintdef(k.oid), NULL
       FROM tbl t JOIN pg_catalog.pg_constraint k ON k.conrelid = t.oid
      WHERE k.contype <> 'n'
     UNION ALL
     SELECT 'index ' || pg_catalog.format('%I.%I', t.nspname, ic.relname),
            CASE WHEN t.relkind = 'm' THEN 'materialized view ' ELSE 'table ' END || t.q,
-           pg_catalog.pg_get_indexdef(x.indexrelid) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END
+           pg_catalog.pg_get_indexdef(x.indexrelid) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END, NULL
       FROM rel t JOIN pg_catalog.pg_index x ON x.indrelid = t.oid JOIN pg_catalog.pg_class ic ON ic.oid = x.indexrelid
      WHERE t.relkind IN ('r', 'p', 'm') AND NOT t.relispartition
        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = x.indexrelid AND k.conrelid = t.oid AND k.contype IN ('p', 'u', 'x'))
     UNION ALL
     SELECT 'trigger ' || t.q || '.' || pg_catalog.quote_ident(g.tgname), 'table ' || t.q,
-           pg_catalog.pg_get_triggerdef(g.oid) || CASE g.tgenabled WHEN 'O' THEN '' WHEN 'D' THEN ' (DISABLED)' ELSE ' (ENABLED ' || g.tgenabled::text || ')' END
+           pg_catalog.pg_get_triggerdef(g.oid) || CASE g.tgenabled WHEN 'O' THEN '' WHEN 'D' THEN ' (DISABLED)' ELSE ' (ENABLED ' || g.tgenabled::text || ')' END, NULL
       FROM tbl t JOIN pg_catalog.pg_trigger g ON g.tgrelid = t.oid
      WHERE NOT g.tgisinternal
     UNION ALL
     SELECT CASE v.relkind WHEN 'm' THEN 'materialized view ' ELSE 'view ' END || v.q, NULL,
-           pg_catalog.concat_ws('; ', 'md5 ' || pg_catalog.md5(pg_catalog.pg_get_viewdef(v.oid)),
-               'grants ' || coalesce((SELECT pg_catalog.string_agg(g, ',' ORDER BY g) FROM (
-                   SELECT CASE x.grantee WHEN 0 THEN 'PUBLIC' WHEN v.relowner THEN '(owner)' ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
+           'grants ' || coalesce((SELECT pg_catalog.string_agg(DISTINCT g, ',' ORDER BY g) FROM (
+                   SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' WHEN x.grantee = v.relowner THEN '(owner)' WHEN x.grantee = ANY ((SELECT m.oids FROM me m)::pg_catalog.oid[]) THEN '(tenant role)'
+                                        ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
                           || ':' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END AS g
-                     FROM pg_catalog.aclexplode(coalesce(v.relacl, pg_catalog.acldefault('r', v.relowner))) x) a), ''))
+                     FROM pg_catalog.aclexplode(coalesce(v.relacl, pg_catalog.acldefault('r', v.relowner))) x
+                    WHERE (SELECT m.keep FROM me m) OR x.grantee <> ALL ((SELECT m.oids FROM me m)::pg_catalog.oid[])) a), ''), pg_catalog.pg_get_viewdef(v.oid)
       FROM rel v WHERE v.relkind IN ('v', 'm')
     UNION ALL
     SELECT CASE f.prokind WHEN 'p' THEN 'procedure ' ELSE 'function ' END || f.sig, NULL,
-           pg_catalog.concat_ws('; ', 'md5 ' || pg_catalog.md5(pg_catalog.pg_get_functiondef(f.oid)),
-               'grants ' || coalesce((SELECT pg_catalog.string_agg(g, ',' ORDER BY g) FROM (
-                   SELECT CASE x.grantee WHEN 0 THEN 'PUBLIC' WHEN f.proowner THEN '(owner)' ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
+           'grants ' || coalesce((SELECT pg_catalog.string_agg(DISTINCT g, ',' ORDER BY g) FROM (
+                   SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' WHEN x.grantee = f.proowner THEN '(owner)' WHEN x.grantee = ANY ((SELECT m.oids FROM me m)::pg_catalog.oid[]) THEN '(tenant role)'
+                                        ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END
                           || ':' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END AS g
-                     FROM pg_catalog.aclexplode(coalesce(f.proacl, pg_catalog.acldefault('f', f.proowner))) x) a), ''))
+                     FROM pg_catalog.aclexplode(coalesce(f.proacl, pg_catalog.acldefault('f', f.proowner))) x
+                    WHERE (SELECT m.keep FROM me m) OR x.grantee <> ALL ((SELECT m.oids FROM me m)::pg_catalog.oid[])) a), ''), pg_catalog.pg_get_functiondef(f.oid)
       FROM fn f)
-SELECT coalesce(pg_catalog.jsonb_object_agg(k, pg_catalog.jsonb_build_object('p', p, 'd', d)), '{}')::text FROM obj
-$q$;
+$q$ || format($f$SELECT coalesce(pg_catalog.jsonb_object_agg(%s, pg_catalog.jsonb_build_object('p', %s, 'd',
+           CASE WHEN b IS NULL THEN %s ELSE 'md5 ' || pg_catalog.md5(%s) || '; ' || d END)), '{}')::text FROM obj$f$,
+              admmgt._schema_neutral_sql('k', p_nsp, p_template_nsp), admmgt._schema_neutral_sql('p', p_nsp, p_template_nsp),
+              admmgt._schema_neutral_sql('d', p_nsp, p_template_nsp), admmgt._schema_neutral_sql('b', p_nsp, p_template_nsp)),
+    '{{roles}}', quote_nullable(p_roles)), '{{role_grants}}', quote_literal(coalesce(p_role_grants, true))), '{{nsp}}', quote_nullable(p_nsp));
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._schema_fingerprint_sql(p_nsp text, p_loginrole text, p_template boolean)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the fingerprint query of schema p_nsp whose login role is p_loginrole: the template schema's (p_template), or a tenant's with the template schema's name in it written as (schema) too (a copy keeps it in strings); the grants to its login role are written as (tenant role) (on a tenant, the template's login role's too: a refresh copies the template's routine grants), left out when the schema template has no login role to compare them with */
+SELECT admmgt._fingerprint_sql(p_nsp, ARRAY[lower(btrim(p_loginrole)), CASE WHEN NOT p_template THEN lower(btrim(tpl.loginrole)) END],
+                               tpl.loginrole IS NOT NULL, CASE WHEN NOT p_template THEN tpl.nsp END)
+  FROM (SELECT NULL) one
+  LEFT JOIN (SELECT lower(btrim(r.dbname)) AS nsp, r.loginrole FROM admmgt.registry r
+              WHERE r.istemplate AND NOT r.deleted AND r.kind = 'schema') tpl ON true;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._target_fingerprint_sql(p_target_id bigint)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the fingerprint query of one target: a database's app schemas, a schema target's (or the schema template's) own schema */
+SELECT CASE WHEN t.kind = 'schema' THEN admmgt._schema_fingerprint_sql(t.nsp, v.loginrole, t.istemplate) ELSE admmgt._fingerprint_sql() END
+  FROM admmgt.targets t JOIN admmgt.vendor_db_settings v ON v.id = t.id
+ WHERE t.id = p_target_id;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._fingerprint_items(p_targets admmgt.targets[], p_step text DEFAULT NULL)
@@ -128,10 +187,10 @@ RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one fingerprint item per target, in the list's order; scriptid carries the version the registry gives the target now, which its fingerprint is kept with */
-SELECT coalesce(array_agg(admmgt._item('fingerprint', t.id, t.dbname, t.server, t.dbname, t.version,
-                                       ARRAY[admmgt._fingerprint_sql()], false, NULL, p_step) ORDER BY t.ordinality), '{}')
-  FROM unnest(p_targets) WITH ORDINALITY AS t;
+/* purpose: one fingerprint item per target, in the list's order, run where the target is (a schema target: in the database that holds it); scriptid carries the version the registry gives the target now, which its fingerprint is kept with */
+SELECT coalesce(array_agg(admmgt._target_item('fingerprint', p_targets[k], (p_targets[k]).version,
+                                              ARRAY[admmgt._target_fingerprint_sql((p_targets[k]).id)], false, NULL, p_step) ORDER BY k), '{}')
+  FROM generate_subscripts(p_targets, 1) AS k;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._with_fingerprints(p_items admmgt.work_item[])
@@ -144,7 +203,8 @@ SELECT coalesce(array_agg(s.x ORDER BY s.k, s.o), '{}')
   FROM (SELECT k, 0 AS o, p_items[k] AS x FROM generate_subscripts(p_items, 1) AS k
         UNION ALL
         SELECT k, 1, admmgt._item('fingerprint', (p_items[k]).target_id, (p_items[k]).dbname, (p_items[k]).server,
-                                  (p_items[k]).conn_db, (p_items[k]).scriptid, ARRAY[admmgt._fingerprint_sql()], false, NULL, 'record')
+                                  (p_items[k]).conn_db, (p_items[k]).scriptid, ARRAY[admmgt._target_fingerprint_sql((p_items[k]).target_id)], false, NULL, 'record',
+                                  NULL, (p_items[k]).nsp)
           FROM generate_subscripts(p_items, 1) AS k
          WHERE k = cardinality(p_items) OR (p_items[k + 1]).scriptid IS DISTINCT FROM (p_items[k]).scriptid
             OR (p_items[k + 1]).target_id <> (p_items[k]).target_id) s;
@@ -171,9 +231,9 @@ BEGIN
             -- The template's fingerprint is that of its version, while the registry still says it is at that version.
             IF EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
                         WHERE v.id = p_item.target_id AND v.istemplate AND coalesce(v.scriptversion, 0) = p_item.scriptid) THEN
-                INSERT INTO admmgt.template_fingerprints AS f (version, dbname, objects, taken_at)
-                VALUES (p_item.scriptid, p_item.dbname, v_objects, p_state.finished_at)
-                ON CONFLICT (version) DO UPDATE SET dbname = EXCLUDED.dbname, objects = EXCLUDED.objects, taken_at = EXCLUDED.taken_at;
+                INSERT INTO admmgt.template_fingerprints AS f (kind, version, dbname, objects, taken_at)
+                VALUES (CASE WHEN p_item.nsp IS NULL THEN 'database' ELSE 'schema' END, p_item.scriptid, p_item.dbname, v_objects, p_state.finished_at)
+                ON CONFLICT (kind, version) DO UPDATE SET dbname = EXCLUDED.dbname, objects = EXCLUDED.objects, taken_at = EXCLUDED.taken_at;
             END IF;
             b := admmgt._success_lines(b, ARRAY[format('fingerprint at version %s: %s objects', p_item.scriptid,
                                                        (SELECT count(*) FROM jsonb_object_keys(v_objects)))]);
@@ -201,14 +261,16 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for refesh_stored_procedures, which gives the fleet the template's routines without a new version: record the template's fingerprint at its version again, read through dblink; a WARNING instead of an error when it cannot be read */
+/* purpose: for a refresh, which gives the fleet the template's routines or views without a new version: record the template's fingerprint (of its kind) at its version again, read through dblink; a WARNING instead of an error when it cannot be read */
 DECLARE
     v_objects jsonb;
+    t admmgt.targets;
 BEGIN
-    SELECT r.s::jsonb INTO v_objects FROM dblink(admmgt._connstr('local', p_template.dbname), admmgt._fingerprint_sql()) AS r(s text);
-    INSERT INTO admmgt.template_fingerprints AS f (version, dbname, objects)
-    VALUES (coalesce(p_template.scriptversion, 0), p_template.dbname, v_objects)
-    ON CONFLICT (version) DO UPDATE SET dbname = EXCLUDED.dbname, objects = EXCLUDED.objects, taken_at = EXCLUDED.taken_at;
+    SELECT * INTO STRICT t FROM admmgt.targets x WHERE x.id = p_template.id;
+    SELECT r.s::jsonb INTO v_objects FROM dblink(admmgt._connstr(t.server, t.conn_db), admmgt._target_fingerprint_sql(t.id)) AS r(s text);
+    INSERT INTO admmgt.template_fingerprints AS f (kind, version, dbname, objects)
+    VALUES (t.kind, t.version, t.dbname, v_objects)
+    ON CONFLICT (kind, version) DO UPDATE SET dbname = EXCLUDED.dbname, objects = EXCLUDED.objects, taken_at = EXCLUDED.taken_at;
 EXCEPTION WHEN OTHERS THEN
     RAISE WARNING 'admmgt: the fingerprint of template % at version % was not recorded: % (SQLSTATE %)',
                   p_template.dbname, coalesce(p_template.scriptversion, 0), SQLERRM, SQLSTATE
@@ -243,9 +305,9 @@ RETURNS admmgt.targets[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the chosen targets that are compared: every created database but the template (its copies on other servers included); schema targets are not compared yet */
+/* purpose: the chosen targets that are compared: every created target but the templates (the database template's copies on other servers included), each with the template of its kind */
 SELECT admmgt._select(coalesce(array_agg(t ORDER BY t.servertemplate DESC, t.server, t.id), '{}'), p_tenants, p_server, p_tag)
-  FROM admmgt.targets t WHERE NOT t.istemplate AND t.kind = 'database';
+  FROM admmgt.targets t WHERE NOT t.istemplate;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._drift_references(p_chosen admmgt.targets[])
@@ -253,15 +315,15 @@ RETURNS admmgt.targets[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: what must be fingerprinted live as well: for each version of a chosen target that has no recorded template fingerprint, the template when it is at that version, and the copies of the template at that version on the servers of those targets */
+/* purpose: what must be fingerprinted live as well: for each kind and version of a chosen target that has no recorded template fingerprint, the template of that kind when it is at that version, and the copies of the database template at that version on the servers of those targets */
 WITH need AS (
-    SELECT DISTINCT c.server, c.version FROM unnest(p_chosen) c
-     WHERE NOT EXISTS (SELECT 1 FROM admmgt.template_fingerprints f WHERE f.version = c.version)
+    SELECT DISTINCT c.kind, c.server, c.version FROM unnest(p_chosen) c
+     WHERE NOT EXISTS (SELECT 1 FROM admmgt.template_fingerprints f WHERE f.kind = c.kind AND f.version = c.version)
 )
 SELECT coalesce(array_agg(t ORDER BY t.istemplate DESC, t.id), '{}')
   FROM admmgt.targets t
- WHERE (t.istemplate AND t.version IN (SELECT n.version FROM need n))
-    OR (t.servertemplate AND (t.server, t.version) IN (SELECT n.server, n.version FROM need n));
+ WHERE (t.istemplate AND (t.kind, t.version) IN (SELECT n.kind, n.version FROM need n))
+    OR (t.servertemplate AND (t.kind, t.server, t.version) IN (SELECT n.kind, n.server, n.version FROM need n));
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._distinct_targets(p_targets admmgt.targets[])
@@ -299,15 +361,17 @@ BEGIN
         ELSIF f.version <> (SELECT x.version FROM admmgt.targets x WHERE x.id = t.id) THEN
             v_why := format('its version moved from %s during the check (applyScripts ran meanwhile): check again', f.version);
         ELSE
-            v_ref := (SELECT x.objects FROM admmgt.template_fingerprints x WHERE x.version = f.version);
+            v_ref := (SELECT x.objects FROM admmgt.template_fingerprints x WHERE x.kind = t.kind AND x.version = f.version);
             IF v_ref IS NULL THEN
                 v_ref := (SELECT x.objects FROM admmgt.target_fingerprints x JOIN admmgt.targets c ON c.id = x.target_id
-                           WHERE c.servertemplate AND c.server = t.server AND c.id <> t.id
+                           WHERE c.servertemplate AND c.kind = t.kind AND c.server = t.server AND c.id <> t.id
                              AND x.version = f.version AND x.taken_at >= v_since);
             END IF;
             IF v_ref IS NULL THEN
-                v_why := format('no fingerprint of the template at version %s is recorded, and neither the template nor its copy on server %s is at that version now',
-                                f.version, t.server);
+                v_why := CASE WHEN t.kind = 'schema'
+                              THEN format('no fingerprint of the schema template at version %s is recorded, and it is not at that version now', f.version)
+                              ELSE format('no fingerprint of the template at version %s is recorded, and neither the template nor its copy on server %s is at that version now',
+                                          f.version, t.server) END;
             END IF;
         END IF;
         IF v_why IS NOT NULL THEN
@@ -325,26 +389,18 @@ CREATE OR REPLACE PROCEDURE admmgt.detectdrift(p_parallel int DEFAULT NULL, p_wa
                                                p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: fingerprint the app schemas of every chosen created database target (not the template; its copies included; schema targets are named in a NOTICE, not compared), several at a time, compare each with the template at the target's version and keep what differs in admmgt.drift, replacing each checked target's rows */
+/* purpose: fingerprint the app schemas of every chosen created target (not the templates; the database template's copies included; a schema target: its own schema), several at a time, compare each with the template of its kind at the target's version and keep what differs in admmgt.drift, replacing each checked target's rows */
 DECLARE
     v_chosen admmgt.targets[];
     v_items admmgt.work_item[];
     v_run bigint;
     v_error admmgt.error_state;
-    v_schemas int;
 BEGIN
     PERFORM admmgt._check_call('detectDrift', p_parallel);
     PERFORM admmgt._check_selection('detectDrift', p_tenants, p_server, p_tag);
-    v_schemas := cardinality(admmgt._select(ARRAY(SELECT t FROM admmgt.targets t WHERE NOT t.istemplate AND t.kind = 'schema'),
-                                            p_tenants, p_server, p_tag));
-    IF v_schemas > 0 THEN
-        RAISE NOTICE 'admmgt detectDrift: % schema target(s) not compared: drift compares database targets only', v_schemas
-            USING HINT = 'check_targets() still checks the ledger of every schema target.';
-    END IF;
-    IF v_schemas > 0 AND NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.istemplate AND t.kind = 'database') THEN
-        RETURN;
-    END IF;
-    PERFORM admmgt._template();
+    -- The template of each kind of target there is (the database's on an empty fleet) is what they are compared with.
+    PERFORM admmgt._template(k)
+       FROM unnest(coalesce((SELECT array_agg(DISTINCT t.kind) FROM admmgt.targets t WHERE NOT t.istemplate), ARRAY['database'])) AS k;
     CALL admmgt._begin_call('drift', 'detectDrift', p_wait_seconds, v_run);
     BEGIN
         v_chosen := admmgt._drift_targets(p_tenants, p_server, p_tag);

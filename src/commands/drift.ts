@@ -47,9 +47,8 @@ export function driftReport(run: RunSummary | undefined, rows: DriftRow[]): Drif
 }
 
 export function formatDrift(r: DriftReport): string {
-  // detectDrift starts no run on a fleet of schema targets alone (no database template).
-  if (r.run_id === null) return 'drift: nothing compared (no database template is registered; schema targets are not compared yet)';
-  const lines = [`run ${r.run_id}: ${r.targets} database(s) fingerprinted, ${r.drifted} drifted, ${r.cannot_compare} cannot be compared`];
+  if (r.run_id === null) return 'drift: nothing compared';
+  const lines = [`run ${r.run_id}: ${r.targets} target(s) fingerprinted, ${r.drifted} drifted, ${r.cannot_compare} cannot be compared`];
   let last = '';
   for (const row of r.drift) {
     const key = `${row.server}/${row.dbname}`;
@@ -73,8 +72,8 @@ export const command: CommandModule<object, DriftArgv> = {
       if (a.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else process.stdout.write(formatDrift(report) + '\n');
       if (report.drifted > 0 || report.failed > 0) {
-        throw new AdmmgtError(`${report.drifted} database(s) drifted from the template${report.failed ? `, ${report.failed} could not be fingerprinted` : ''}`, {
-          hint: 'Each line above names an object of a database that the template at its version has not (extra), has and it lacks (missing) or has otherwise (different); see SELECT * FROM admmgt.drift for the definitions.',
+        throw new AdmmgtError(`${report.drifted} target(s) drifted from the template${report.failed ? `, ${report.failed} could not be fingerprinted` : ''}`, {
+          hint: 'Each line above names an object of a target (a database, or a tenant schema) that the template at its version has not (extra), has and it lacks (missing) or has otherwise (different); see SELECT * FROM admmgt.drift for the definitions.',
           exitCode: 3,
         });
       }
