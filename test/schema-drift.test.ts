@@ -71,6 +71,14 @@ afterAll(async () => {
 });
 
 describe('detectDrift on schema targets', () => {
+  it('gives each tenant a trigger function that reads its own schema: the typed body\'s code references are rewritten', async () => {
+    const rows = await env.rows<{ nsp: string; src: string }>(
+      `SELECT n.nspname AS nsp, p.prosrc AS src FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE p.proname = 'orders_audit_fn' ORDER BY 1`);
+    expect(rows.map((r) => r.nsp)).toEqual([T, ...TENANTS]);
+    for (const r of rows) expect(r.src).toContain(`FROM ${r.nsp}.lines`);
+  });
+
   it('records the template schema\'s fingerprint with its name written as (schema)', async () => {
     const rows = await env.rows<{ kind: string; version: number; keys: string[] }>(
       `SELECT kind, version, ARRAY(SELECT k FROM jsonb_object_keys(objects) k WHERE k LIKE '%orders%' ORDER BY k) AS keys FROM admmgt.template_fingerprints`);

@@ -109,15 +109,15 @@ RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: CREATE OR REPLACE FUNCTION of a trigger's function: PL/pgSQL, the body as one literal (so it renders exactly), SECURITY INVOKER, with search_path pinned to pg_catalog, pg_temp so that it resolves names the same for every caller */
+/* purpose: CREATE OR REPLACE FUNCTION of a trigger's function: PL/pgSQL, the body as one dollar-quoted constant (so it renders exactly, and for schema targets its code references to the template schema are rewritten like a routine's), SECURITY INVOKER, with search_path pinned to pg_catalog, pg_temp so that it resolves names the same for every caller */
 BEGIN
     IF btrim(p_body) = '' THEN
         RAISE EXCEPTION 'admmgt: the function body of % is blank', p_where
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give the PL/pgSQL body (BEGIN ... RETURN NEW; END), or NULL to use a function that exists already.';
     END IF;
-    RETURN format('CREATE OR REPLACE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L',
-                  p_schema, p_function, p_body);
+    RETURN format('CREATE OR REPLACE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %s',
+                  p_schema, p_function, admmgt._dollar_quote(p_body, 'body'));
 END;
 $$;
 
