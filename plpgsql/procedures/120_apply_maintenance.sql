@@ -46,7 +46,7 @@ DECLARE
     v_kinds text[] := admmgt._kinds(t_separatedb, 'applyMaintenance');
     v_from date := coalesce(p_asof, current_date);
     v_items admmgt.work_item[];
-    v_held bigint[] := '{}';
+    v_held bigint[] := '{}'::bigint[];
     v_run bigint;
     v_error admmgt.error_state;
 BEGIN

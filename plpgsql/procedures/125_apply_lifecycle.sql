@@ -25,14 +25,12 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._book_retention(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
 RETURNS admmgt.booking
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
 /* purpose: booking hook of a lifecycle block: it logs nothing itself when it succeeds; its read-back, the next item, says what it dropped, detached or deleted; the target's maintenance record no longer counts, whatever the outcome, since a block outside a transaction may have dropped partitions before it failed */
-BEGIN
-    PERFORM admmgt._forget_partitions(p_item.target_id);
-    RETURN admmgt._success_lines(p_booking, '{}');
-END;
+SELECT admmgt._forget_partitions(p_item.target_id);
+SELECT admmgt._success_lines(p_booking, '{}');
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._book_retention_report(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)

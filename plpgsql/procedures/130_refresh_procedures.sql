@@ -184,7 +184,7 @@ DECLARE
     v_below int;
     v_refresh text := CASE WHEN p_views_only THEN 'views' ELSE 'routines' END;
     v_items admmgt.work_item[];
-    v_held bigint[] := '{}';
+    v_held bigint[] := '{}'::bigint[];
     v_run bigint;
     v_error admmgt.error_state;
 BEGIN

@@ -8,7 +8,7 @@
 
 CREATE OR REPLACE FUNCTION admmgt._baseline_new(p_name text, p_version int, p_kind text)
 RETURNS admmgt.vendor_db_settings
-LANGUAGE plpgsql
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: refuse a baseline of a name that is registered, or of a version the template of kind p_kind (database, schema) never had; returns that template */
@@ -147,8 +147,8 @@ LANGUAGE plpgsql
 AS $$
 /* purpose: baseline() of an existing schema (p_row: the row it gets, not inserted yet): compared with the schema template at p_version unless p_force, then given its ledger rows and access and registered as a created schema target */
 DECLARE
-    v_nsp text := admmgt._check_schema_row(p_row, (admmgt._template('schema')).dbname, 'the argument p_dbname of admmgt.baseline');
-    v_server text := coalesce(p_row.server, 'local');
+    v_nsp text := admmgt._check_schema_row(p_row, (admmgt._template('schema')).dbname::text, 'the argument p_dbname of admmgt.baseline');
+    v_server text := coalesce(p_row.server::text, 'local');
     v_conn_db text := coalesce(lower(btrim(p_row.schema_db)), current_database());
     v_objects jsonb;
     v_run bigint;
