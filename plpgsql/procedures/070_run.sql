@@ -44,6 +44,10 @@ BEGIN
     IF v_n = 0 THEN
         RETURN;
     END IF;
+    -- Committed before any item runs: a run killed midway must not leave a record that still counts.
+    IF admmgt._forget_upkeep_of(p_items) THEN
+        COMMIT;
+    END IF;
     SELECT count(DISTINCT i.target_id)::int INTO v_targets FROM unnest(p_items) AS i;
     -- Never more connections at once than a quarter of the server's max_connections.
     v_p := greatest(1, least(coalesce(p_parallel, 4), v_targets, current_setting('max_connections')::int / 4));

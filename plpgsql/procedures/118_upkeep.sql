@@ -24,13 +24,26 @@ CREATE TRIGGER admmgt_forget_upkeep AFTER UPDATE ON admmgt.vendor_db_settings
           OR OLD.schema_db IS DISTINCT FROM NEW.schema_db)
     EXECUTE FUNCTION admmgt._forget_upkeep();
 
-CREATE OR REPLACE FUNCTION admmgt._forget_partitions(p_target_id bigint)
-RETURNS void
-LANGUAGE sql
+CREATE OR REPLACE FUNCTION admmgt._forget_upkeep_of(p_items admmgt.work_item[])
+RETURNS boolean
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the target's partitions may have changed (lifecycle ran there): the next maintenance connects to it */
-DELETE FROM admmgt.upkeep_partitions WHERE target_id = p_target_id;
+/* purpose: before a run, forget the upkeep records of every target that one of its items may change (a script or a part of one, which may commit statements and then stop before the version moves; a rollback; a lifecycle block, which drops partitions outside a transaction): the next maintenance and refresh connect to it; true when a record was forgotten */
+DECLARE
+    v_ids bigint[] := ARRAY(SELECT DISTINCT i.target_id FROM unnest(p_items) i WHERE i.kind IN ('script', 'rollback', 'retention'));
+    v_n int;
+    v_m int;
+BEGIN
+    IF cardinality(v_ids) = 0 THEN
+        RETURN false;
+    END IF;
+    DELETE FROM admmgt.upkeep_partitions WHERE target_id = ANY (v_ids);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    DELETE FROM admmgt.upkeep_refresh WHERE target_id = ANY (v_ids);
+    GET DIAGNOSTICS v_m = ROW_COUNT;
+    RETURN v_n + v_m > 0;
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._without(p_items admmgt.work_item[], p_targets bigint[])
@@ -42,6 +55,16 @@ AS $$
 SELECT coalesce(array_agg(p_items[k] ORDER BY k), '{}')
   FROM generate_subscripts(p_items, 1) AS k
  WHERE (p_items[k]).target_id <> ALL (p_targets);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._same_target(p_target admmgt.targets, p_item admmgt.work_item)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: whether a created target is still where, and at the version (the item's scriptid), an upkeep item of it was made for: a rename, a move to another server or database, or an apply or rollback during the run means what the item did is not what the target is now */
+SELECT p_target.id = p_item.target_id AND p_target.version = p_item.scriptid AND p_target.dbname = p_item.dbname
+       AND p_target.server IS NOT DISTINCT FROM p_item.server AND p_target.conn_db = p_item.conn_db;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._partitions_held(p_items admmgt.work_item[], p_from date, p_to date)
@@ -61,7 +84,7 @@ RETURNS void
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for each target whose maintenance item succeeded in the run and which is still at the version it was rendered for, record the window [p_from, p_to]: merged with its record at that version when they overlap or touch, in its place otherwise */
+/* purpose: for each target whose maintenance item succeeded in the run and which is still where and at the version it was rendered for, record the window [p_from, p_to]: merged with its record at that version when they overlap or touch, in its place otherwise */
 INSERT INTO admmgt.upkeep_partitions AS u (target_id, scriptversion, from_day, to_day, run_id)
 SELECT i.target_id, i.scriptid,
        CASE WHEN m.merge THEN least(o.from_day, p_from) ELSE p_from END,
@@ -69,7 +92,7 @@ SELECT i.target_id, i.scriptid,
   FROM unnest(p_items) i
   JOIN admmgt.target_results r ON r.operation = 'maintain' AND r.scriptid = 0 AND r.target_id = i.target_id
                                AND r.run_id = p_run_id AND r.ok
-  JOIN admmgt.vendor_db_settings v ON v.id = i.target_id AND coalesce(v.scriptversion, 0) = i.scriptid
+  JOIN admmgt.targets t ON admmgt._same_target(t, i)
   LEFT JOIN admmgt.upkeep_partitions o ON o.target_id = i.target_id
  CROSS JOIN LATERAL (SELECT coalesce(o.scriptversion = i.scriptid AND o.from_day <= p_to + 1 AND o.to_day >= p_from - 1, false) AS merge) m
 ON CONFLICT (target_id) DO UPDATE
@@ -103,13 +126,13 @@ RETURNS void
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for each target whose refresh item succeeded in the run and which is still at the version it had then (an apply beside the refresh may have replaced routines since), record the digest of the batch it committed */
+/* purpose: for each target whose refresh item succeeded in the run and which is still where and at the version it had then (an apply beside the refresh may have replaced routines since), record the digest of the batch it committed */
 INSERT INTO admmgt.upkeep_refresh AS u (target_id, refresh, scriptversion, digest, run_id)
 SELECT i.target_id, p_refresh, i.scriptid, admmgt._digest(i.stmts), p_run_id
   FROM unnest(p_items) i
   JOIN admmgt.target_results r ON r.operation = 'refresh' AND r.scriptid = 0 AND r.target_id = i.target_id
                                AND r.run_id = p_run_id AND r.ok
-  JOIN admmgt.vendor_db_settings v ON v.id = i.target_id AND coalesce(v.scriptversion, 0) = i.scriptid
+  JOIN admmgt.targets t ON admmgt._same_target(t, i)
 ON CONFLICT (target_id, refresh) DO UPDATE
    SET scriptversion = EXCLUDED.scriptversion, digest = EXCLUDED.digest, run_id = EXCLUDED.run_id, recorded_at = clock_timestamp();
 $$;

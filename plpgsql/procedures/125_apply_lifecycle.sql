@@ -25,11 +25,10 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._book_retention(p_item admmgt.work_item, p_state admmgt.exec_result, p_booking admmgt.booking)
 RETURNS admmgt.booking
-LANGUAGE sql
+LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: booking hook of a lifecycle block: it logs nothing itself when it succeeds; its read-back, the next item, says what it dropped, detached or deleted; the target's maintenance record no longer counts, whatever the outcome, since a block outside a transaction may have dropped partitions before it failed */
-SELECT admmgt._forget_partitions(p_item.target_id);
+/* purpose: booking hook of a lifecycle block: it logs nothing itself when it succeeds; its read-back, the next item, says what it dropped, detached or deleted (the run forgot the target's upkeep records before it started: _forget_upkeep_of) */
 SELECT admmgt._success_lines(p_booking, '{}');
 $$;
 
