@@ -68,13 +68,16 @@ describe('schema per tenant, typed in psql', () => {
         /admmgt\.script_sql id \d+ names schema bigclient, which is another schema target/],
       [{ id: 6, description: 'dynamic SQL', sql: [{ seq: 1, body: `DO $$BEGIN EXECUTE 'INSERT INTO ${T}.parenttable (newcolumn) VALUES (1)'; END$$` }] },
         /admmgt\.script_sql id \d+ names the template schema unitemplate inside a string/],
+      // A typed row's own text (a view's query) is checked like a step.
+      [{ id: 6, description: 'a view of another tenant', views: [{ schema: T, name: 'peek', query: 'SELECT p.id FROM bigclient.parenttable p' }] },
+        /admmgt\.script_views id \d+ names schema bigclient, which is another schema target/],
     ];
     for (const [spec, message] of cases) {
       await env.addScript(spec);
       const err = await env.errorOf('CALL admmgt.applyScripts(0)');
       expect(err.code).toBe('3F000');
       expect(err.message).toMatch(message);
-      await env.admin.query(`DELETE FROM admmgt.script_sql WHERE scriptid = 6; DELETE FROM admmgt.script_table_columns WHERE scriptid = 6;
+      await env.admin.query(`DELETE FROM admmgt.script_sql WHERE scriptid = 6; DELETE FROM admmgt.script_views WHERE scriptid = 6; DELETE FROM admmgt.script_table_columns WHERE scriptid = 6;
                              DELETE FROM admmgt.script_tables WHERE scriptid = 6; DELETE FROM admmgt.scripts WHERE id = 6`);
     }
     expect(await env.rows(`SELECT dbname, scriptversion FROM admmgt.vendor_db_settings ORDER BY id`)).toEqual(before);

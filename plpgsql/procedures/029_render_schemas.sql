@@ -111,14 +111,15 @@ BEGIN
                     USING ERRCODE = 'feature_not_supported',
                           HINT = 'A build CONCURRENTLY waits for every transaction of its database, admmgt''s own session too, which waits for it. Use a typed index (script_indexes, built in the transaction there), or keep such schema targets in a database of their own (schema_db).';
             END IF;
-            SELECT n INTO v_name FROM unnest(admmgt._code_schemas(r.stmt)) n
-             WHERE n <> v_schema AND EXISTS (SELECT 1 FROM admmgt.registry g WHERE g.kind = 'schema' AND NOT g.deleted AND lower(btrim(g.dbname)) = n)
-             LIMIT 1;
-            IF FOUND THEN
-                RAISE EXCEPTION 'admmgt: % names schema %, which is another schema target', r.source, v_name
-                    USING ERRCODE = 'invalid_schema_name',
-                          HINT = format('A step reaches its own tenant''s schema by naming the template schema (%s), which every tenant''s copy names as its own.', v_schema);
-            END IF;
+        END IF;
+        -- Typed rows too: a view's query or a check is the row's own text, and may name any schema.
+        SELECT n INTO v_name FROM unnest(admmgt._code_schemas(r.stmt)) n
+         WHERE n <> v_schema AND EXISTS (SELECT 1 FROM admmgt.registry g WHERE g.kind = 'schema' AND NOT g.deleted AND lower(btrim(g.dbname)) = n)
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'admmgt: % names schema %, which is another schema target', r.source, v_name
+                USING ERRCODE = 'invalid_schema_name',
+                      HINT = format('A row reaches its own tenant''s schema by naming the template schema (%s), which every tenant''s copy names as its own.', v_schema);
         END IF;
         IF cardinality(admmgt._schema_kept(r.stmt, v_schema)) > 0 THEN
             RAISE EXCEPTION 'admmgt: % names the template schema % inside a string: %', r.source, v_schema, (admmgt._schema_kept(r.stmt, v_schema))[1]
