@@ -267,7 +267,7 @@ describe('a script in parts', () => {
     expect(await catalog(T2)).toEqual(t2Partway);
     expect(await admin(`SELECT dbname, sqlstate, message FROM admmgt.failures WHERE dbname = '${T2}' AND operation = 'rollback'`)).toEqual([{
       dbname: T2, sqlstate: '55000',
-      message: expect.stringContaining('admmgt: this database stopped partway through a script above 1 (admmgt.applied_parts has parts of it), so it is not rolled back past it'),
+      message: expect.stringContaining('admmgt: this database stopped partway through script 2, after some of its parts (admmgt.applied_parts), so it is not rolled back past it'),
     }]);
 
     // Finished, it goes back with everyone, the script's down steps included.
@@ -279,6 +279,26 @@ describe('a script in parts', () => {
     expect(await versions()).toEqual({ [TPL]: 0, [T1]: 0, [T2]: 0 });
     for (const db of [TPL, T1, T2]) expect(await catalog(db)).toEqual([]);
     expect(at0).toContain('table orders');
+  });
+
+  it('rolls back a tenant whose script in parts failed at its first part: nothing of it ran there', async () => {
+    await fresh([T1, T2]);
+    await env.addScript(ONE);
+    await admin('CALL admmgt.applyScripts()');
+    await env.queryIn(T2, 'CREATE TABLE mgttest.audit (id int)');
+    await env.addScript({
+      id: 2, description: 'an audit table outside a transaction, then a note',
+      sql: [{ seq: 1, body: 'CREATE TABLE mgttest.audit (id int)', txmode: 'none' },
+            { seq: 2, body: 'ALTER TABLE mgttest.orders ADD COLUMN note text' }],
+      down: [{ seq: 1, body: 'ALTER TABLE mgttest.orders DROP COLUMN note; DROP TABLE mgttest.audit' }],
+    });
+    await admin('CALL admmgt.applyScripts()');
+    expect(await versions()).toEqual({ [TPL]: 2, [T1]: 2, [T2]: 1 });
+    expect(await admin(`SELECT part, state FROM admmgt.part_attempts`)).toEqual([{ part: 1, state: 'failed' }]);
+    await admin('CALL admmgt.rollbackScripts(p_to => 0)');
+    expect(await versions()).toEqual({ [TPL]: 0, [T1]: 0, [T2]: 0 });
+    expect(await catalog(T1)).toEqual([]);
+    expect(await catalog(T2)).toEqual(['column audit.id integer ', 'table audit']);
   });
 
   it('shares the lock of apply and create', async () => {

@@ -13,6 +13,8 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: the statement of a rollback that takes a script out of a target's ledger (of a schema target: of its schema), its parts too; it fails when the ledger does not have the script, so down steps never run on a target that lacks it, and when the target has begun a later script in parts without finishing it, whose finished parts its down steps would not undo */
 SELECT 'DO ' || admmgt._dollar_quote(format($f$
+DECLARE
+    v_partial int;
 BEGIN
     DELETE FROM %1$s WHERE %2$sscriptid = %3$s;
     IF NOT FOUND THEN
@@ -21,9 +23,10 @@ BEGIN
                   HINT = 'The registry and the target disagree: see SELECT * FROM admmgt.applied_scripts on the target.';
     END IF;
     IF pg_catalog.to_regclass(%4$L) IS NOT NULL THEN
-        -- Later scripts were rolled back first and left this ledger: a row above is one begun, not finished.
-        IF EXISTS (SELECT 1 FROM %4$s WHERE %2$sscriptid > %3$s) THEN
-            RAISE EXCEPTION 'admmgt: %5$s stopped partway through a script above %3$s (%4$s has parts of it), so it is not rolled back past it'
+        -- Later scripts were rolled back first and left this ledger: a finished part above is one of a script begun, not finished.
+        SELECT min(scriptid) INTO v_partial FROM %4$s WHERE %2$sscriptid > %3$s AND finished_at IS NOT NULL;
+        IF v_partial IS NOT NULL THEN
+            RAISE EXCEPTION 'admmgt: %5$s stopped partway through script %%, after some of its parts (%4$s), so it is not rolled back past it', v_partial
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Finish that script first (applyScripts runs what is left of it; unpin the tenant if the rollback pinned it), then roll back, its down steps included.';
         END IF;
@@ -51,7 +54,7 @@ RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: refuse a rollback of targets that stopped partway through a script in parts (a part of it failed or was left unfinished, as part_attempts says), naming each: the down steps of the scripts they have would leave that script's finished parts in place (the target's own ledger refuses the cases the admin side did not see) */
+/* purpose: refuse a rollback of targets that stopped partway through a script in parts after some of it ran (as part_attempts says: a part after its first is unfinished, so the ones before it finished; or a part ran or may have run and was not seen to finish), naming each: the down steps of the scripts they have would leave those parts in place (the target's own ledger refuses the cases the admin side did not see); a first part that failed left nothing and does not stop a rollback */
 DECLARE
     v_list text;
     v_first text;
@@ -60,11 +63,12 @@ BEGIN
       INTO v_list, v_first
       FROM (SELECT DISTINCT t.dbname, a.scriptid FROM unnest(p_targets) t
               JOIN admmgt.part_attempts a ON a.target_id = t.id AND a.scriptid > t.version
-             WHERE t.version > p_to) x;
+             WHERE t.version > p_to
+               AND (a.state <> 'failed' OR a.part > (SELECT min(p.part) FROM admmgt.script_parts p WHERE p.scriptid = a.scriptid))) x;
     IF v_list IS NOT NULL THEN
         RAISE EXCEPTION 'admmgt: % stopped partway through a script in parts, so it cannot be rolled back to %: nothing was touched', v_list, p_to
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = format('Finish that script first: CALL admmgt.applyScripts(p_tenants => ARRAY[%L]) runs what is left of it (parts that ran are not run again); then roll back, its down steps included. Or leave that target out (p_tenants).', v_first);
+                  HINT = format('Finish that script first: CALL admmgt.applyScripts(p_tenants => ARRAY[%L]) runs what is left of it (parts that ran are not run again); then roll back, its down steps included. Or leave that target out: name the others in p_tenants, or, to take the whole fleet back, set its updateflag to false first.', v_first);
     END IF;
 END;
 $$;
