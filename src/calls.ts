@@ -36,7 +36,7 @@ function intOption(name: string, v: number | undefined, min: number, max?: numbe
   return v === undefined ? undefined : integerArg(name, min, max)(v);
 }
 
-function callArgs(o: CallOptions, first: Sql[] = []): Sql {
+export function callArgs(o: CallOptions, first: Sql[] = []): Sql {
   const args = [...first];
   const parallel = intOption('parallel', o.parallel, 1, 64);
   const wait = intOption('wait', o.waitSeconds, 0);
@@ -49,7 +49,7 @@ function asOfDate(value: string): Sql {
   return sql`${lit(dateArg('as-of')(value))}::date`;
 }
 
-async function runCall(client: pg.Client, call: Sql): Promise<RunSummary | undefined> {
+export async function runCall(client: pg.Client, call: Sql): Promise<RunSummary | undefined> {
   const before = await maxRunId(client);
   try {
     await client.query(call.text);
@@ -79,7 +79,7 @@ export interface KindOption {
 }
 
 /** t_separatedb, the procedures' first argument, when a kind is chosen; nothing otherwise (every kind). */
-function kindArgs(o: KindOption): Sql[] {
+export function kindArgs(o: KindOption): Sql[] {
   if (o.kind === undefined) return [];
   if (!KINDS.includes(o.kind)) throw usageError(`--kind must be database or schema, not ${String(o.kind)}`);
   return [sql`t_separatedb => ${lit(o.kind === 'database' ? 1 : 0)}`];
@@ -92,7 +92,7 @@ export interface Selection {
   tag?: string;
 }
 
-function selectionArgs(o: Selection): Sql[] {
+export function selectionArgs(o: Selection): Sql[] {
   const args: Sql[] = [];
   if (o.tenants?.length) args.push(sql`p_tenants => ARRAY[${join(o.tenants.map((t) => lit(t)))}]::text[]`);
   if (o.server !== undefined) args.push(sql`p_server => ${lit(o.server)}`);
@@ -105,7 +105,7 @@ export interface VerifyOption {
   verify?: boolean;
 }
 
-function verifyArgs(o: VerifyOption): Sql[] {
+export function verifyArgs(o: VerifyOption): Sql[] {
   return o.verify ? [sql`p_verify => true`] : [];
 }
 

@@ -7,6 +7,7 @@ import { command as cluster } from './commands/cluster.js';
 import { command as createDatabases } from './commands/create-databases.js';
 import { command as createSchemas } from './commands/create-schemas.js';
 import { command as demo } from './commands/demo.js';
+import { command as deploy } from './commands/deploy.js';
 import { command as drift } from './commands/drift.js';
 import { command as dropTenant } from './commands/drop-tenant.js';
 import { command as embedded } from './commands/embedded.js';
@@ -60,6 +61,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(lifecycle)
       .command(refreshProcs)
       .command(refreshViews)
+      .command(deploy)
       .command(status)
       .command(cluster)
       .command(check)

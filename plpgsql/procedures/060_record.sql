@@ -79,6 +79,18 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._booked_op(p_op text, p_item admmgt.work_item)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the operation an item is booked under: its run's, but in a deploy the one whose procedure makes items of its kind, so that status, metrics and the upkeep records read a deploy as the three calls it stands for */
+SELECT CASE WHEN p_op <> 'deploy' THEN p_op
+            WHEN p_item.kind = 'routines' THEN 'refresh'
+            WHEN p_item.kind = 'partitions' THEN 'maintain'
+            ELSE 'apply' END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._record(p_op text, p_item admmgt.work_item, p_state admmgt.exec_result, p_run_id bigint,
                                           p_last boolean DEFAULT false)
 RETURNS admmgt.booking
@@ -88,12 +100,13 @@ AS $$
 /* purpose: book one finished work item through the hook of its kind, in one statement: one script_log row per line, the latest outcome per (operation, script, target) in target_results, the target's version when the hook moves it, and, when the item ends its target (it failed, or p_last: no item of the target follows and the hook asks for none), the run's counters; a WARNING when it failed; returns the booking: ok when the target may go on with its next item, skip_part when that is after the item's part */
 DECLARE
     b admmgt.booking := admmgt._book(p_item, p_state, admmgt._booking(p_item, p_state));
+    v_op text := admmgt._booked_op(p_op, p_item);
     v_ms numeric := admmgt._elapsed_ms(p_state);
     v_ends boolean := NOT b.ok OR (p_last AND coalesce(cardinality(b.expand), 0) = 0);
 BEGIN
     WITH logged AS (
         INSERT INTO admmgt.script_log (scriptid, dbname, commstat, run_id, operation, outcome, sqlstate, message, elapsed_ms, server)
-        SELECT b.scriptid, p_item.dbname, l, p_run_id, p_op, b.outcome,
+        SELECT b.scriptid, p_item.dbname, l, p_run_id, v_op, b.outcome,
                CASE WHEN NOT b.ok THEN b.sqlstate END, CASE WHEN NOT b.ok THEN b.message END,
                v_ms, coalesce(p_item.server, 'local')
           FROM unnest(b.lines) AS l
@@ -106,7 +119,7 @@ BEGIN
     )
     INSERT INTO admmgt.target_results AS r (operation, scriptid, target_id, dbname, ok, sqlstate, message, detail, hint,
                                             statement, run_id, finished_at, elapsed_ms)
-    VALUES (p_op, coalesce(b.scriptid, 0), p_item.target_id, p_item.dbname, b.ok,
+    VALUES (v_op, coalesce(b.scriptid, 0), p_item.target_id, p_item.dbname, b.ok,
             CASE WHEN NOT b.ok THEN b.sqlstate END, CASE WHEN NOT b.ok THEN b.message END,
             CASE WHEN NOT b.ok THEN b.detail END, CASE WHEN NOT b.ok THEN b.hint END,
             CASE WHEN NOT b.ok THEN b.statement END, p_run_id, p_state.finished_at, v_ms)
@@ -116,7 +129,7 @@ BEGIN
            finished_at = EXCLUDED.finished_at, elapsed_ms = EXCLUDED.elapsed_ms;
 
     IF NOT b.ok THEN
-        RAISE WARNING 'admmgt %: % failed: % (SQLSTATE %)', p_op, admmgt._target_label(p_item), b.message, b.sqlstate
+        RAISE WARNING 'admmgt %: % failed: % (SQLSTATE %)', v_op, admmgt._target_label(p_item), b.message, b.sqlstate
             USING DETAIL = coalesce('statement: ' || b.statement, 'no statement ran');
     END IF;
     RETURN b;

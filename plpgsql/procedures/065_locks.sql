@@ -28,7 +28,7 @@ RETURNS int
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the advisory lock of an operation; creating tenants, applying scripts and rolling them back share one, since they need the template to themselves (dropping a tenant, drop, takes it too, so that it never races them), and so do the two kinds of partition upkeep */
+/* purpose: the advisory lock of an operation; creating tenants, applying scripts and rolling them back share one, since they need the template to themselves (dropping a tenant, drop, takes it too, so that it never races them, and deploy takes it with the upkeep locks, _hold_upkeep), and so do the two kinds of partition upkeep */
 SELECT CASE p_op WHEN 'maintain' THEN 2 WHEN 'lifecycle' THEN 2 WHEN 'refresh' THEN 3 WHEN 'drift' THEN 4 ELSE 1 END;
 $$;
 

@@ -35,14 +35,16 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._check_call(p_label text, p_parallel int)
+CREATE OR REPLACE FUNCTION admmgt._check_call(p_label text, p_parallel int, p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL,
+                                              p_tag text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: refuse, with a hint, a CALL typed inside a transaction block or a bad p_parallel, before anything is touched */
+/* purpose: refuse, with a hint, a CALL typed inside a transaction block, a bad p_parallel or a bad selection of targets, before anything is touched */
 BEGIN
     PERFORM admmgt._check_parallel(p_label, p_parallel);
+    PERFORM admmgt._check_selection(p_label, p_tenants, p_server, p_tag);
     -- PL/pgSQL cannot ask whether it runs in a transaction block. A transaction that began well
     -- before this statement is one (BEGIN typed in psql); the extended query protocol starts the
     -- transaction a fraction of a millisecond before the CALL, so only a clear gap counts. Blocks

@@ -465,6 +465,71 @@ SELECT greatest(coalesce(p_ready[cardinality(p_ready)], 0), p_template.scriptver
                     AND NOT EXISTS (SELECT 1 FROM admmgt.scripts g WHERE g.id < s.id AND g.status <> 2)));
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._ready_upto(p_template admmgt.vendor_db_settings, p_upto int, OUT ready int[], OUT upto int)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the ready scripts a template takes in a run (up to p_upto), and how far it goes */
+SELECT r.ready, least(admmgt._template_upto(p_template, r.ready), coalesce(p_upto, admmgt._template_upto(p_template, r.ready)))
+  FROM (SELECT ARRAY(SELECT x FROM unnest(admmgt._ready_scripts(p_template.scriptversion)) x WHERE x <= coalesce(p_upto, x)) AS ready) r;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._check_ready(p_kind text, p_upto int)
+RETURNS int
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: before any target is touched, render every ready script of the template of a kind (up to p_upto): bad rows are refused here, and so are scripts a schema template cannot run; returns how far the template goes */
+DECLARE
+    v_template admmgt.vendor_db_settings := admmgt._template(p_kind);
+    v_goal record := admmgt._ready_upto(v_template, p_upto);
+    v_upto int := v_goal.upto;
+BEGIN
+    PERFORM count(*) FROM unnest(v_goal.ready) AS s, LATERAL admmgt.render_script(s) AS r;
+    IF p_kind = 'schema' THEN
+        -- Every script the schema template is about to run, the ones applied before it existed too.
+        PERFORM admmgt._check_schema_scripts(ARRAY(SELECT s.id FROM admmgt.scripts s
+                                                    WHERE s.id > v_template.scriptversion AND s.id <= v_upto AND s.status IN (1, 2)), current_date);
+    END IF;
+    RETURN v_upto;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._template_apply_items(p_kind text, p_upto int)
+RETURNS admmgt.work_item[]
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: under the lock, the items of the template of a kind: every ready script up to p_upto, frozen first, with the template's fingerprint at each version */
+DECLARE
+    -- Read again under the lock: another run may have moved the template meanwhile.
+    v_upto int := (admmgt._ready_upto(admmgt._template(p_kind), p_upto)).upto;
+    v_items admmgt.work_item[];
+BEGIN
+    -- What the template runs now is what every target gets later: freeze it first.
+    PERFORM admmgt._freeze_scripts(v_upto, current_date);
+    v_items := admmgt._apply_items(admmgt._template_targets(p_kind), v_upto, current_date);
+    -- The template's fingerprint at each version it reaches, for detectDrift (170_drift.sql).
+    v_items := admmgt._with_fingerprints(v_items);
+    RETURN v_items;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._tenant_apply_items(p_kind text, p_tenants text[], p_server text, p_tag text, p_upto int)
+RETURNS admmgt.work_item[]
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: once the template of a kind has run, the items of the chosen tenants (and copies) of that kind: each up to the template's version (or p_upto, or its pin); says which script holds lagging ones back */
+DECLARE
+    v_template admmgt.vendor_db_settings := admmgt._template(p_kind);
+BEGIN
+    PERFORM admmgt._notice_blocked(v_template.scriptversion);
+    RETURN admmgt._apply_items(admmgt._select(admmgt._update_targets(p_kind), p_tenants, p_server, p_tag),
+                               least(v_template.scriptversion, coalesce(p_upto, v_template.scriptversion)), current_date);
+END;
+$$;
+
 CREATE OR REPLACE PROCEDURE admmgt._apply_kind(p_kind text, p_parallel int, p_wait_seconds int, p_tenants text[], p_server text, p_tag text,
                                                p_upto int, p_max_failures int, p_canary int, INOUT p_failed int)
 LANGUAGE plpgsql
@@ -472,7 +537,6 @@ AS $$
 /* purpose: applyScripts() for the targets of one kind: the template of that kind first, alone, as the canary; then the chosen tenants of that kind; p_failed: the id of a script that had failed on a template before the run */
 DECLARE
     v_template admmgt.vendor_db_settings;
-    v_ready int[];
     v_items admmgt.work_item[];
     v_run bigint;
     v_error admmgt.error_state;
@@ -480,19 +544,11 @@ DECLARE
     v_upto int;
     v_next admmgt.scripts;
 BEGIN
+    v_upto := admmgt._check_ready(p_kind, p_upto);
     v_template := admmgt._template(p_kind);
-    v_ready := ARRAY(SELECT r FROM unnest(admmgt._ready_scripts(v_template.scriptversion)) r WHERE r <= coalesce(p_upto, r));
-    -- Render every ready script before any target is touched: bad rows are refused here.
-    PERFORM count(*) FROM unnest(v_ready) AS s, LATERAL admmgt.render_script(s) AS r;
     v_next := admmgt._failed_next(v_template.scriptversion);
     p_failed := coalesce(p_failed, CASE WHEN v_next.status = 3 THEN v_next.id END);
     v_chosen := admmgt._select(admmgt._update_targets(p_kind), p_tenants, p_server, p_tag);
-    v_upto := least(admmgt._template_upto(v_template, v_ready), coalesce(p_upto, admmgt._template_upto(v_template, v_ready)));
-    IF p_kind = 'schema' THEN
-        -- Every script the schema template is about to run, the ones applied before it existed too.
-        PERFORM admmgt._check_schema_scripts(ARRAY(SELECT s.id FROM admmgt.scripts s
-                                                    WHERE s.id > v_template.scriptversion AND s.id <= v_upto AND s.status IN (1, 2)), current_date);
-    END IF;
     IF v_upto <= v_template.scriptversion
        AND cardinality(admmgt._apply_items(v_chosen, least(v_template.scriptversion, coalesce(p_upto, v_template.scriptversion)), current_date)) = 0 THEN
         IF p_failed IS NULL THEN
@@ -506,15 +562,7 @@ BEGIN
 
     CALL admmgt._begin_call('apply', 'applyScripts', p_wait_seconds, v_run);
     BEGIN
-        -- Read again under the lock: another run may have moved the template meanwhile.
-        v_template := admmgt._template(p_kind);
-        v_ready := ARRAY(SELECT r FROM unnest(admmgt._ready_scripts(v_template.scriptversion)) r WHERE r <= coalesce(p_upto, r));
-        v_upto := least(admmgt._template_upto(v_template, v_ready), coalesce(p_upto, admmgt._template_upto(v_template, v_ready)));
-        -- What the template runs now is what every target gets later: freeze it first.
-        PERFORM admmgt._freeze_scripts(v_upto, current_date);
-        v_items := admmgt._apply_items(admmgt._template_targets(p_kind), v_upto, current_date);
-        -- The template's fingerprint at each version it reaches, for detectDrift (170_drift.sql).
-        v_items := admmgt._with_fingerprints(v_items);
+        v_items := admmgt._template_apply_items(p_kind, p_upto);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
@@ -523,9 +571,7 @@ BEGIN
 
     BEGIN
         v_template := admmgt._template(p_kind);
-        PERFORM admmgt._notice_blocked(v_template.scriptversion);
-        v_items := admmgt._apply_items(admmgt._select(admmgt._update_targets(p_kind), p_tenants, p_server, p_tag),
-                                       least(v_template.scriptversion, coalesce(p_upto, v_template.scriptversion)), current_date);
+        v_items := admmgt._tenant_apply_items(p_kind, p_tenants, p_server, p_tag, p_upto);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
@@ -547,8 +593,7 @@ DECLARE
     v_kind text;
     v_failed int;
 BEGIN
-    PERFORM admmgt._check_call('applyScripts', p_parallel);
-    PERFORM admmgt._check_selection('applyScripts', p_tenants, p_server, p_tag);
+    PERFORM admmgt._check_call('applyScripts', p_parallel, p_tenants, p_server, p_tag);
     PERFORM admmgt._check_apply_options(p_upto, p_max_failures, p_canary);
     FOREACH v_kind IN ARRAY admmgt._kinds(t_separatedb, 'applyScripts') LOOP
         CALL admmgt._apply_kind(v_kind, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_upto, p_max_failures, p_canary, v_failed);

@@ -1,14 +1,16 @@
 -- CALL admmgt.applyMaintenance(t_numdays => 30);
 
 CREATE OR REPLACE FUNCTION admmgt._maintenance_items(p_from date, p_to date, p_tenants text[] DEFAULT NULL,
-                                                     p_server text DEFAULT NULL, p_tag text DEFAULT NULL, p_kinds text[] DEFAULT NULL)
+                                                     p_server text DEFAULT NULL, p_tag text DEFAULT NULL, p_kinds text[] DEFAULT NULL,
+                                                     p_goals admmgt.targets[] DEFAULT NULL)
 RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one maintenance batch per chosen created target of the given kinds (the templates and the copies first) that has RANGE-partitioned tables, its scriptid the version it is rendered for; targets at one version share one rendering, schema targets one form of it with their own schema filled in */
+/* purpose: one maintenance batch per chosen created target of the given kinds (the templates and the copies first) that has RANGE-partitioned tables, its scriptid the version it is rendered for (its version in p_goals when listed there: where a deploy takes it); targets at one version share one rendering, schema targets one form of it with their own schema filled in */
 WITH targets AS (
-    SELECT t.id, t.version, t.istemplate, t.servertemplate, t AS t FROM admmgt.targets t
+    SELECT t.id, coalesce(g.version, t.version) AS version, t.istemplate, t.servertemplate, t AS t FROM admmgt.targets t
+      LEFT JOIN unnest(p_goals) g ON g.id = t.id
      WHERE admmgt._selected(t, p_tenants, p_server, p_tag) AND (p_kinds IS NULL OR t.kind = ANY (p_kinds))
 ), batches AS MATERIALIZED (
     SELECT x.version, x.schema_mode,
@@ -35,6 +37,22 @@ SELECT admmgt._success_lines(p_booking,
   FROM (SELECT cardinality(admmgt._batch_prefix(p_item.atomic)) AS sent) x;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._check_window_days(p_numdays int, p_asof date)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse a look-ahead (t_numdays) out of range, or a window from p_asof that leaves the calendar */
+BEGIN
+    IF p_numdays IS NULL OR p_numdays < 0 OR p_numdays > admmgt._window_days() THEN
+        RAISE EXCEPTION 'admmgt: t_numdays must be between 0 and %, not %', admmgt._window_days(), coalesce(p_numdays::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the look-ahead in days, for example t_numdays => 30.';
+    END IF;
+    PERFORM admmgt._finite_date(coalesce(p_asof, current_date), 'p_asof');
+    PERFORM admmgt._finite_date(coalesce(p_asof, current_date) + p_numdays, 'p_asof + t_numdays');
+END;
+$$;
+
 CREATE OR REPLACE PROCEDURE admmgt.applymaintenance(t_separatedb int DEFAULT NULL, t_numdays int DEFAULT 30, p_parallel int DEFAULT NULL,
                                                     p_asof date DEFAULT current_date, p_wait_seconds int DEFAULT 0,
                                                     p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
@@ -50,14 +68,8 @@ DECLARE
     v_run bigint;
     v_error admmgt.error_state;
 BEGIN
-    PERFORM admmgt._check_call('applyMaintenance', p_parallel);
-    PERFORM admmgt._check_selection('applyMaintenance', p_tenants, p_server, p_tag);
-    IF t_numdays IS NULL OR t_numdays < 0 OR t_numdays > admmgt._window_days() THEN
-        RAISE EXCEPTION 'admmgt: t_numdays must be between 0 and %, not %', admmgt._window_days(), coalesce(t_numdays::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the look-ahead in days, for example t_numdays => 30.';
-    END IF;
-    PERFORM admmgt._finite_date(coalesce(p_asof, current_date), 'p_asof');
-    PERFORM admmgt._finite_date(coalesce(p_asof, current_date) + t_numdays, 'p_asof + t_numdays');
+    PERFORM admmgt._check_call('applyMaintenance', p_parallel, p_tenants, p_server, p_tag);
+    PERFORM admmgt._check_window_days(t_numdays, p_asof);
     PERFORM admmgt._template(k) FROM unnest(v_kinds) AS k;
     CALL admmgt._begin_call('maintain', 'applyMaintenance', p_wait_seconds, v_run);
     BEGIN

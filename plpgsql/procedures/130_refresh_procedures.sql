@@ -170,6 +170,34 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._refresh_stmts(p_kind text, p_views_only boolean, p_check_only boolean DEFAULT false)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: read the batch a refresh sends from the template of a kind (its routines, or its views), refusing unsafe SECURITY DEFINER routines; with p_check_only, only that check (NULL) */
+DECLARE
+    v_template admmgt.vendor_db_settings := admmgt._template(p_kind);
+    v_nsp text := CASE WHEN p_kind = 'schema' THEN v_template.dbname::text END;
+    v_db text := CASE WHEN p_kind = 'schema' THEN coalesce(lower(btrim(v_template.schema_db)), current_database()) ELSE v_template.dbname::text END;
+    v_stmts text[];
+BEGIN
+    IF NOT p_views_only THEN
+        PERFORM admmgt._check_definers(v_db, v_nsp);
+    END IF;
+    IF p_check_only THEN
+        RETURN NULL;
+    END IF;
+    v_stmts := admmgt._template_routines(v_db, v_nsp, NOT p_views_only, p_views_only OR p_kind = 'schema');
+    IF p_kind = 'schema' THEN
+        v_stmts := admmgt._schema_copies(v_stmts, v_nsp);
+    END IF;
+    -- The fleet gets the template's routines and views as they are now: so does the fingerprint of its version (170_drift.sql).
+    PERFORM admmgt._record_template_fingerprint(v_template);
+    RETURN v_stmts;
+END;
+$$;
+
 CREATE OR REPLACE PROCEDURE admmgt._refresh_kind(p_kind text, p_call text, p_scriptid int, p_views_only boolean, p_parallel int, p_wait_seconds int,
                                                  p_tenants text[], p_server text, p_tag text, p_verify boolean)
 LANGUAGE plpgsql
@@ -177,8 +205,6 @@ AS $$
 /* purpose: refresh for the targets of one kind: the routines (and, for schema targets or with p_views_only, the views) of the template of that kind, into its copies and the chosen tenants with updateflag at version p_scriptid or above; a target last pushed exactly this batch is not connected, unless p_verify */
 DECLARE
     v_template admmgt.vendor_db_settings := admmgt._template(p_kind);
-    v_nsp text := CASE WHEN p_kind = 'schema' THEN v_template.dbname::text END;
-    v_db text := CASE WHEN p_kind = 'schema' THEN coalesce(lower(btrim(v_template.schema_db)), current_database()) ELSE v_template.dbname::text END;
     v_stmts text[];
     v_targets admmgt.targets[];
     v_below int;
@@ -189,15 +215,7 @@ DECLARE
     v_error admmgt.error_state;
 BEGIN
     -- Read the template before taking the lock: an error after it would leave the lock with this session.
-    IF NOT p_views_only THEN
-        PERFORM admmgt._check_definers(v_db, v_nsp);
-    END IF;
-    v_stmts := admmgt._template_routines(v_db, v_nsp, NOT p_views_only, p_views_only OR p_kind = 'schema');
-    IF p_kind = 'schema' THEN
-        v_stmts := admmgt._schema_copies(v_stmts, v_nsp);
-    END IF;
-    -- The fleet gets the template's routines and views as they are now: so does the fingerprint of its version (170_drift.sql).
-    PERFORM admmgt._record_template_fingerprint(v_template);
+    v_stmts := admmgt._refresh_stmts(p_kind, p_views_only);
     v_targets := admmgt._select(admmgt._update_targets(p_kind), p_tenants, p_server, p_tag);
     IF p_scriptid IS NOT NULL THEN
         -- A tenant below the script the definitions need would get routines that name objects it does not have yet.
@@ -239,8 +257,7 @@ AS $$
 DECLARE
     v_kind text;
 BEGIN
-    PERFORM admmgt._check_call(p_call, p_parallel);
-    PERFORM admmgt._check_selection(p_call, p_tenants, p_server, p_tag);
+    PERFORM admmgt._check_call(p_call, p_parallel, p_tenants, p_server, p_tag);
     FOREACH v_kind IN ARRAY admmgt._kinds(p_separatedb, p_call) LOOP
         CALL admmgt._refresh_kind(v_kind, p_call, p_scriptid, p_views_only, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify);
     END LOOP;

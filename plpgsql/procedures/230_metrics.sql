@@ -10,16 +10,16 @@ AS $$
 /* purpose: one row per metric sample of the fleet (targets by kind, server, status and version; scripts by status; failed targets, runs and the last finished run per operation; runs in progress), in the order to print them; p_as_of is the moment the ages are measured to */
 WITH ops AS (
     -- Every operation is reported, with 0 when it has nothing to count, so that no series comes
-    -- and goes: the five that start runs, adopt (the databases create_database() takes over are
+    -- and goes: the six that start runs, adopt (the databases create_database() takes over are
     -- booked apart, under the create run), then any other that has left a run or an outcome.
     SELECT o.op, o.ord, o.runs
       FROM (VALUES ('create', 1, true), ('adopt', 2, false), ('apply', 3, true), ('maintain', 4, true),
-                   ('lifecycle', 5, true), ('refresh', 6, true)) AS o(op, ord, runs)
+                   ('lifecycle', 5, true), ('refresh', 6, true), ('deploy', 7, true)) AS o(op, ord, runs)
     UNION ALL
     SELECT x.op, 100, bool_or(x.runs)
       FROM (SELECT r.operation, true FROM admmgt.runs r
             UNION ALL SELECT t.operation, false FROM admmgt.target_results t) AS x(op, runs)
-     WHERE x.op NOT IN ('create', 'adopt', 'apply', 'maintain', 'lifecycle', 'refresh')
+     WHERE x.op NOT IN ('create', 'adopt', 'apply', 'maintain', 'lifecycle', 'refresh', 'deploy')
      GROUP BY x.op
 ),
 run_ops AS (
