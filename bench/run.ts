@@ -1,5 +1,5 @@
-// npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --maint-tenants 100 --url URL]
-//                [-- --schemas 100,1000 --only schemas|databases]
+// npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --maint-tenants 100 --deploy-tenants 50 --url URL]
+//                [-- --schemas 100,1000 --only schemas|databases|deploy]
 //
 // Times the four procedures on N tenants at several degrees of parallelism and, in the same run on
 // the same server, the references they are judged against. applyScripts is timed twice: on half
@@ -18,6 +18,13 @@
 // in pg_stat_database.sessions; the cycle's maintenance with nothing to create passes p_verify). Prints ms per tenant, medians of --runs, every ratio, and
 // writes bench/results/latest.json and a chart of applyScripts beside its floors and
 // node-pg-migrate against p, bench/results/apply.svg. Never part of npm test.
+//
+// The deploy pass (--deploy-tenants N, 0 skips it): a fleet of its own (admin database, template
+// and N tenants at script 1, with their partitions and routines) gets a new script with a daily
+// table and a new routine in the template, and is copied whole (copyDb); on one fresh copy
+// CALL admmgt.deploy(t_numdays => 30) is timed, on another identical one applyScripts(),
+// refesh_stored_procedures() and applyMaintenance(t_numdays => 30) in a row, all at p = 4, with the
+// connections each made into the tenant databases. Prints the ratio.
 //
 // Schema mode (--schemas, a list of N; --only schemas runs nothing else): for each N, run and p, a
 // fresh admin database with the control plane gets a schema template and N tenant schemas at
@@ -54,6 +61,7 @@ const { values: args } = parseArgs({
     parallel: { type: 'string', default: '1,2,4,8' },
     'idle-tenants': { type: 'string', default: '1000' },
     'maint-tenants': { type: 'string', default: '100' },
+    'deploy-tenants': { type: 'string', default: '50' },
     url: { type: 'string' },
     schemas: { type: 'string', default: '100,1000' },
     only: { type: 'string' },
@@ -64,11 +72,12 @@ const RUNS = Number(args.runs);
 const PARALLEL = (args.parallel ?? '1,2,4,8').split(',').map(Number);
 const IDLE = Number(args['idle-tenants']);
 const MAINT = Number(args['maint-tenants']);
+const DEPLOY = Number(args['deploy-tenants']);
 const SCHEMA_NS = (args.schemas ?? '').split(',').filter((x) => x.trim() !== '').map(Number);
 const ONLY = args.only;
 // The migration-tool loop runs sequentially and four at once, as issue 15 measured it.
 const TOOL_P = [1, 4];
-if (ONLY !== undefined && ONLY !== 'schemas' && ONLY !== 'databases') throw new Error(`bench: --only is schemas or databases, not ${ONLY}`);
+if (ONLY !== undefined && !['schemas', 'databases', 'deploy'].includes(ONLY)) throw new Error(`bench: --only is schemas, databases or deploy, not ${ONLY}`);
 
 const ADMIN = 'bench_admin';
 const TEMPLATE = 'bench_tpl';
@@ -334,6 +343,102 @@ async function indexPhase(admin: pg.Client): Promise<Record<string, number>> {
   return out;
 }
 
+const DADMIN = 'bench_dadmin';
+const DTPL = 'bench_dtpl';
+const dtenant = (i: number) => `bench_d${String(i).padStart(5, '0')}`;
+/** A database of the deploy fleet and its snapshot, by the same suffix. */
+const snap = (db: string) => db.replace(/^bench_d/, 'bench_k');
+
+/** The deploy fleet, steady: template and DEPLOY tenants at script 1, partitions and routines pushed; then a new script and routine, waiting. */
+async function deployFleet(server: pg.Client): Promise<string[]> {
+  await dropPrefixed(server, ['bench_d', 'bench_k']);
+  await server.query(`CREATE DATABASE ${DADMIN}`);
+  await server.query(`CREATE DATABASE ${DTPL}`);
+  // The template takes no session of its own while create_database() copies it.
+  const inTemplate = async (text: string) => {
+    const t = await client(DTPL);
+    await t.query(text).finally(() => t.end());
+  };
+  await inTemplate('CREATE SCHEMA mgttest');
+  const admin = await client(DADMIN);
+  try {
+    await installControlPlane(admin);
+    await admin.query(`BEGIN;\n${scriptRowsSql(script1).text}\n${markReadySql(1).text}
+      INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status, scriptversion) VALUES ('${DTPL}', true, 2, 0);
+      INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT 'bench_d' || lpad(i::text, 5, '0'), 1 FROM generate_series(1, ${DEPLOY}) i;
+      COMMIT;`);
+    await admin.query('CALL admmgt.create_database(p_parallel => 4)');
+    await admin.query('CALL admmgt.applyScripts(p_parallel => 4)');
+    await inTemplate(testProc1Sql().text);
+    await admin.query('CALL admmgt.refesh_stored_procedures(p_parallel => 4)');
+    await admin.query('CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => 4)');
+    // The release: a script with a daily table, and a routine changed in the template.
+    await admin.query(`BEGIN; ${scriptRowsSql({
+      id: 2, description: 'bench: a daily table',
+      tables: [{ schema: 'mgttest', name: 'bench_days', columns: [{ name: 'id', type: 'bigint', primaryKey: true },
+        { name: 'at', type: 'date', nullable: false }], partitions: [{ column: 'at', type: 'range', value: 'day' }] }],
+    }).text} ${markReadySql(2).text} COMMIT;`);
+    await inTemplate(`CREATE FUNCTION mgttest.bench_release() RETURNS int LANGUAGE sql AS 'SELECT 2'`);
+  } finally {
+    await admin.end();
+  }
+  return [DADMIN, DTPL, ...Array.from({ length: DEPLOY }, (_, i) => dtenant(i + 1))];
+}
+
+/** Put the deploy fleet back as its snapshot has it: every database a fresh copy. */
+async function restoreFleet(server: pg.Client, dbs: string[]): Promise<void> {
+  for (const db of dbs) await copyDb(server, snap(db), db);
+  await server.query('CHECKPOINT');
+}
+
+/** Time calls on a fresh copy of the deploy fleet, with the connections they made into its tenant databases. */
+async function onFreshFleet(server: pg.Client, dbs: string[], calls: string[]): Promise<{ ms: number; sessions: number }> {
+  await restoreFleet(server, dbs);
+  const stats = `SELECT coalesce(sum(sessions), 0)::bigint AS n FROM pg_stat_database WHERE datname ~ '^bench_d[0-9]+$'`;
+  await server.query('SELECT pg_stat_clear_snapshot()');
+  const before = Number((await server.query(stats)).rows[0].n);
+  const admin = await client(DADMIN);
+  let ms = 0;
+  try {
+    for (const c of calls) ms += await call(admin, c);
+    await noFailures(admin, calls.join('; '));
+  } finally {
+    await admin.end();
+  }
+  // A session is counted when its backend exits.
+  await new Promise((r) => setTimeout(r, 1000));
+  await server.query('SELECT pg_stat_clear_snapshot()');
+  return { ms, sessions: Number((await server.query(stats)).rows[0].n) - before };
+}
+
+/** deploy() against the three calls it stands for, each on a fresh copy of one fleet. */
+async function deployPhase(server: pg.Client): Promise<Record<string, number>> {
+  const dbs = await deployFleet(server);
+  try {
+    for (const db of dbs) await copyDb(server, db, snap(db));
+    const one = await onFreshFleet(server, dbs, ['CALL admmgt.deploy(t_numdays => 30, p_parallel => 4)']);
+    const three = await onFreshFleet(server, dbs, ['CALL admmgt.applyScripts(p_parallel => 4)',
+      'CALL admmgt.refesh_stored_procedures(p_parallel => 4)', 'CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => 4)']);
+    return {
+      tenants: DEPLOY,
+      'deploy ms': one.ms,
+      'apply + refresh + maintain ms': three.ms,
+      'deploy / apply + refresh + maintain': one.ms / three.ms,
+      'deploy connections into tenants': one.sessions,
+      'apply + refresh + maintain connections into tenants': three.sessions,
+    };
+  } finally {
+    await dropPrefixed(server, ['bench_d', 'bench_k']);
+  }
+}
+
+async function printedDeployPhase(server: pg.Client): Promise<Record<string, number>> {
+  const deploy = await deployPhase(server);
+  console.log(`\ndeploy pass, ${DEPLOY} tenants + template, one script with a daily table and one new routine, p = 4, each on a fresh copy of one fleet:`);
+  for (const [k, v] of Object.entries(deploy)) if (k !== 'tenants') console.log(`  ${k.padEnd(52)} ${v.toFixed(2)}`);
+  return deploy;
+}
+
 // ---- Schema mode ----------------------------------------------------------------------------
 
 const STPL = 'unitemplate';
@@ -475,9 +580,10 @@ async function main(): Promise<void> {
     let previous: Record<string, unknown> = {};
     if (ONLY) previous = JSON.parse(await readFile(outFile, 'utf8').catch(() => '{}')) as Record<string, unknown>;
     let databases: Record<string, unknown> | undefined;
-    if (ONLY !== 'schemas') databases = await databasePhase(server, version);
+    if (ONLY === 'deploy') databases = { deploy: await printedDeployPhase(server) };
+    else if (ONLY !== 'schemas') databases = await databasePhase(server, version);
     let schemas: Record<string, unknown> | undefined;
-    if (ONLY !== 'databases' && SCHEMA_NS.length > 0) {
+    if (ONLY !== 'databases' && ONLY !== 'deploy' && SCHEMA_NS.length > 0) {
       console.log(`\nadmmgt bench, schema mode: ${SCHEMA_NS.join(', ')} schemas, ${RUNS} run(s), parallel ${PARALLEL.join(',')}, PostgreSQL ${version}, ${os.cpus().length} cores`);
       schemas = { date: new Date().toISOString(), postgres: version, ...(await schemaPhase(server)) };
     }
@@ -566,9 +672,10 @@ async function databasePhase(server: pg.Client, version: string): Promise<Record
     await admin.end();
     await dropPrefixed(server, ['bench_t', 'bench_r']);
     await server.query(`DROP DATABASE IF EXISTS ${ADMIN} WITH (FORCE)`);
+    const deploy = DEPLOY > 0 ? await printedDeployPhase(server) : undefined;
     return {
       date: new Date().toISOString(), postgres: version, tenants: N, runs: RUNS, parallel: PARALLEL,
-      samples, medians: med, ratios, idle, maintenance,
+      samples, medians: med, ratios, idle, maintenance, deploy,
     };
   }
 }
