@@ -1,5 +1,6 @@
 // One pass per deploy: CALL admmgt.deploy() gives each target its scripts, the template's routines
 // and its partitions over one connection, each booked as its own procedure books it.
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TableSpec } from '../templates/script.js';
 import { cli } from './support/cli.js';
@@ -140,6 +141,21 @@ describe('deploy', () => {
     expect(run).toMatchObject({ targets: 1, failed: 1 });
     expect(await logged(run.run_id)).toEqual({ [TPL]: ['apply'] });
     expect(await env.rows(`SELECT status FROM admmgt.scripts WHERE id = 4`)).toEqual([{ status: 3 }]);
+  });
+
+  it('holds the locks of apply, refresh and maintenance: a maintenance running stops it, and it lets go of the apply lock', async () => {
+    const holder = new pg.Client({ connectionString: env.adminUrl });
+    await holder.connect();
+    try {
+      await holder.query(`SELECT pg_advisory_lock(admmgt._lock_class(), admmgt._lock_key('maintain'))`);
+      const e = await env.errorOf('CALL admmgt.deploy()');
+      expect(e.code).toBe('55P03');
+      expect(e.message).toMatch(/deploy cannot start while maintenance or refresh is running/);
+      expect(await env.rows(`SELECT objid::int AS key FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                                AND classid = admmgt._lock_class() AND granted`)).toEqual([]);
+    } finally {
+      await holder.end();
+    }
   });
 
   it('refuses a bad t_numdays before touching anything', async () => {

@@ -187,13 +187,14 @@ LANGUAGE plpgsql
 AS $$
 /* purpose: applyScripts(), refesh_stored_procedures() and applyMaintenance(t_numdays) in one pass per target over one connection, each step its own transaction booked as its own procedure books it: per kind the template's scripts and maintenance first, alone; then each chosen tenant (and copy) gets its scripts, the template's routines and its partitions at its new version, a target whose scripts fail getting neither; upkeep records leave out what a target holds, unless p_verify */
 DECLARE
+    v_kinds text[];
     v_failed int;
 BEGIN
     PERFORM admmgt._check_call('deploy', p_parallel, p_tenants, p_server, p_tag), admmgt._check_window_days(t_numdays, current_date);
+    v_kinds := admmgt._kinds(t_separatedb, 'deploy');
     -- Kind by kind, as applyScripts: a script that failed on a template before the call is an error once every kind has run.
-    FOR k IN 1 .. cardinality(admmgt._kinds(t_separatedb, 'deploy')) LOOP
-        CALL admmgt._deploy_kind((admmgt._kinds(t_separatedb, 'deploy'))[k], t_numdays, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag,
-                                 p_verify, v_failed);
+    FOR k IN 1 .. cardinality(v_kinds) LOOP
+        CALL admmgt._deploy_kind(v_kinds[k], t_numdays, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify, v_failed);
     END LOOP;
     PERFORM admmgt._raise_if_failed(s) FROM admmgt.scripts s WHERE s.id = v_failed;
 END;
