@@ -9,10 +9,10 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: the targets as they will be once their script items (p_items) have committed: each at the last script it gets, the others as they are */
 DECLARE
-    v_out admmgt.targets[] := '{}';
+    v_out admmgt.targets[] := '{}'::admmgt.targets[];
     v_t admmgt.targets;
 BEGIN
-    FOREACH v_t IN ARRAY coalesce(p_targets, '{}') LOOP
+    FOREACH v_t IN ARRAY coalesce(p_targets, '{}'::admmgt.targets[]) LOOP
         v_t.version := greatest(v_t.version, (SELECT max(i.scriptid) FROM unnest(p_items) i WHERE i.target_id = v_t.id AND i.kind = 'script'));
         v_out := v_out || v_t;
     END LOOP;
@@ -59,7 +59,7 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the targets an upkeep record lets a deploy leave out: none with p_verify, which checks them for real */
-SELECT CASE WHEN coalesce(p_verify, false) THEN '{}'::bigint[] ELSE coalesce(p_held, '{}') END;
+SELECT CASE WHEN coalesce(p_verify, false) THEN '{}'::bigint[] ELSE coalesce(p_held, '{}'::bigint[]) END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._end_deploy_if_failed(p_run_id bigint, p_error admmgt.error_state)
