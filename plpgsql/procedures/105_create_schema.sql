@@ -55,15 +55,26 @@ RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: a new schema target and who may use it: admmgt's role owns it and everything in it, PUBLIC has nothing in it; its login role, if it has one, may connect to its database, use its schema and the objects admmgt makes there (read and write rows, use sequences, run routines), and create nothing in it, so that nothing it could plant there is ever found by a script or a refresh */
+/* purpose: a new schema target and who may use it: admmgt's role owns it and everything in it, PUBLIC has nothing in it; its login role, if it has one, may use its schema and the objects admmgt makes there (read and write rows, use sequences, run routines), and create nothing in it, so that nothing it could plant there is ever found by a script or a refresh (CONNECT on its database: _schema_connect_stmts) */
 SELECT ARRAY[format('CREATE SCHEMA %I', p_nsp), format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', p_nsp)]
     || CASE WHEN r.role IS NULL THEN '{}'::text[] ELSE ARRAY[
            admmgt._login_role_sql(r.role),
-           format('GRANT CONNECT ON DATABASE %I TO %I', p_conn_db, r.role),
            format('GRANT USAGE ON SCHEMA %I TO %I', p_nsp, r.role),
            format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I', p_nsp, r.role),
            format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %I', p_nsp, r.role),
            format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT EXECUTE ON ROUTINES TO %I', p_nsp, r.role)] END
+  FROM (SELECT lower(btrim(p_row.loginrole)) AS role) r;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._schema_connect_stmts(p_row admmgt.vendor_db_settings, p_conn_db text)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the last statements of the transaction that makes a schema target with a login role: CONNECT on the database that holds it. Every such grant updates that database's one pg_database row, and two transactions that update it at once fail one of them (tuple concurrently updated), so schema targets made in parallel take turns for it, last, from the grant to their commit */
+SELECT CASE WHEN r.role IS NULL THEN '{}'::text[] ELSE ARRAY[
+           format('SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(%L))', 'admmgt: GRANT CONNECT ON DATABASE ' || p_conn_db),
+           format('GRANT CONNECT ON DATABASE %I TO %I', p_conn_db, r.role)] END
   FROM (SELECT lower(btrim(p_row.loginrole)) AS role) r;
 $$;
 
@@ -126,7 +137,7 @@ BEGIN
     IF cardinality(v_own) > 0 THEN
         v_stmts := v_stmts || 'SET LOCAL check_function_bodies = on'::text || v_own;
     END IF;
-    v_stmts := v_stmts || admmgt._for_schema(p_views, v_nsp);
+    v_stmts := v_stmts || admmgt._for_schema(p_views, v_nsp) || admmgt._schema_connect_stmts(p_row, v_conn_db);
     RETURN admmgt._item('schema', p_row.id, v_nsp, coalesce(p_row.server, 'local'), v_conn_db, v_version, v_stmts, true,
                         NULL, NULL, NULL, v_nsp);
 END;

@@ -138,7 +138,7 @@ AS $$
 /* purpose: the statements that make a baselined schema a schema target at p_version, in the database that holds it: the ledger of that database with one row per script up to it, and who may use the schema as create_schema sets it (the schema itself is there) */
 SELECT array_to_string(admmgt._schema_ledger_tables()
                        || ARRAY(SELECT admmgt._ledger_insert(s.id, p_nsp) || ' ON CONFLICT DO NOTHING' FROM admmgt.scripts s WHERE s.id <= p_version ORDER BY s.id)
-                       || (admmgt._schema_access_stmts(p_row, p_nsp, p_conn_db))[2:],
+                       || (admmgt._schema_access_stmts(p_row, p_nsp, p_conn_db))[2:] || admmgt._schema_connect_stmts(p_row, p_conn_db),
                        '; ');
 $$;
 
