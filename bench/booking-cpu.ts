@@ -14,14 +14,13 @@
 // look at or to copy for a profile. The server must run on this machine (to read /proc), e.g. the embedded PostgreSQL this
 // script starts when no --url is given. Needs the process to be allowed to read the server's /proc
 // entries (the same user, or root). Never part of npm test.
-import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { installControlPlane } from '../src/install.js';
 import { script1 } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
-import { client, copyDb, median, registerSchemas, withServer } from './support.js';
+import { client, copyDb, cpuMs, median, registerSchemas, withServer } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -40,15 +39,6 @@ const TOP = Number(args.top);
 const CP = 'cpu_cp';
 const STPL = 'unitemplate';
 
-const TICK_MS = 1000 / 100; // USER_HZ is 100 on Linux
-
-/** utime + stime of a process, in ms. */
-async function cpuMs(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which is in parentheses and may hold spaces): state is field 3.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * TICK_MS;
-}
 
 interface Measured {
   cpuPerTarget: number;

@@ -17,7 +17,9 @@
 // refesh_stored_procedures() after a first one of each (connections to tenant databases counted
 // in pg_stat_database.sessions; the cycle's maintenance with nothing to create passes p_verify). Prints ms per tenant, medians of --runs, every ratio, and
 // writes bench/results/latest.json and a chart of applyScripts beside its floors and
-// node-pg-migrate against p, bench/results/apply.svg. Never part of npm test.
+// node-pg-migrate against p, bench/results/apply.svg. When the server runs on this machine it
+// also reads the admin backend's CPU time over the applies (per target) and its peak memory from
+// /proc. Never part of npm test.
 //
 // The deploy pass (--deploy-tenants N, 0 skips it): a fleet of its own (admin database, template
 // and N tenants at script 1, with their partitions and routines) gets a new script with a daily
@@ -52,7 +54,7 @@ import { script1, testProc1Sql } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { id } from '../src/sql.js';
 import { lineChart, type Series } from './chart.js';
-import { client, copyDb, median, registerSchemas, urlFor, withServer } from './support.js';
+import { client, copyDb, cpuMs, median, peakRssMiB, registerSchemas, urlFor, withServer } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -139,6 +141,7 @@ interface Sample {
 
 async function cycle(server: pg.Client, admin: pg.Client, p: number): Promise<Sample> {
   const s: Sample = {};
+  const adminPid = (await admin.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number;
   await resetFleet(server, admin, N);
   s[`create_database p${p}`] = (await call(admin, `CALL admmgt.create_database(p_parallel => ${p})`)) / N;
   // Half the tenants get the script on their first connection ever (a new database builds its
@@ -146,10 +149,16 @@ async function cycle(server: pg.Client, admin: pg.Client, p: number): Promise<Sa
   const half = Math.floor(N / 2);
   const warmHalf = Array.from({ length: N - half }, (_, i) => tenant(half + i + 1));
   await admin.query(`UPDATE admmgt.vendor_db_settings SET updateflag = false WHERE dbname = ANY ($1)`, [warmHalf]);
+  // The admin backend's own CPU over both applies, per target (template included): read from
+  // /proc, so only when the server runs on this machine (NaN otherwise).
+  const cpu0 = await cpuMs(adminPid).catch(() => NaN);
   s[`applyScripts cold p${p}`] = (await call(admin, `CALL admmgt.applyScripts(p_parallel => ${p})`)) / half;
+  const cpu1 = await cpuMs(adminPid).catch(() => NaN);
   for (const db of warmHalf) await (await client(db)).end();
   await admin.query(`UPDATE admmgt.vendor_db_settings SET updateflag = true WHERE dbname = ANY ($1)`, [warmHalf]);
+  const cpu2 = await cpuMs(adminPid).catch(() => NaN);
   s[`applyScripts p${p}`] = (await call(admin, `CALL admmgt.applyScripts(p_parallel => ${p})`)) / warmHalf.length;
+  s[`admin CPU ms per target p${p}`] = ((cpu1 - cpu0) + ((await cpuMs(adminPid).catch(() => NaN)) - cpu2)) / (N + 1);
   const failed = await admin.query('SELECT count(*)::int AS n FROM admmgt.failures');
   if (failed.rows[0].n) throw new Error(`bench: ${failed.rows[0].n} failures; see admmgt.failures`);
   await call(admin, `CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => ${p})`);
@@ -615,7 +624,7 @@ async function databasePhase(server: pg.Client, version: string): Promise<Record
     const best = (metric: string) => PARALLEL.reduce((b, p) => (at(metric, p) < at(metric, b) ? p : b), PARALLEL[0] as number);
 
     console.log(`\nms per tenant, median of ${RUNS}:`);
-    const metrics = ['create_database', 'create-loop', 'applyScripts', 'applyScripts cold', 'floor', 'cold floor', 'node-pg-migrate',
+    const metrics = ['create_database', 'create-loop', 'applyScripts', 'applyScripts cold', 'admin CPU ms per target', 'floor', 'cold floor', 'node-pg-migrate',
                      'applyMaintenance(30) nothing to create', 'refesh_stored_procedures', 'detectDrift', 'connect+query', 'connect+fingerprint'];
     console.log('  ' + 'metric'.padEnd(42) + PARALLEL.map((p) => `p${p}`.padStart(9)).join(''));
     for (const m of metrics) console.log('  ' + m.padEnd(42) + PARALLEL.map((p) => at(m, p).toFixed(2).padStart(9)).join(''));
@@ -669,13 +678,18 @@ async function databasePhase(server: pg.Client, version: string): Promise<Record
       console.log(`\npartition upkeep, ${MAINT} tenants + template, a monthly and a quarterly-subpartitioned table, 90 days ahead; then an index on the monthly one:`);
       for (const [k, v] of Object.entries(maintenance)) if (k !== 'tenants') console.log(`  ${k.padEnd(40)} ${v.toFixed(2)}`);
     }
+    // The admin session ran every CALL of the cycles: its peak memory (NaN for a server elsewhere).
+    const adminPid = (await admin.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number;
+    const adminPeakMiB = await peakRssMiB(adminPid);
+    console.log(`
+admin backend: peak resident memory ${adminPeakMiB.toFixed(1)} MiB over the whole phase (${N} tenants)`);
     await admin.end();
     await dropPrefixed(server, ['bench_t', 'bench_r']);
     await server.query(`DROP DATABASE IF EXISTS ${ADMIN} WITH (FORCE)`);
     const deploy = DEPLOY > 0 ? await printedDeployPhase(server) : undefined;
     return {
       date: new Date().toISOString(), postgres: version, tenants: N, runs: RUNS, parallel: PARALLEL,
-      samples, medians: med, ratios, idle, maintenance, deploy,
+      samples, medians: med, ratios, idle, maintenance, deploy, adminPeakMiB,
     };
   }
 }

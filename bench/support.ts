@@ -1,6 +1,6 @@
 // What the benchmarks share: the server they reach (or start), a client of one of its databases, a median,
 // and a database copied from another.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -77,4 +77,21 @@ export async function registerSchemas(admin: pg.Client, template: string, n: num
     INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status) VALUES ('${template}', true, 1);
     INSERT INTO admmgt.vendor_db_settings (dbname, status) SELECT 's' || lpad(i::text, 5, '0'), 1 FROM generate_series(1, ${n}) i;
     COMMIT;`);
+}
+
+const TICK_MS = 1000 / 100; // USER_HZ is 100 on Linux
+
+/** utime + stime of a process of this machine, in ms (a server's backend: pg_backend_pid()). */
+export async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which is in parentheses and may hold spaces): state is field 3.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK_MS;
+}
+
+/** The peak resident set of a process of this machine, in MiB (VmHWM), or NaN when it cannot be read. */
+export async function peakRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(status);
+  return m ? Number(m[1]) / 1024 : NaN;
 }
