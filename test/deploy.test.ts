@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TableSpec } from '../templates/script.js';
 import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
+import { whileUnreachable } from './support/unreachable.js';
 
 const TPL = 'deploy_tpl';
 const T1 = 'deploy_t1';
@@ -105,8 +106,7 @@ describe('deploy', () => {
 
   it('connects to no tenant when there is nothing to do', async () => {
     // A tenant that refuses every new session would fail the call had it been connected.
-    for (const t of TENANTS) await env.admin.query(`ALTER DATABASE "${t}" ALLOW_CONNECTIONS false`);
-    try {
+    await whileUnreachable(env, TENANTS, async () => {
       env.notices.length = 0;
       await env.admin.query('CALL admmgt.deploy(t_numdays => 60)');
       expect(env.notices.filter((n) => n.startsWith('WARNING'))).toEqual([]);
@@ -114,9 +114,7 @@ describe('deploy', () => {
       const r = await cli('deploy', '--url', env.adminUrl, '--days', '60', '--json');
       expect(r.code).toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({ operation: 'deploy', targets: 0, failed: 0, skipped: 3 });
-    } finally {
-      for (const t of TENANTS) await env.admin.query(`ALTER DATABASE "${t}" ALLOW_CONNECTIONS true`);
-    }
+    });
   });
 
   it('gives a tenant whose script fails neither refresh nor maintenance; the others go on', async () => {

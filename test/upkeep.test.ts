@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScriptSpec, TableSpec } from '../templates/script.js';
 import { cli } from './support/cli.js';
 import { createEnv, type TestEnv } from './support/env.js';
+import { whileUnreachable } from './support/unreachable.js';
 
 const TPL = 'upkeep_tpl';
 const T1 = 'upkeep_t1';
@@ -43,15 +44,7 @@ async function lastRun(op: string): Promise<{ targets: number | null; failed: nu
   return r!;
 }
 
-/** Run f while no new session can reach the tenants. */
-async function unreachable(dbs: string[], f: () => Promise<void>): Promise<void> {
-  for (const db of dbs) await env.admin.query(`ALTER DATABASE "${db}" ALLOW_CONNECTIONS false`);
-  try {
-    await f();
-  } finally {
-    for (const db of dbs) await env.admin.query(`ALTER DATABASE "${db}" ALLOW_CONNECTIONS true`);
-  }
-}
+const unreachable = (dbs: string[], f: () => Promise<unknown>) => whileUnreachable(env, dbs, f);
 
 const warnings = () => env.notices.filter((n) => n.startsWith('WARNING'));
 
@@ -214,12 +207,7 @@ describe('schema targets', () => {
     // The schema targets live in the admin database: with it closed to new sessions (from the
     // other file's admin database: a session cannot close its own), only the caller's own session
     // is left, and dblink could not reach them.
-    await env.admin.query(`ALTER DATABASE "${senv.adminDb}" ALLOW_CONNECTIONS false`);
-    try {
-      await senv.admin.query(`CALL admmgt.applyMaintenance(0, t_numdays => 3, p_asof => '${ASOF}')`);
-    } finally {
-      await env.admin.query(`ALTER DATABASE "${senv.adminDb}" ALLOW_CONNECTIONS true`);
-    }
+    await whileUnreachable(env, [senv.adminDb], () => senv.admin.query(`CALL admmgt.applyMaintenance(0, t_numdays => 3, p_asof => '${ASOF}')`));
     expect(senv.notices.filter((n) => n.startsWith('WARNING'))).toEqual([]);
     expect(await senv.rows(`SELECT targets, skipped FROM admmgt.runs WHERE operation = 'maintain' ORDER BY run_id DESC LIMIT 1`))
       .toEqual([{ targets: null, skipped: 2 }]);
