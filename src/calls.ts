@@ -163,8 +163,8 @@ export const applyLifecycle = (c: pg.Client, o: CallOptions & Selection & { asOf
   return runCall(c, sql`CALL admmgt.applyLifecycle(${callArgs(o, first)})`);
 };
 
-export const detectDrift = (c: pg.Client, o: CallOptions & Selection = {}) =>
-  runCall(c, sql`CALL admmgt.detectDrift(${callArgs(o, selectionArgs(o))})`);
+export const detectDrift = (c: pg.Client, o: CallOptions & Selection & VerifyOption = {}) =>
+  runCall(c, sql`CALL admmgt.detectDrift(${callArgs(o, [...selectionArgs(o), ...verifyArgs(o)])})`);
 
 /** What a refresh works on: the targets of a kind, and only those at version sinceScript or above (t_scriptid). */
 export interface RefreshOptions extends CallOptions, Selection, KindOption, VerifyOption {
@@ -240,12 +240,12 @@ export interface VerifyArgv {
   verify?: boolean;
 }
 
-/** --verify: upkeep connects to every chosen target and checks it for real (p_verify => true). */
-export function verifyOptions<T>(y: Argv<T>): Argv<T & VerifyArgv> {
-  return y.option('verify', {
-    type: 'boolean',
-    describe: 'Connect to every chosen target and send its batch, even those the upkeep records say are up to date (p_verify => true)',
-  }) as Argv<T & VerifyArgv>;
+/** --verify (p_verify => true): upkeep connects to every chosen target and checks it for real; drift fingerprints every one anew. */
+export function verifyOptions<T>(
+  y: Argv<T>,
+  describe = 'Connect to every chosen target and send its batch, even those the upkeep records say are up to date (p_verify => true)',
+): Argv<T & VerifyArgv> {
+  return y.option('verify', { type: 'boolean', describe }) as Argv<T & VerifyArgv>;
 }
 
 export interface KindArgv {

@@ -9,6 +9,18 @@
 -- while the template is at that version. Comparing is done on the admin side (_drift_of), after
 -- the run, and kept in admmgt.drift.
 --
+-- A fleet where nothing changed is checked without the fingerprint query, whose planning and
+-- execution on a fresh session cost several times a plain query: detectDrift reads a target's
+-- fingerprint together with its catalog stamp (_stamp_sql: the md5 of the oid and xmin of every
+-- catalog row the fingerprint reads, in one statement), and next time sends the stamp query alone
+-- when it kept a fingerprint of the target's version taken by the same query; a stamp that moved
+-- asks for the fingerprint on the same connection (step 'stamp', _book_fingerprint). Any DDL on
+-- those rows moves the stamp (VACUUM FREEZE does not: the xmin column keeps the raw value).
+-- p_verify => true (admmgt drift --verify, admmgt check) takes every fingerprint anew. What the
+-- stamp cannot see is a change outside the app schemas that only shows in a definition there: a
+-- role renamed (in a grant), a type, collation or function of another schema renamed (in a
+-- column type, default or body).
+--
 -- What is compared: schemas (with their grants), tables (partitioning key, row security, grants),
 -- columns (type, collation, NOT NULL, default, identity, generated, column grants), constraints
 -- (not the NOT NULL ones, which the columns say), indexes (not those behind a constraint), the
@@ -158,6 +170,38 @@ $q$ || format($f$SELECT coalesce(pg_catalog.jsonb_object_agg(%s, pg_catalog.json
     '{{roles}}', quote_nullable(p_roles)), '{{role_grants}}', quote_literal(coalesce(p_role_grants, true))), '{{nsp}}', quote_nullable(p_nsp));
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._stamp_sql(p_nsp text DEFAULT NULL)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the query of a target's catalog stamp: one row, one text column, the md5 of the identity and row version (xmin) of every catalog row of its app schemas (or of schema p_nsp alone) that the fingerprint reads, but those of the period partitions maintenance makes and of their indexes; DDL there (a dropped row, a new one, an updated one) gives another stamp */
+SELECT replace($q$(WITH ns AS (
+    SELECT pg_catalog.array_agg(n.oid) AS o, pg_catalog.string_agg(n.oid::text || ':' || n.xmin::text, ',' ORDER BY n.oid) AS s
+      FROM pg_catalog.pg_namespace n
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'admmgt') AND n.nspname NOT LIKE 'pg\_%'
+       AND ({{nsp}}::text IS NULL OR n.nspname = {{nsp}}::text)),
+c AS (
+    SELECT pg_catalog.array_agg(c.oid) FILTER (WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition) AS o,
+           pg_catalog.string_agg(c.oid::text || ':' || c.xmin::text, ',' ORDER BY c.oid) AS s
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = ANY ((SELECT ns.o FROM ns)::pg_catalog.oid[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'i', 'I')
+       AND (NOT c.relispartition OR (c.relkind IN ('r', 'p', 'f') AND c.relname !~ '_p[0-9]{8}$')))
+SELECT pg_catalog.md5(pg_catalog.concat_ws('|', (SELECT ns.s FROM ns), (SELECT c.s FROM c),
+    (SELECT pg_catalog.string_agg(x.oid::text || ':' || x.xmin::text, ',' ORDER BY x.oid) FROM pg_catalog.pg_proc x
+      WHERE x.pronamespace = ANY ((SELECT ns.o FROM ns)::pg_catalog.oid[])),
+    (SELECT pg_catalog.string_agg(x.attrelid::text || '.' || x.attnum::text || ':' || x.xmin::text, ',' ORDER BY x.attrelid, x.attnum)
+       FROM pg_catalog.pg_attribute x WHERE x.attrelid = ANY ((SELECT c.o FROM c)::pg_catalog.oid[]) AND x.attnum > 0),
+    (SELECT pg_catalog.string_agg(x.oid::text || ':' || x.xmin::text, ',' ORDER BY x.oid) FROM pg_catalog.pg_attrdef x
+      WHERE x.adrelid = ANY ((SELECT c.o FROM c)::pg_catalog.oid[])),
+    (SELECT pg_catalog.string_agg(x.oid::text || ':' || x.xmin::text, ',' ORDER BY x.oid) FROM pg_catalog.pg_constraint x
+      WHERE x.conrelid = ANY ((SELECT c.o FROM c)::pg_catalog.oid[])),
+    (SELECT pg_catalog.string_agg(x.oid::text || ':' || x.xmin::text, ',' ORDER BY x.oid) FROM pg_catalog.pg_trigger x
+      WHERE x.tgrelid = ANY ((SELECT c.o FROM c)::pg_catalog.oid[]) AND NOT x.tgisinternal),
+    (SELECT pg_catalog.string_agg(x.oid::text || ':' || x.xmin::text, ',' ORDER BY x.oid) FROM pg_catalog.pg_rewrite x
+      WHERE x.ev_class = ANY ((SELECT c.o FROM c)::pg_catalog.oid[])))))$q$, '{{nsp}}', quote_nullable(p_nsp));
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._schema_fingerprint_sql(p_nsp text, p_loginrole text, p_template boolean)
 RETURNS text
 LANGUAGE sql STABLE
@@ -182,15 +226,29 @@ SELECT CASE WHEN t.kind = 'schema' THEN admmgt._schema_fingerprint_sql(t.nsp, v.
  WHERE t.id = p_target_id;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._fingerprint_items(p_targets admmgt.targets[], p_step text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION admmgt._stamped_fingerprint_sql(p_target_id bigint)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: what detectDrift runs on a target for its fingerprint: one row, one text column, its catalog stamp, a newline, then its fingerprint (the stamp read in the same statement, so that it is never newer than the fingerprint) */
+SELECT format($f$SELECT %s || E'\n' || f.s FROM (%s) AS f(s)$f$, admmgt._stamp_sql(t.nsp), admmgt._target_fingerprint_sql(t.id))
+  FROM admmgt.targets t WHERE t.id = p_target_id;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._fingerprint_items(p_targets admmgt.targets[], p_verify boolean DEFAULT true)
 RETURNS admmgt.work_item[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one fingerprint item per target, in the list's order, run where the target is (a schema target: in the database that holds it); scriptid carries the version the registry gives the target now, which its fingerprint is kept with */
-SELECT coalesce(array_agg(admmgt._target_item('fingerprint', p_targets[k], (p_targets[k]).version,
-                                              ARRAY[admmgt._target_fingerprint_sql((p_targets[k]).id)], false, NULL, p_step) ORDER BY k), '{}')
-  FROM generate_subscripts(p_targets, 1) AS k;
+/* purpose: one fingerprint item per target, in the list's order, run where the target is (a schema target: in the database that holds it); scriptid carries the version the registry gives the target now, which its fingerprint is kept with. Unless p_verify, a target whose kept fingerprint is of that version and was taken by the same query sends its catalog stamp only (step 'stamp'): its booking takes the fingerprint when the stamp moved */
+SELECT coalesce(array_agg(CASE WHEN NOT p_verify AND f.stamp IS NOT NULL AND f.version = (p_targets[k]).version AND f.query_md5 = md5(q.sql)
+                               THEN admmgt._target_item('fingerprint', p_targets[k], (p_targets[k]).version,
+                                                        ARRAY[admmgt._stamp_sql((p_targets[k]).nsp)], false, NULL, 'stamp')
+                               ELSE admmgt._target_item('fingerprint', p_targets[k], (p_targets[k]).version, ARRAY[q.sql], false) END ORDER BY k), '{}')
+  FROM generate_subscripts(p_targets, 1) AS k
+  CROSS JOIN LATERAL (SELECT admmgt._stamped_fingerprint_sql((p_targets[k]).id) AS sql) q
+  LEFT JOIN admmgt.target_fingerprints f ON f.target_id = (p_targets[k]).id;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._with_fingerprints(p_items admmgt.work_item[])
@@ -215,19 +273,40 @@ RETURNS admmgt.booking
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: booking hook of a fingerprint item: keep the target's fingerprint (its one query's row, after the executor's prefix) with the version it was taken at, and the template's as the fingerprint of that version; log one line. A fingerprint the template fails to give in applyScripts (step 'record') does not hold its scripts back: a WARNING, and the item counts as done */
+/* purpose: booking hook of a fingerprint item: keep the target's fingerprint (its one query's row, after the executor's prefix: with detectDrift, its catalog stamp first) with the version it was taken at, and the template's as the fingerprint of that version; log one line. A stamp item (step 'stamp') whose stamp is that of the kept fingerprint marks it as seen in this run; one whose stamp moved asks for the fingerprint. A fingerprint the template fails to give in applyScripts (step 'record') does not hold its scripts back: a WARNING, and the item counts as done */
 DECLARE
     b admmgt.booking := p_booking;
+    v_out text;
+    v_stamp text;
     v_objects jsonb;
 BEGIN
     IF b.ok THEN
         BEGIN
-            v_objects := p_state.outputs[cardinality(admmgt._batch_prefix(p_item.atomic)) + 1]::jsonb;
-            INSERT INTO admmgt.target_fingerprints AS f (target_id, dbname, server, version, objects, taken_at)
-            VALUES (p_item.target_id, p_item.dbname, coalesce(p_item.server, 'local'), p_item.scriptid, v_objects, p_state.finished_at)
+            v_out := p_state.outputs[cardinality(admmgt._batch_prefix(p_item.atomic)) + 1];
+            IF p_item.step = 'stamp' THEN
+                UPDATE admmgt.target_fingerprints f SET seen_at = p_state.finished_at
+                 WHERE f.target_id = p_item.target_id AND f.version = p_item.scriptid AND f.stamp = v_out;
+                IF FOUND THEN
+                    b := admmgt._success_lines(b, ARRAY[format('fingerprint at version %s: catalogs unchanged since %s', p_item.scriptid,
+                                                               (SELECT f.taken_at FROM admmgt.target_fingerprints f WHERE f.target_id = p_item.target_id))]);
+                ELSE
+                    b.lines := '{}';
+                    b.expand := ARRAY[admmgt._stamped_fingerprint_sql(p_item.target_id)];
+                END IF;
+                RETURN b;
+            END IF;
+            IF p_item.step IS DISTINCT FROM 'record' THEN
+                v_stamp := split_part(v_out, E'\n', 1);
+                v_out := substr(v_out, length(v_stamp) + 2);
+            END IF;
+            v_objects := v_out::jsonb;
+            INSERT INTO admmgt.target_fingerprints AS f (target_id, dbname, server, version, objects, taken_at, stamp, query_md5, seen_at)
+            VALUES (p_item.target_id, p_item.dbname, coalesce(p_item.server, 'local'), p_item.scriptid, v_objects, p_state.finished_at,
+                    v_stamp, CASE WHEN v_stamp IS NOT NULL THEN md5(p_item.stmts[1]) END, p_state.finished_at)
             ON CONFLICT (target_id) DO UPDATE
                SET dbname = EXCLUDED.dbname, server = EXCLUDED.server, version = EXCLUDED.version,
-                   objects = EXCLUDED.objects, taken_at = EXCLUDED.taken_at;
+                   objects = EXCLUDED.objects, taken_at = EXCLUDED.taken_at, stamp = EXCLUDED.stamp,
+                   query_md5 = EXCLUDED.query_md5, seen_at = EXCLUDED.seen_at;
             -- The template's fingerprint is that of its version, while the registry still says it is at that version.
             IF EXISTS (SELECT 1 FROM admmgt.vendor_db_settings v
                         WHERE v.id = p_item.target_id AND v.istemplate AND coalesce(v.scriptversion, 0) = p_item.scriptid) THEN
@@ -353,7 +432,7 @@ BEGIN
     FOREACH t IN ARRAY p_chosen LOOP
         v_why := NULL;
         v_ref := NULL;
-        SELECT * INTO f FROM admmgt.target_fingerprints x WHERE x.target_id = t.id AND x.taken_at >= v_since;
+        SELECT * INTO f FROM admmgt.target_fingerprints x WHERE x.target_id = t.id AND x.seen_at >= v_since;
         IF NOT FOUND THEN
             v_why := 'no fingerprint was taken: ' || coalesce((SELECT r.message FROM admmgt.target_results r
                                                                WHERE r.operation = 'drift' AND r.target_id = t.id AND r.run_id = p_run AND NOT r.ok),
@@ -365,7 +444,7 @@ BEGIN
             IF v_ref IS NULL THEN
                 v_ref := (SELECT x.objects FROM admmgt.target_fingerprints x JOIN admmgt.targets c ON c.id = x.target_id
                            WHERE c.servertemplate AND c.kind = t.kind AND c.server = t.server AND c.id <> t.id
-                             AND x.version = f.version AND x.taken_at >= v_since);
+                             AND x.version = f.version AND x.seen_at >= v_since);
             END IF;
             IF v_ref IS NULL THEN
                 v_why := CASE WHEN t.kind = 'schema'
@@ -386,10 +465,11 @@ END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.detectdrift(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
-                                               p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
+                                               p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
+                                               p_verify boolean DEFAULT false)
 LANGUAGE plpgsql
 AS $$
-/* purpose: fingerprint the app schemas of every chosen created target (not the templates; the database template's copies included; a schema target: its own schema), several at a time, compare each with the template of its kind at the target's version and keep what differs in admmgt.drift, replacing each checked target's rows */
+/* purpose: fingerprint the app schemas of every chosen created target (not the templates; the database template's copies included; a schema target: its own schema), several at a time, compare each with the template of its kind at the target's version and keep what differs in admmgt.drift, replacing each checked target's rows; a target whose catalog stamp is the one of its kept fingerprint is compared with that fingerprint, unless p_verify, which fingerprints every one */
 DECLARE
     v_chosen admmgt.targets[];
     v_items admmgt.work_item[];
@@ -405,7 +485,7 @@ BEGIN
     BEGIN
         v_chosen := admmgt._drift_targets(p_tenants, p_server, p_tag);
         -- The live references first; a target that is both is fingerprinted once.
-        v_items := admmgt._fingerprint_items(admmgt._distinct_targets(admmgt._drift_references(v_chosen) || v_chosen));
+        v_items := admmgt._fingerprint_items(admmgt._distinct_targets(admmgt._drift_references(v_chosen) || v_chosen), coalesce(p_verify, false));
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;

@@ -41,7 +41,7 @@ interface CheckArgv extends GlobalArgs {
 
 export const command: CommandModule<object, CheckArgv> = {
   command: 'check',
-  describe: 'Connect to every created target on the server its row names, several at a time, and compare it with the registry (ledger version, PUBLIC CONNECT), then with the template at its version (detectDrift); exit code 3 when one disagrees, drifted or cannot be reached',
+  describe: 'Connect to every created target on the server its row names, several at a time, and compare it with the registry (ledger version, PUBLIC CONNECT), then with the template at its version (detectDrift with p_verify => true: every fingerprint taken anew); exit code 3 when one disagrees, drifted or cannot be reached',
   builder: (y) =>
     withGlobalOptions(y)
       .option('tenant', { type: 'string', describe: 'Only this target' })
@@ -54,7 +54,7 @@ export const command: CommandModule<object, CheckArgv> = {
       const rows = await checkTargets(client, { tenant: a.tenant, server: a.server, parallel: a.parallel });
       let drift: DriftReport | undefined;
       if (a.drift) {
-        const run = await detectDrift(client, { parallel: a.parallel, tenants: a.tenant ? [a.tenant] : undefined, server: a.server });
+        const run = await detectDrift(client, { parallel: a.parallel, tenants: a.tenant ? [a.tenant] : undefined, server: a.server, verify: true });
         drift = driftReport(run, run ? await driftRows(client, run.run_id) : []);
       }
       if (a.json) process.stdout.write(JSON.stringify(a.drift ? { targets: rows, drift } : rows, null, 2) + '\n');
