@@ -71,7 +71,7 @@ DECLARE
 BEGIN
     PERFORM admmgt._check_parallel('check_targets', p_parallel);
     v_targets := ARRAY(SELECT t FROM admmgt.targets t
-                        WHERE (p_dbname IS NULL OR t.dbname = lower(btrim(p_dbname)))
+                        WHERE NOT t.pool AND (p_dbname IS NULL OR t.dbname = lower(btrim(p_dbname)))
                           AND (p_server IS NULL OR t.server = lower(btrim(p_server)))
                         ORDER BY t.istemplate DESC, t.servertemplate DESC, t.server, t.conn_db, t.dbname);
     v_n := cardinality(v_targets);

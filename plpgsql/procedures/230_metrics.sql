@@ -49,7 +49,7 @@ samples (pos, sortkey, name, labels, value, help, type) AS (
                    coalesce(v.on_server, '') AS server,
                    CASE v.status WHEN 0 THEN 'designing' WHEN 1 THEN 'pending' WHEN 2 THEN 'created' ELSE v.status::text END AS status,
                    coalesce(v.scriptversion, 0) AS version
-              FROM admmgt.registry v WHERE NOT v.deleted) t
+              FROM admmgt.registry v WHERE NOT v.deleted AND NOT v.pool) t
      GROUP BY kind, server, status, version
     UNION ALL
     SELECT 2, lpad(s.code::text, 2, '0'),
