@@ -270,14 +270,15 @@ describe('the warm pool', () => {
 
   it('refills what tenants took, and forgets a pool database dropped by hand', async () => {
     const left = await livePool();
-    await env.admin.query(`DROP DATABASE ${left[1]!.dbname}`);
+    expect(left).toHaveLength(1);
+    await env.admin.query(`DROP DATABASE ${left[0]!.dbname}`);
     env.notices.length = 0;
     await env.admin.query('CALL admmgt.refill_pool()');
-    expect(env.notices.join('\n')).toContain(`${left[1]!.dbname} no longer exist`);
+    expect(env.notices.join('\n')).toContain(`${left[0]!.dbname} no longer exist`);
     const now = await livePool();
     expect(now).toHaveLength(3);
     expect(now.every((p) => p.ready && p.version === 2)).toBe(true);
-    expect(now[0]!.dbname).toBe(left[0]!.dbname);
+    expect(now.map((p) => p.dbname)).not.toContain(left[0]!.dbname);
     expect(await poolDatabases()).toEqual(now.map((p) => p.dbname).sort());
     const json = await cli('pool', '--url', env.adminUrl, '--json');
     expect(json.code).toBe(0);
