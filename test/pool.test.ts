@@ -230,6 +230,22 @@ describe('the warm pool', () => {
     await env.admin.query(`UPDATE admmgt.servers SET pool_size = 3 WHERE name = 'local'`);
   });
 
+  it('hands out no pool database behind the template, until an upkeep call brings it up', async () => {
+    // An apply that names tenants leaves the pool at the old version.
+    await env.addScript({ id: 3, description: 'a third daily table', tables: [dayTable('app', 'views')] });
+    await env.admin.query(`CALL admmgt.applyScripts(p_tenants => ARRAY['pool_fast'])`);
+    expect((await livePool()).map((p) => [p.version, p.ready])).toEqual([[2, false], [2, false]]);
+    expect(await env.rows('SELECT ready::int, not_ready::int FROM admmgt.pool_status')).toEqual([{ ready: 0, not_ready: 2 }]);
+    await register('pool_behind');
+    env.notices.length = 0;
+    await env.admin.query('CALL admmgt.create_database()');
+    expect(env.notices.filter((n) => /pool database/.test(n))).toEqual([]);
+    expect(await tenantRow('pool_behind')).toEqual({ status: 2, scriptversion: 3, baseversion: 3 });
+    expect(await livePool()).toHaveLength(2);
+    await env.admin.query('CALL admmgt.applyScripts()');
+    expect((await livePool()).map((p) => [p.version, p.ready])).toEqual([[3, true], [3, true]]);
+  });
+
   it('is atomic: a take that fails after the rename leaves the pool database and the registry as they were', async () => {
     const before = await livePool();
     const [first] = before;
@@ -250,11 +266,11 @@ describe('the warm pool', () => {
       await env.admin.query('CALL admmgt.create_database()');
       expect(env.notices.join('\n')).toMatch(new RegExp(`pool_atomic could not take pool database ${first!.dbname}: refused by test \\(renamed: t\\)`));
       // The tenant was created from the template instead; the pool is untouched.
-      expect(await tenantRow('pool_atomic')).toEqual({ status: 2, scriptversion: 2, baseversion: 2 });
+      expect(await tenantRow('pool_atomic')).toEqual({ status: 2, scriptversion: 3, baseversion: 3 });
       expect(await env.rows(`SELECT commstat FROM admmgt.script_log WHERE dbname = 'pool_atomic' AND commstat LIKE 'ALTER DATABASE%'`)).toEqual([]);
       expect(await livePool()).toEqual(before);
       expect(await poolDatabases()).toEqual(before.map((p) => p.dbname));
-      expect((await catalogs(first!.dbname)).ledger).toEqual([1, 2]);
+      expect((await catalogs(first!.dbname)).ledger).toEqual([1, 2, 3]);
       expect(await env.rows(`SELECT count(*)::int AS n FROM admmgt.upkeep_partitions WHERE target_id = $1`, [id])).toEqual([{ n: 0 }]);
       expect((await results()).filter((r) => (r as { target_id: string }).target_id !== id)).toEqual(resultsBefore);
     } finally {
@@ -263,7 +279,7 @@ describe('the warm pool', () => {
     // Nothing was lost: the next tenant takes that very pool database.
     await register('pool_after');
     await env.admin.query('CALL admmgt.create_database()');
-    expect(await tenantRow('pool_after')).toEqual({ status: 2, scriptversion: 2, baseversion: 2 });
+    expect(await tenantRow('pool_after')).toEqual({ status: 2, scriptversion: 3, baseversion: 3 });
     expect((await poolRows()).find((p) => p.dbname === first!.dbname)).toMatchObject({ deleted: true });
     expect(await poolDatabases()).toEqual(before.slice(1).map((p) => p.dbname));
   });
@@ -277,7 +293,7 @@ describe('the warm pool', () => {
     expect(env.notices.join('\n')).toContain(`${left[0]!.dbname} no longer exist`);
     const now = await livePool();
     expect(now).toHaveLength(3);
-    expect(now.every((p) => p.ready && p.version === 2)).toBe(true);
+    expect(now.every((p) => p.ready && p.version === 3)).toBe(true);
     expect(now.map((p) => p.dbname)).not.toContain(left[0]!.dbname);
     expect(await poolDatabases()).toEqual(now.map((p) => p.dbname).sort());
     const json = await cli('pool', '--url', env.adminUrl, '--json');
