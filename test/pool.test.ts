@@ -84,6 +84,7 @@ describe('pool size 0 (the default)', () => {
     expect(await poolRows()).toEqual([]);
     expect(await poolDatabases()).toEqual([]);
     expect(await env.rows('SELECT * FROM admmgt.pool_status')).toEqual([]);
+    expect(await env.rows(`SELECT name FROM admmgt.metrics() WHERE name LIKE 'admmgt\\_pool%'`)).toEqual([]);
     await register('pool_plain');
     env.notices.length = 0;
     await env.admin.query('CALL admmgt.create_database()');
@@ -146,6 +147,8 @@ describe('the warm pool', () => {
     const metrics = await env.rows<{ labels: { kind?: string }; value: number }>(
       `SELECT labels, value FROM admmgt.metrics() WHERE name = 'admmgt_targets' AND labels ->> 'kind' = 'tenant'`);
     expect(metrics.reduce((n, m) => n + m.value, 0)).toBe(1);
+    expect(await env.rows(`SELECT name, labels, value FROM admmgt.metrics() WHERE name LIKE 'admmgt\\_pool\\_%' ORDER BY name`))
+      .toEqual([{ name: 'admmgt_pool_ready', labels: { server: 'local' }, value: 3 }, { name: 'admmgt_pool_size', labels: { server: 'local' }, value: 3 }]);
     const checked = (await env.rows<{ dbname: string }>('SELECT dbname FROM admmgt.check_targets()')).map((r) => r.dbname);
     expect(checked.filter((d) => names.includes(d))).toEqual([]);
     await env.admin.query('CALL admmgt.detectDrift()');
