@@ -22,12 +22,15 @@ $$;
 -- without CASCADE, so no view may call one.
 CREATE OR REPLACE VIEW admmgt.pool_databases AS
 SELECT r.id, lower(r.dbname) AS dbname, r.on_server AS server, r.status, coalesce(r.scriptversion, 0) AS version,
-       f.failures,
+       coalesce(f.failures, 0) AS failures,
        coalesce(r.status = 2 AND r.kind = 'database' AND r.on_server = 'local'
-                AND coalesce(r.scriptversion, 0) = tv.version AND f.failures = 0, false) AS ready
+                AND coalesce(r.scriptversion, 0) = tv.version AND f.failures IS NULL, false) AS ready
   FROM admmgt.registry r
-  LEFT JOIN LATERAL (SELECT t.version FROM admmgt.targets t WHERE t.istemplate AND t.kind = 'database') tv ON true
- CROSS JOIN LATERAL (SELECT count(*) AS failures FROM admmgt.target_results x WHERE x.target_id = r.id AND NOT x.ok) f
+  -- Uncorrelated, so that each is read once and not once per pool database: create_database()
+  -- asks this view on the tenant's critical path.
+  LEFT JOIN (SELECT t.version FROM admmgt.targets t WHERE t.istemplate AND t.kind = 'database') tv ON true
+  LEFT JOIN (SELECT x.target_id, count(*) AS failures FROM admmgt.target_results x WHERE NOT x.ok GROUP BY x.target_id) f
+         ON f.target_id = r.id
  WHERE r.pool AND NOT r.deleted;
 COMMENT ON VIEW admmgt.pool_databases IS
     'The warm pool''s spare databases: status 1 (not made yet, or a refill that failed) or 2, their version, their failed outcomes (a script, refresh or maintenance that failed there), and ready: created on local at the template''s version with no failure, which is what create_database() hands out.';
@@ -125,12 +128,16 @@ DECLARE
     v_row admmgt.vendor_db_settings;
     v_name text;
     v_pool admmgt.targets;
+    v_ready admmgt.targets[] := admmgt._pool_ready();
     v_failed text;
+    v_stale boolean := false;
 BEGIN
-    IF cardinality(admmgt._pool_ready()) = 0 THEN
-        RETURN;
-    END IF;
     FOR v_row IN SELECT p.* FROM admmgt._pending_tenants() p WHERE p.server = 'local' LOOP
+        IF v_stale THEN
+            v_ready := admmgt._pool_ready();
+            v_stale := false;
+        END IF;
+        EXIT WHEN cardinality(v_ready) = 0;
         BEGIN
             v_name := admmgt._check_pending_row(v_row, p_template);
         EXCEPTION WHEN OTHERS THEN
@@ -138,7 +145,8 @@ BEGIN
             CONTINUE;
         END;
         CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_database d WHERE d.datname = v_name);
-        FOREACH v_pool IN ARRAY admmgt._pool_ready() LOOP
+        v_stale := true;
+        FOREACH v_pool IN ARRAY v_ready LOOP
             v_failed := admmgt._take_pool_database(v_row, v_name, v_pool, p_run);
             -- In use, or dropped by hand: another pool database may do. Anything else is the tenant's.
             EXIT WHEN v_failed IS NULL OR v_failed NOT IN ('55006', '3D000', '55000');
