@@ -176,8 +176,8 @@ BEGIN
     IF v_gone IS NOT NULL THEN
         RAISE NOTICE 'admmgt pool: pool database(s) % no longer exist; their rows are marked deleted', v_gone;
     END IF;
-    INSERT INTO admmgt.vendor_db_settings (id, dbname, status, server, pool, updateflag)
-    SELECT x.id, admmgt._pool_prefix() || x.id, 1, 'local', true, true
+    INSERT INTO admmgt.vendor_db_settings (id, dbname, status, server, kind, pool, updateflag)
+    SELECT x.id, admmgt._pool_prefix() || x.id, 1, 'local', 'database', true, true
       FROM (SELECT nextval(pg_catalog.pg_get_serial_sequence('admmgt.vendor_db_settings', 'id')) AS id
               FROM generate_series(1, v_size - (SELECT count(*)::int FROM admmgt.vendor_db_settings v
                                                   WHERE v.pool AND NOT coalesce(v.deleted, false)))) x;

@@ -52,7 +52,7 @@ RETURNS TABLE (dbname text, server text, registry_version int, ledger_version in
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: ask every created target (or the one named, or those on one server), p_parallel at a time (default 4) over connections kept while the next target is in the same database, on the server its row names, and compare it with the registry: the version of its tenant-side ledger, and whether PUBLIC may connect (to a schema target: use its schema); problem is NULL when all agree */
+/* purpose: ask every created target but the warm pool's spare databases (or the one named, or those on one server), p_parallel at a time (default 4) over connections kept while the next target is in the same database, on the server its row names, and compare it with the registry: the version of its tenant-side ledger, and whether PUBLIC may connect (to a schema target: use its schema); problem is NULL when all agree */
 DECLARE
     v_targets admmgt.targets[];
     v_n int;
