@@ -303,4 +303,15 @@ describe('the warm pool', () => {
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({ pools: [{ server: 'local', pool_size: 3, ready: 3 }] });
   });
+
+  it('admmgt pool refill --size N resizes and refills; admmgt pool shows it', async () => {
+    const r = await cli('pool', 'refill', '--size', '4', '--url', env.adminUrl);
+    expect(r.stderr).toMatch(/admmgt pool: 4 of 4 spare database\(s\) ready on local at version 3\nrun \d+: 1 target\(s\), 1 done, 0 failed/);
+    expect(r.code).toBe(0);
+    const shown = await cli('pool', '--url', env.adminUrl);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^pool: 4 ready of 4 on local\n/);
+    for (const p of await livePool()) expect(shown.stdout).toContain(p.dbname);
+    expect((await cli('pool', 'refill', '--size', '-1', '--url', env.adminUrl)).code).toBe(2);
+  });
 });
