@@ -13,9 +13,9 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: how the names of this admin database's pool databases begin, <admin database>_pool_: two admin databases on one cluster never share a pool, and no tenant may take such a name */
-SELECT CASE WHEN x.n ~ '^[a-z]' THEN x.n ELSE 'p' || x.n END || '_pool_'
-  FROM (SELECT left(regexp_replace(lower(current_database()), '[^a-z0-9_]', '_', 'g'), 40) AS n) x;
+/* purpose: how the names of this admin database's pool databases begin, <admin database>_pool_ (admmgt<its oid>_pool_ when its name is not a short plain identifier): two admin databases on one cluster never share a pool, and no tenant may take such a name */
+SELECT CASE WHEN d.datname ~ '^[a-z][a-z0-9_]{0,39}$' THEN d.datname::text ELSE 'admmgt' || d.oid END || '_pool_'
+  FROM pg_catalog.pg_database d WHERE d.datname = current_database();
 $$;
 
 -- Views, not functions, say which pool database is ready: the install drops every admmgt routine
