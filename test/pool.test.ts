@@ -194,7 +194,7 @@ describe('the warm pool', () => {
     expect(env.notices.join('\n')).toContain(`pool_fast created from pool database ${pool[0]!.dbname} at version 2`);
     expect(await tenantRow('pool_fast')).toEqual({ status: 2, scriptversion: 2, baseversion: 2 });
     expect((await poolRows())[0]).toMatchObject({ dbname: pool[0]!.dbname, deleted: true });
-    expect(await poolDatabases()).toEqual([pool[1]!.dbname, pool[2]!.dbname]);
+    expect(await poolDatabases()).toEqual([pool[1]!.dbname, pool[2]!.dbname].sort());
     expect(await env.rows(`SELECT has_database_privilege('pool_role_ok', 'pool_fast', 'CONNECT') AS role,
                                   has_database_privilege('public', 'pool_fast', 'CONNECT') AS public`)).toEqual([{ role: true, public: false }]);
     // What maintenance made sure of in the pool database holds for the tenant: it is left alone.
@@ -222,7 +222,7 @@ describe('the warm pool', () => {
     } finally {
       await Promise.all(holders.map((c) => c.end()));
     }
-    expect(await poolDatabases()).toEqual([pool[1]!.dbname, pool[2]!.dbname]);
+    expect(await poolDatabases()).toEqual([pool[1]!.dbname, pool[2]!.dbname].sort());
     await env.admin.query('CALL admmgt.applyMaintenance(t_numdays => 40)');
     const fast = await catalogs('pool_fast');
     const slow = await catalogs('pool_slow');
@@ -233,20 +233,38 @@ describe('the warm pool', () => {
     await env.admin.query(`UPDATE admmgt.servers SET pool_size = 3 WHERE name = 'local'`);
   });
 
+  it('passes over a pool database someone is connected to, for the next one', async () => {
+    const ready = await livePool();
+    const holder = new pg.Client({ connectionString: urlFor(env.adminUrl, ready[0]!.dbname) });
+    await holder.connect();
+    try {
+      await register('pool_next');
+      env.notices.length = 0;
+      await env.admin.query('CALL admmgt.create_database()');
+      expect(env.notices.join('\n')).toMatch(new RegExp(`pool_next could not take pool database ${ready[0]!.dbname}: .*\\(SQLSTATE 55006\\)`));
+      expect(env.notices.join('\n')).toContain(`pool_next created from pool database ${ready[1]!.dbname}`);
+    } finally {
+      await holder.end();
+    }
+    expect((await livePool()).map((p) => p.dbname)).toEqual([ready[0]!.dbname]);
+    await env.admin.query('CALL admmgt.refill_pool()');
+    expect(await livePool()).toHaveLength(3);
+  });
+
   it('hands out no pool database behind the template, until an upkeep call brings it up', async () => {
     // An apply that names tenants leaves the pool at the old version.
     await env.addScript({ id: 3, description: 'a third daily table', tables: [dayTable('app', 'views')] });
     await env.admin.query(`CALL admmgt.applyScripts(p_tenants => ARRAY['pool_fast'])`);
-    expect((await livePool()).map((p) => [p.version, p.ready])).toEqual([[2, false], [2, false]]);
-    expect(await env.rows('SELECT ready::int, not_ready::int FROM admmgt.pool_status')).toEqual([{ ready: 0, not_ready: 2 }]);
+    expect((await livePool()).map((p) => [p.version, p.ready])).toEqual([[2, false], [2, false], [2, false]]);
+    expect(await env.rows('SELECT ready::int, not_ready::int FROM admmgt.pool_status')).toEqual([{ ready: 0, not_ready: 3 }]);
     await register('pool_behind');
     env.notices.length = 0;
     await env.admin.query('CALL admmgt.create_database()');
     expect(env.notices.filter((n) => /pool database/.test(n))).toEqual([]);
     expect(await tenantRow('pool_behind')).toEqual({ status: 2, scriptversion: 3, baseversion: 3 });
-    expect(await livePool()).toHaveLength(2);
+    expect(await livePool()).toHaveLength(3);
     await env.admin.query('CALL admmgt.applyScripts()');
-    expect((await livePool()).map((p) => [p.version, p.ready])).toEqual([[3, true], [3, true]]);
+    expect((await livePool()).map((p) => [p.version, p.ready])).toEqual([[3, true], [3, true], [3, true]]);
   });
 
   it('is atomic: a take that fails after the rename leaves the pool database and the registry as they were', async () => {
@@ -272,7 +290,7 @@ describe('the warm pool', () => {
       expect(await tenantRow('pool_atomic')).toEqual({ status: 2, scriptversion: 3, baseversion: 3 });
       expect(await env.rows(`SELECT commstat FROM admmgt.script_log WHERE dbname = 'pool_atomic' AND commstat LIKE 'ALTER DATABASE%'`)).toEqual([]);
       expect(await livePool()).toEqual(before);
-      expect(await poolDatabases()).toEqual(before.map((p) => p.dbname));
+      expect(await poolDatabases()).toEqual(before.map((p) => p.dbname).sort());
       expect((await catalogs(first!.dbname)).ledger).toEqual([1, 2, 3]);
       expect(await env.rows(`SELECT count(*)::int AS n FROM admmgt.upkeep_partitions WHERE target_id = $1`, [id])).toEqual([{ n: 0 }]);
       expect((await results()).filter((r) => (r as { target_id: string }).target_id !== id)).toEqual(resultsBefore);
@@ -284,12 +302,12 @@ describe('the warm pool', () => {
     await env.admin.query('CALL admmgt.create_database()');
     expect(await tenantRow('pool_after')).toEqual({ status: 2, scriptversion: 3, baseversion: 3 });
     expect((await poolRows()).find((p) => p.dbname === first!.dbname)).toMatchObject({ deleted: true });
-    expect(await poolDatabases()).toEqual(before.slice(1).map((p) => p.dbname));
+    expect(await poolDatabases()).toEqual(before.slice(1).map((p) => p.dbname).sort());
   });
 
   it('refills what tenants took, and forgets a pool database dropped by hand', async () => {
     const left = await livePool();
-    expect(left).toHaveLength(1);
+    expect(left).toHaveLength(2);
     await env.admin.query(`DROP DATABASE ${left[0]!.dbname}`);
     env.notices.length = 0;
     await env.admin.query('CALL admmgt.refill_pool()');

@@ -78,10 +78,21 @@ DECLARE
     v_item admmgt.work_item;
     v_state admmgt.exec_result;
     v_stmt text;
+    v_sessions int;
 BEGIN
     v_item := admmgt._item('take', p_row.id, p_name, 'local', current_database(), p_pool.version,
                            format('ALTER DATABASE %I RENAME TO %I', p_pool.dbname, p_name) || admmgt._access_stmts(p_row.id, p_name), true);
     v_state.started_at := clock_timestamp();
+    -- ALTER DATABASE RENAME waits up to five seconds for the sessions in the database to go (it
+    -- ends autovacuum workers there, not clients'): a spare database in use is passed over at once.
+    PERFORM pg_catalog.pg_stat_clear_snapshot();
+    SELECT count(*) INTO v_sessions FROM pg_catalog.pg_stat_activity a
+     WHERE a.datname = p_pool.dbname AND a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend';
+    IF v_sessions > 0 THEN
+        RAISE WARNING 'admmgt create: tenant % could not take pool database %: % session(s) are connected to it (SQLSTATE 55006)', p_name, p_pool.dbname, v_sessions
+            USING HINT = 'Nothing was changed; the next spare database is tried. A refresh or maintenance may be working on it, or somebody connected by hand.';
+        RETURN '55006';
+    END IF;
     BEGIN
         -- Re-read under a row lock: a DBA's UPDATE or a concurrent booking may have changed it.
         PERFORM 1 FROM admmgt.vendor_db_settings v
