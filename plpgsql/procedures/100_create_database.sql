@@ -391,8 +391,9 @@ BEGIN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
     CALL admmgt._end_call_if_failed('create', v_run, v_error);
-    COMMIT;
+    -- A take commits the placement with it: one WAL flush less on the pooled tenant's path.
     CALL admmgt._take_from_pool(v_template, v_run);
+    COMMIT;
     CALL admmgt._create_copies(v_template, p_parallel, p_wait_seconds, v_run, v_error);
     CALL admmgt._end_call_if_failed('create', v_run, v_error);
     BEGIN
