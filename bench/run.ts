@@ -1,5 +1,5 @@
 // npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --maint-tenants 100 --deploy-tenants 50 --url URL]
-//                [-- --schemas 100,1000 --only schemas|databases|deploy]
+//                [-- --schemas 100,1000 --only schemas|databases|deploy|pool --pool-tenants 100]
 //
 // Times the four procedures on N tenants at several degrees of parallelism and, in the same run on
 // the same server, the references they are judged against. applyScripts is timed twice: on half
@@ -28,6 +28,9 @@
 // refesh_stored_procedures() and applyMaintenance(t_numdays => 30) in a row, all at p = 4, with the
 // connections each made into the tenant databases. Prints the ratio.
 //
+// The warm pool (--pool-tenants N, 0 skips it; --only pool runs nothing else): bench/pool.ts, p50
+// and p99 of create_database() taking a pool database beside plain CREATE DATABASE ... TEMPLATE.
+//
 // Schema mode (--schemas, a list of N; --only schemas runs nothing else): for each N, run and p, a
 // fresh admin database with the control plane gets a schema template and N tenant schemas at
 // version 0 (create_schema timed), then the demo's script 1 written for the template schema. Two
@@ -54,6 +57,7 @@ import { script1, testProc1Sql } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { id } from '../src/sql.js';
 import { lineChart, type Series } from './chart.js';
+import { poolPhase } from './pool.js';
 import { client, copyDb, cpuMs, median, peakRssMiB, registerSchemas, urlFor, withServer } from './support.js';
 
 const { values: args } = parseArgs({
@@ -64,6 +68,7 @@ const { values: args } = parseArgs({
     'idle-tenants': { type: 'string', default: '1000' },
     'maint-tenants': { type: 'string', default: '100' },
     'deploy-tenants': { type: 'string', default: '50' },
+    'pool-tenants': { type: 'string', default: '100' },
     url: { type: 'string' },
     schemas: { type: 'string', default: '100,1000' },
     only: { type: 'string' },
@@ -75,11 +80,12 @@ const PARALLEL = (args.parallel ?? '1,2,4,8').split(',').map(Number);
 const IDLE = Number(args['idle-tenants']);
 const MAINT = Number(args['maint-tenants']);
 const DEPLOY = Number(args['deploy-tenants']);
+const POOL = Number(args['pool-tenants']);
 const SCHEMA_NS = (args.schemas ?? '').split(',').filter((x) => x.trim() !== '').map(Number);
 const ONLY = args.only;
 // The migration-tool loop runs sequentially and four at once, as issue 15 measured it.
 const TOOL_P = [1, 4];
-if (ONLY !== undefined && !['schemas', 'databases', 'deploy'].includes(ONLY)) throw new Error(`bench: --only is schemas, databases or deploy, not ${ONLY}`);
+if (ONLY !== undefined && !['schemas', 'databases', 'deploy', 'pool'].includes(ONLY)) throw new Error(`bench: --only is schemas, databases, deploy or pool, not ${ONLY}`);
 
 const ADMIN = 'bench_admin';
 const TEMPLATE = 'bench_tpl';
@@ -592,14 +598,15 @@ async function main(): Promise<void> {
     if (ONLY) previous = JSON.parse(await readFile(outFile, 'utf8').catch(() => '{}')) as Record<string, unknown>;
     let databases: Record<string, unknown> | undefined;
     if (ONLY === 'deploy') databases = { deploy: await printedDeployPhase(server) };
-    else if (ONLY !== 'schemas') databases = await databasePhase(server, version);
+    else if (ONLY !== 'schemas' && ONLY !== 'pool') databases = await databasePhase(server, version);
+    const pool = ONLY === 'pool' || (!ONLY && POOL > 0) ? await poolPhase(server, POOL) : undefined;
     let schemas: Record<string, unknown> | undefined;
-    if (ONLY !== 'databases' && ONLY !== 'deploy' && SCHEMA_NS.length > 0) {
+    if (ONLY !== 'databases' && ONLY !== 'deploy' && ONLY !== 'pool' && SCHEMA_NS.length > 0) {
       console.log(`\nadmmgt bench, schema mode: ${SCHEMA_NS.join(', ')} schemas, ${RUNS} run(s), parallel ${PARALLEL.join(',')}, PostgreSQL ${version}, ${os.cpus().length} cores`);
       schemas = { date: new Date().toISOString(), postgres: version, ...(await schemaPhase(server)) };
     }
     await mkdir(outDir, { recursive: true });
-    await writeFile(outFile, JSON.stringify({ ...previous, ...(databases ?? {}), ...(schemas ? { schemas } : {}) }, null, 2) + '\n');
+    await writeFile(outFile, JSON.stringify({ ...previous, ...(databases ?? {}), ...(pool ? { pool } : {}), ...(schemas ? { schemas } : {}) }, null, 2) + '\n');
     console.log(`\nwrote bench/results/latest.json`);
   });
 }

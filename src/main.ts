@@ -18,6 +18,7 @@ import { command as markApplied } from './commands/mark-applied.js';
 import { command as baseline } from './commands/baseline.js';
 import { command as metrics } from './commands/metrics.js';
 import { command as pin } from './commands/pin.js';
+import { command as pool } from './commands/pool.js';
 import { command as refreshProcs } from './commands/refresh-procs.js';
 import { command as refreshViews } from './commands/refresh-views.js';
 import { command as retry } from './commands/retry.js';
@@ -48,6 +49,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       .command(sqlCommand)
       .command(createDatabases)
       .command(createSchemas)
+      .command(pool)
       .command(script)
       .command(apply)
       .command(rollback)

@@ -115,7 +115,7 @@ describe('the booking hooks', () => {
       for (const m of text.matchAll(/admmgt\._(?:target_)?item\('([a-z_]+)'/g)) kinds.add(m[1]!);
     }
     expect([...kinds].sort()).toEqual(['adopt', 'create', 'drop', 'fingerprint', 'grant', 'ledger', 'partitions', 'retention', 'retention_report',
-                                       'rollback', 'routines', 'schema', 'script']);
+                                       'rollback', 'routines', 'schema', 'script', 'take']);
     const hooks = await env.rows<{ kind: string }>(
       `SELECT substr(p.proname, 7) AS kind FROM pg_proc p
         WHERE p.pronamespace = 'admmgt'::regnamespace AND p.proname LIKE '\\_book\\_%'

@@ -5,20 +5,20 @@ SELECT v.id, v.dbname, v.status, v.istemplate, v.servertemplate, coalesce(v.dele
        v.scriptversion, v.updateflag, v.loginrole,
        coalesce(v.server, CASE WHEN v.status = 2 OR v.istemplate THEN 'local' END)::text AS on_server,
        v.tags, v.pinned_version,
-       coalesce(v.kind, CASE WHEN v.status = 2 OR v.servertemplate THEN 'database' END) AS kind, v.schema_db
+       coalesce(v.kind, CASE WHEN v.status = 2 OR v.servertemplate THEN 'database' END) AS kind, v.schema_db, v.pool
   FROM admmgt.vendor_db_settings v;
 COMMENT ON VIEW admmgt.registry IS
-    'The registry with on_server: where a database is. A created row or the template that names no server is on local; a pending row that names none is not placed yet (NULL). kind: database or schema (NULL: pending, not decided yet).';
+    'The registry with on_server: where a database is. A created row or the template that names no server is on local; a pending row that names none is not placed yet (NULL). kind: database or schema (NULL: pending, not decided yet). pool: a spare database of the warm pool, never a tenant.';
 
 CREATE OR REPLACE VIEW admmgt.targets AS
 SELECT r.id, lower(btrim(r.dbname)) AS dbname, coalesce(r.scriptversion, 0) AS version, r.istemplate, r.updateflag,
        r.on_server AS server, r.servertemplate, r.tags, r.pinned_version, r.kind,
        CASE WHEN r.kind = 'schema' THEN coalesce(lower(btrim(r.schema_db)), current_database()) ELSE lower(btrim(r.dbname)) END AS conn_db,
-       CASE WHEN r.kind = 'schema' THEN lower(btrim(r.dbname)) END AS nsp
+       CASE WHEN r.kind = 'schema' THEN lower(btrim(r.dbname)) END AS nsp, r.pool
   FROM admmgt.registry r
  WHERE r.status = 2 AND NOT r.deleted;
 COMMENT ON VIEW admmgt.targets IS
-    'Created, not deleted targets: the templates (one per kind), the database template''s copies on other servers and the tenants. Scripts and procedures go to the templates, the copies and the tenants with updateflag; maintenance to all. conn_db: the database admmgt connects to (a schema target''s is the one that holds it); nsp: a schema target''s schema.';
+    'Created, not deleted targets: the templates (one per kind), the database template''s copies on other servers and the tenants. Scripts and procedures go to the templates, the copies and the tenants with updateflag; maintenance to all. conn_db: the database admmgt connects to (a schema target''s is the one that holds it); nsp: a schema target''s schema. pool: a spare database of the warm pool, kept up like a tenant but never listed or chosen as one.';
 
 CREATE OR REPLACE VIEW admmgt.update_targets AS
 SELECT t.id, t.dbname, t.version, t.server, t.servertemplate, t.kind

@@ -18,7 +18,7 @@ BEGIN
     END IF;
     SELECT array_agg(n ORDER BY n) INTO v_unknown
       FROM unnest(p_tenants) AS n
-     WHERE NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.dbname = lower(btrim(n)));
+     WHERE NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE t.dbname = lower(btrim(n)) AND NOT t.pool);
     IF v_unknown IS NOT NULL THEN
         RAISE EXCEPTION 'admmgt: % was asked for %, which % not a created target', p_op, array_to_string(v_unknown, ', '),
                         CASE WHEN cardinality(v_unknown) = 1 THEN 'is' ELSE 'are' END
@@ -28,7 +28,7 @@ BEGIN
         RAISE EXCEPTION 'admmgt: % was asked for server %, which is not registered', p_op, p_server
             USING ERRCODE = 'undefined_object', HINT = 'See SELECT name FROM admmgt.servers.';
     END IF;
-    IF p_tag IS NOT NULL AND NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE p_tag = ANY (t.tags)) THEN
+    IF p_tag IS NOT NULL AND NOT EXISTS (SELECT 1 FROM admmgt.targets t WHERE p_tag = ANY (t.tags) AND NOT t.pool) THEN
         RAISE EXCEPTION 'admmgt: % was asked for tag %, which no created target has', p_op, p_tag
             USING ERRCODE = 'undefined_object', HINT = 'Tag targets with UPDATE admmgt.vendor_db_settings SET tags = tags || ''{...}''.';
     END IF;
@@ -40,8 +40,9 @@ RETURNS boolean
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: whether a target is one of those chosen */
-SELECT (p_tenants IS NULL OR p_target.dbname = ANY (ARRAY(SELECT lower(btrim(n)) FROM unnest(p_tenants) n)))
+/* purpose: whether a target is one of those chosen; a pool database only when no tenant or tag is named (it is kept up with the fleet, never chosen as a tenant) */
+SELECT (NOT p_target.pool OR (p_tenants IS NULL AND p_tag IS NULL))
+   AND (p_tenants IS NULL OR p_target.dbname = ANY (ARRAY(SELECT lower(btrim(n)) FROM unnest(p_tenants) n)))
    AND (p_server IS NULL OR p_target.server = p_server)
    AND (p_tag IS NULL OR p_tag = ANY (p_target.tags));
 $$;

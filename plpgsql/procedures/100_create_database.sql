@@ -4,15 +4,15 @@
 -- tenant counts as created. The copies of the template that other servers need are built first
 -- (140_template_copies.sql).
 
-CREATE OR REPLACE FUNCTION admmgt._pending_tenants()
+CREATE OR REPLACE FUNCTION admmgt._pending_tenants(p_pool boolean DEFAULT false)
 RETURNS SETOF admmgt.vendor_db_settings
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the tenants create_database() works on: pending (status 1), not deleted, neither the template nor a copy of it, not a schema (create_schema's) */
+/* purpose: the tenants create_database() works on: pending (status 1), not deleted, neither the template nor a copy of it, not a schema (create_schema's); with p_pool, the pending pool databases (refill_pool's) instead */
 SELECT v.* FROM admmgt.vendor_db_settings v
  WHERE v.status = 1 AND NOT coalesce(v.deleted, false) AND NOT v.servertemplate AND NOT coalesce(v.istemplate, false)
-   AND v.kind IS DISTINCT FROM 'schema'
+   AND v.kind IS DISTINCT FROM 'schema' AND v.pool = p_pool
  ORDER BY v.id;
 $$;
 
@@ -44,7 +44,7 @@ RETURNS text
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: refuse, naming the row, a pending tenant whose name or login role is bad, that names a reserved database (postgres, template0, template1, the template, the admin database, its server's maintenance database), or whose name is a deleted tenant's database that is still there; returns the folded name */
+/* purpose: refuse, naming the row, a pending tenant whose name or login role is bad, that names a reserved database (postgres, template0, template1, the template, the admin database, its server's maintenance database, a pool database's name), or whose name is a deleted tenant's database that is still there; returns the folded name */
 DECLARE
     v_where text := admmgt._row('vendor_db_settings', p_row.id);
     v_name text := admmgt._tenant_name(p_row.dbname, v_where);
@@ -54,10 +54,11 @@ BEGIN
         PERFORM admmgt._login_role(p_row.loginrole, v_where);
     END IF;
     IF coalesce(p_row.istemplate, false)
-       OR v_name IN ('postgres', 'template0', 'template1', p_template.dbname, current_database(), admmgt._maint_db(p_row.server)) THEN
+       OR v_name IN ('postgres', 'template0', 'template1', p_template.dbname, current_database(), admmgt._maint_db(p_row.server))
+       OR (NOT p_row.pool AND starts_with(v_name, admmgt._pool_prefix())) THEN
         RAISE EXCEPTION 'admmgt: % names the reserved database %', v_where, v_name
             USING ERRCODE = 'reserved_name',
-                  HINT = 'A tenant cannot be postgres, template0, template1, the admin database, the template or the maintenance database of its server.';
+                  HINT = format('A tenant cannot be postgres, template0, template1, the admin database, the template, the maintenance database of its server, or begin with %s (the warm pool''s names).', admmgt._pool_prefix());
     END IF;
     -- A server that cannot be asked does not count: a database found there later is never adopted
     -- either, since this check runs again, under the lock, before each pending row is built.
@@ -114,7 +115,7 @@ BEGIN
     SELECT array_agg(s.name::text ORDER BY s.name),
            array_agg((SELECT count(*)::int FROM admmgt.registry r
                        WHERE r.on_server = s.name AND r.status IN (1, 2) AND NOT r.deleted
-                         AND NOT coalesce(r.istemplate, false) AND NOT r.servertemplate) ORDER BY s.name)
+                         AND NOT coalesce(r.istemplate, false) AND NOT r.servertemplate AND NOT r.pool) ORDER BY s.name)
       INTO v_names, v_counts
       FROM admmgt.servers s
      WHERE s.accepts_tenants;
@@ -213,12 +214,12 @@ SELECT CASE WHEN f.yes THEN p_create
   FROM grant_step g, found f;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._pending_tenant_items(p_template admmgt.vendor_db_settings,
+CREATE OR REPLACE FUNCTION admmgt._pending_tenant_items(p_template admmgt.vendor_db_settings, p_pool boolean,
                                                         OUT p_create admmgt.work_item[], OUT p_adopt admmgt.work_item[])
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for every placed pending tenant, on its server: CREATE DATABASE ... TEMPLATE of its server's copy of the template (the template itself on local), or the adoption of its database when that exists already; then the grant step. While the copy on its server is not created, the tenant waits. Rows that arrived during this call, or fail their checks now, wait with a WARNING */
+/* purpose: for every placed pending tenant, on its server: CREATE DATABASE ... TEMPLATE of its server's copy of the template (the template itself on local), or the adoption of its database when that exists already; then the grant step. While the copy on its server is not created, the tenant waits. Rows that arrived during this call, or fail their checks now, wait with a WARNING. p_pool: the pending pool databases instead */
 DECLARE
     v_row admmgt.vendor_db_settings;
     v_name text;
@@ -228,11 +229,11 @@ DECLARE
 BEGIN
     p_create := '{}';
     p_adopt := '{}';
-    v_dbs := admmgt._databases_by_server(ARRAY(SELECT p.server FROM admmgt._pending_tenants() p WHERE p.server IS NOT NULL));
+    v_dbs := admmgt._databases_by_server(ARRAY(SELECT p.server FROM admmgt._pending_tenants(p_pool) p WHERE p.server IS NOT NULL));
     -- Where each server's tenants are copied from, asked once: the template on local, its created copy elsewhere.
     SELECT jsonb_object_agg(t.server, jsonb_build_object('dbname', t.dbname, 'version', t.version)) INTO v_templates
       FROM admmgt.targets t WHERE (t.istemplate OR t.servertemplate) AND t.kind = 'database';
-    FOR v_row IN SELECT * FROM admmgt._pending_tenants() LOOP
+    FOR v_row IN SELECT * FROM admmgt._pending_tenants(p_pool) LOOP
         IF v_row.server IS NULL THEN
             RAISE NOTICE 'admmgt create: tenant % was registered during this call; the next call places and creates it', v_row.dbname;
             CONTINUE;
@@ -276,6 +277,27 @@ BEGIN
         PERFORM pg_sleep(0.1);
     END LOOP;
     RETURN v_who;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._check_template_free(p_create admmgt.work_item[], p_template text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: before CREATE DATABASE ... TEMPLATE on local (any item of p_create there), refuse, naming them, the sessions still in the template. Called under the lock, so that a running applyScripts() (which uses the template) is waited for with p_wait_seconds instead of being taken for a stranger in the template */
+DECLARE
+    v_busy text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM unnest(p_create) i WHERE i.server = 'local') THEN
+        RETURN;
+    END IF;
+    v_busy := admmgt._template_sessions(p_template);
+    IF v_busy IS NOT NULL THEN
+        RAISE EXCEPTION 'admmgt: template database % has open connections: %', p_template, v_busy
+            USING ERRCODE = 'object_in_use',
+                  HINT = format('Close them (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %L) and call again.', p_template);
+    END IF;
 END;
 $$;
 
@@ -348,12 +370,11 @@ $$;
 CREATE OR REPLACE PROCEDURE admmgt.create_database(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create every pending tenant (status 1) on its server (placing those that name none) as a copy of that server's copy of the template; each gets status 2 and the version of the copy it came from. A pending tenant whose database exists is adopted when it is a template copy or empty, and fails alone otherwise */
+/* purpose: create every pending tenant (status 1) on its server (placing those that name none) as a copy of that server's copy of the template, or, on local, by renaming a ready database of the warm pool (refill_pool); each gets status 2 and the version of the copy it came from. A pending tenant whose database exists is adopted when it is a template copy or empty, and fails alone otherwise */
 DECLARE
     v_template admmgt.vendor_db_settings;
     v_items record;
     v_run bigint;
-    v_busy text;
     v_error admmgt.error_state;
 BEGIN
     PERFORM admmgt._check_call('create_database', p_parallel);
@@ -370,20 +391,14 @@ BEGIN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
     CALL admmgt._end_call_if_failed('create', v_run, v_error);
+    -- A take commits the placement with it: one WAL flush less on the pooled tenant's path.
+    CALL admmgt._take_from_pool(v_template, v_run);
     COMMIT;
     CALL admmgt._create_copies(v_template, p_parallel, p_wait_seconds, v_run, v_error);
     CALL admmgt._end_call_if_failed('create', v_run, v_error);
     BEGIN
-        v_items := admmgt._pending_tenant_items(v_template);
-        -- Checked under the lock, so that a running applyScripts() (which uses the template) is
-        -- waited for with p_wait_seconds instead of being taken for a stranger in the template.
-        v_busy := CASE WHEN EXISTS (SELECT 1 FROM unnest(v_items.p_create) i WHERE i.server = 'local')
-                       THEN admmgt._template_sessions(v_template.dbname) END;
-        IF v_busy IS NOT NULL THEN
-            RAISE EXCEPTION 'admmgt: template database % has open connections: %', v_template.dbname, v_busy
-                USING ERRCODE = 'object_in_use',
-                      HINT = format('Close them (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %L) and call again.', v_template.dbname);
-        END IF;
+        v_items := admmgt._pending_tenant_items(v_template, false);
+        PERFORM admmgt._check_template_free(v_items.p_create, v_template.dbname);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;

@@ -6,12 +6,12 @@ RETURNS admmgt.vendor_db_settings
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the registry row of a created tenant (not the template nor a copy of it), or an error naming it */
+/* purpose: the registry row of a created tenant (not the template, a copy of it or a pool database), or an error naming it */
 DECLARE
     v admmgt.vendor_db_settings;
 BEGIN
     SELECT * INTO v FROM admmgt.vendor_db_settings
-     WHERE lower(btrim(dbname)) = lower(btrim(p_dbname)) AND NOT coalesce(deleted, false) AND NOT servertemplate;
+     WHERE lower(btrim(dbname)) = lower(btrim(p_dbname)) AND NOT coalesce(deleted, false) AND NOT servertemplate AND NOT pool;
     IF NOT FOUND OR v.status <> 2 OR v.istemplate THEN
         RAISE EXCEPTION 'admmgt: % %: %', p_what, coalesce(p_dbname, 'NULL'),
                         CASE WHEN NOT FOUND THEN 'no such tenant' WHEN v.istemplate THEN 'it is the template' ELSE 'it is not created yet' END

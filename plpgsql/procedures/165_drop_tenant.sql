@@ -19,7 +19,7 @@ DECLARE
     v_when timestamp;
 BEGIN
     SELECT * INTO v FROM admmgt.vendor_db_settings
-     WHERE lower(btrim(dbname)) = v_name AND NOT coalesce(deleted, false) AND NOT servertemplate
+     WHERE lower(btrim(dbname)) = v_name AND NOT coalesce(deleted, false) AND NOT servertemplate AND NOT pool
      ORDER BY id LIMIT 1;
     IF FOUND AND coalesce(v.istemplate, false) THEN
         RAISE EXCEPTION 'admmgt: drop_tenant %: it is the template', v_name

@@ -384,9 +384,9 @@ RETURNS admmgt.targets[]
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the chosen targets that are compared: every created target but the templates (the database template's copies on other servers included), each with the template of its kind */
+/* purpose: the chosen targets that are compared: every created target but the templates and the pool databases (the database template's copies on other servers included), each with the template of its kind */
 SELECT admmgt._select(coalesce(array_agg(t ORDER BY t.servertemplate DESC, t.server, t.id), '{}'), p_tenants, p_server, p_tag)
-  FROM admmgt.targets t WHERE NOT t.istemplate;
+  FROM admmgt.targets t WHERE NOT t.istemplate AND NOT t.pool;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._drift_references(p_chosen admmgt.targets[])
@@ -480,7 +480,7 @@ BEGIN
     PERFORM admmgt._check_selection('detectDrift', p_tenants, p_server, p_tag);
     -- The template of each kind of target there is (the database's on an empty fleet) is what they are compared with.
     PERFORM admmgt._template(k)
-       FROM unnest(coalesce((SELECT array_agg(DISTINCT t.kind) FROM admmgt.targets t WHERE NOT t.istemplate), ARRAY['database'])) AS k;
+       FROM unnest(coalesce((SELECT array_agg(DISTINCT t.kind) FROM admmgt.targets t WHERE NOT t.istemplate AND NOT t.pool), ARRAY['database'])) AS k;
     CALL admmgt._begin_call('drift', 'detectDrift', p_wait_seconds, v_run);
     BEGIN
         v_chosen := admmgt._drift_targets(p_tenants, p_server, p_tag);

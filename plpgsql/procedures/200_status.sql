@@ -11,7 +11,8 @@ SELECT v.id, lower(v.dbname) AS dbname, v.istemplate, v.status,
   FROM admmgt.registry v
   LEFT JOIN LATERAL (SELECT r.operation, nullif(r.scriptid, 0) AS scriptid, r.ok, r.finished_at FROM admmgt.target_results r
                       WHERE r.target_id = v.id ORDER BY r.finished_at DESC, r.operation LIMIT 1) l ON true
- WHERE NOT v.deleted;
+ -- The warm pool's spare databases are no tenants: admmgt.pool_status shows them.
+ WHERE NOT v.deleted AND NOT v.pool;
 
 CREATE OR REPLACE VIEW admmgt.failures AS
 SELECT r.operation, nullif(r.scriptid, 0) AS scriptid, r.dbname, r.sqlstate, r.message, r.detail, r.hint,
@@ -27,8 +28,8 @@ SELECT s.name AS server,
        (SELECT o.option_value FROM pg_options_to_table(f.srvoptions) o WHERE o.option_name = 'port') AS port,
        f.srvname AS fdwserver,
        s.accepts_tenants,
-       count(*) FILTER (WHERE v.status = 2 AND NOT v.istemplate AND NOT v.servertemplate) AS tenants,
-       count(*) FILTER (WHERE v.status = 1 AND NOT v.servertemplate) AS pending,
+       count(*) FILTER (WHERE v.status = 2 AND NOT v.istemplate AND NOT v.servertemplate AND NOT v.pool) AS tenants,
+       count(*) FILTER (WHERE v.status = 1 AND NOT v.servertemplate AND NOT v.pool) AS pending,
        max(coalesce(v.scriptversion, 0)) FILTER (WHERE v.status = 2 AND (v.istemplate OR v.servertemplate)) AS template_version,
        (SELECT count(*) FROM admmgt.target_results r JOIN admmgt.registry x ON x.id = r.target_id
          WHERE NOT r.ok AND NOT x.deleted AND x.on_server = s.name) AS failures

@@ -12,7 +12,7 @@ DECLARE
     v_nsp text;
     v_reg admmgt.registry;
 BEGIN
-    SELECT * INTO v_reg FROM admmgt.registry x WHERE lower(btrim(x.dbname)) = v_db AND NOT x.deleted AND NOT x.servertemplate;
+    SELECT * INTO v_reg FROM admmgt.registry x WHERE lower(btrim(x.dbname)) = v_db AND NOT x.deleted AND NOT x.servertemplate AND NOT x.pool;
     v_server := coalesce(v_server, v_reg.on_server);
     IF v_reg.kind = 'schema' THEN
         -- A schema target: the schema, in the database that holds it.

@@ -52,7 +52,7 @@ RETURNS TABLE (dbname text, server text, registry_version int, ledger_version in
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: ask every created target (or the one named, or those on one server), p_parallel at a time (default 4) over connections kept while the next target is in the same database, on the server its row names, and compare it with the registry: the version of its tenant-side ledger, and whether PUBLIC may connect (to a schema target: use its schema); problem is NULL when all agree */
+/* purpose: ask every created target but the warm pool's spare databases (or the one named, or those on one server), p_parallel at a time (default 4) over connections kept while the next target is in the same database, on the server its row names, and compare it with the registry: the version of its tenant-side ledger, and whether PUBLIC may connect (to a schema target: use its schema); problem is NULL when all agree */
 DECLARE
     v_targets admmgt.targets[];
     v_n int;
@@ -71,7 +71,7 @@ DECLARE
 BEGIN
     PERFORM admmgt._check_parallel('check_targets', p_parallel);
     v_targets := ARRAY(SELECT t FROM admmgt.targets t
-                        WHERE (p_dbname IS NULL OR t.dbname = lower(btrim(p_dbname)))
+                        WHERE NOT t.pool AND (p_dbname IS NULL OR t.dbname = lower(btrim(p_dbname)))
                           AND (p_server IS NULL OR t.server = lower(btrim(p_server)))
                         ORDER BY t.istemplate DESC, t.servertemplate DESC, t.server, t.conn_db, t.dbname);
     v_n := cardinality(v_targets);

@@ -7,7 +7,7 @@ RETURNS TABLE (name text, labels jsonb, value double precision, help text, type 
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: one row per metric sample of the fleet (targets by kind, server, status and version; scripts by status; failed targets, runs and the last finished run per operation; runs in progress), in the order to print them; p_as_of is the moment the ages are measured to */
+/* purpose: one row per metric sample of the fleet (targets by kind, server, status and version; scripts by status; failed targets, runs and the last finished run per operation; runs in progress; the warm pool's ready databases and size, where there is one), in the order to print them; p_as_of is the moment the ages are measured to */
 WITH ops AS (
     -- Every operation is reported, with 0 when it has nothing to count, so that no series comes
     -- and goes: the six that start runs, adopt (the databases create_database() takes over are
@@ -49,7 +49,7 @@ samples (pos, sortkey, name, labels, value, help, type) AS (
                    coalesce(v.on_server, '') AS server,
                    CASE v.status WHEN 0 THEN 'designing' WHEN 1 THEN 'pending' WHEN 2 THEN 'created' ELSE v.status::text END AS status,
                    coalesce(v.scriptversion, 0) AS version
-              FROM admmgt.registry v WHERE NOT v.deleted) t
+              FROM admmgt.registry v WHERE NOT v.deleted AND NOT v.pool) t
      GROUP BY kind, server, status, version
     UNION ALL
     SELECT 2, lpad(s.code::text, 2, '0'),
@@ -121,6 +121,17 @@ samples (pos, sortkey, name, labels, value, help, type) AS (
            'Targets that failed in the last finished run of the operation.',
            'gauge'
       FROM run_ops o JOIN last_run l ON l.op = o.op
+    UNION ALL
+    -- Only for a server that has a warm pool: a fleet without one reads as before.
+    SELECT 12, p.server, 'admmgt_pool_ready', jsonb_build_object('server', p.server), p.ready::float8,
+           'Spare databases of the warm pool that create_database() hands out now (admmgt.pool_status.ready); at 0, new tenants are copied from the template until refill_pool() runs.',
+           'gauge'
+      FROM admmgt.pool_status p
+    UNION ALL
+    SELECT 13, p.server, 'admmgt_pool_size', jsonb_build_object('server', p.server), p.pool_size::float8,
+           'How many spare databases refill_pool() keeps ready on the server (admmgt.servers.pool_size).',
+           'gauge'
+      FROM admmgt.pool_status p
 )
 SELECT s.name, s.labels, s.value, s.help, s.type FROM samples s ORDER BY s.pos, s.sortkey COLLATE "C";
 $$;

@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { withAdmin, withGlobalOptions, type GlobalArgs } from '../context.js';
 import { AdmmgtError } from '../errors.js';
 import { formatServers, listServers, type ServerStatus } from './cluster.js';
+import { formatPoolLines, readPool, type PoolSummary } from './pool.js';
 
 export interface TenantRow {
   dbname: string;
@@ -69,6 +70,8 @@ export interface Status {
   templates: TemplateRow[];
   tenants: TenantRow[];
   servers: ServerStatus[];
+  /** The warm pool per server that has one (admmgt.pool_status); its databases are no tenants. */
+  pool: PoolSummary[];
   scripts: ScriptRow[];
   failures: FailureRow[];
   drift: DriftRow[];
@@ -110,6 +113,7 @@ export async function status(client: pg.Client): Promise<Status> {
     templates: targets.filter((t) => t.istemplate).map((t) => ({ dbname: t.dbname, scriptversion: t.scriptversion, kind: t.kind })),
     tenants: targets.filter((t) => !t.istemplate).map(({ istemplate: _, ...t }) => t),
     servers: await listServers(client),
+    pool: (await readPool(client)).pools,
     scripts,
     failures,
     drift,
@@ -125,6 +129,7 @@ export function formatStatus(s: Status): string {
   if (!s.templates.length) lines.push('template: none registered');
   for (const t of s.templates) lines.push(`template: ${t.dbname} (${t.kind ?? 'pending'}) at version ${t.scriptversion}`);
   lines.push('servers (tenants per server):', formatServers(s.servers));
+  lines.push(...formatPoolLines(s.pool));
   lines.push(`tenants: ${s.tenants.length}`);
   for (const t of s.tenants) {
     lines.push(`  ${t.dbname.padEnd(30)} ${(t.kind ?? '(pending)').padEnd(9)} ${(t.server ?? '(unplaced)').padEnd(16)} ${t.status_text.padEnd(9)} version ${String(t.scriptversion).padEnd(5)}${t.updateflag ? '' : ' (updateflag off)'}${t.failures ? `  ${t.failures} failure(s)` : ''}`);
