@@ -63,7 +63,7 @@ function patches(): Patch[] {
     { why: 'to make it run: its connection strings name a password placeholder and port 5432; the bench\'s server is elsewhere',
       from: /user=postgres password=your-password port = 5432/g, to: conninfoTail() },
     { why: 'to make it run: create_database() copies a template database hard-coded as unitemplate; the bench\'s is ' + OTPL,
-      from: /TEMPLATE unitemplate/g, to: `TEMPLATE ${OTPL}` },
+      from: /TEMPLATE unitemplate\b/g, to: `TEMPLATE ${OTPL}` },
     { why: `to make it run: schema admmgt is created for role postgres; the bench's role is ${user}`,
       from: /CREATE SCHEMA admmgt\s+AUTHORIZATION postgres;/, to: `CREATE SCHEMA admmgt AUTHORIZATION "${user}";` },
   ];
@@ -77,7 +77,7 @@ async function patchedSetup(location: string): Promise<{ text: string; applied: 
   for (const p of patches()) {
     const before = text;
     text = text.replace(p.from, p.to);
-    if (text === before) throw new Error(`bench --original: ${file} has no ${String(p.from)}; a patch ${p.why.replace(/^to make it run: /, 'for ')} no longer applies`);
+    if (text === before) throw new Error(`bench --original: ${file} has no ${String(p.from)}, so this patch no longer applies: ${p.why}`);
     if (!applied.includes(p.why)) applied.push(p.why);
   }
   return { text, applied };
