@@ -19,7 +19,7 @@ import type pg from 'pg';
 import { installControlPlane } from '../src/install.js';
 import { DEMO, script1 } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
-import { client, median } from './support.js';
+import { client, median, timed } from './support.js';
 
 const ADMIN = 'bpool_admin';
 const TPL = 'bpool_tpl';
@@ -28,12 +28,6 @@ const TPL = 'bpool_tpl';
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN;
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
 async function dropAll(server: pg.Client): Promise<void> {

@@ -1,5 +1,5 @@
 // npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --maint-tenants 100 --deploy-tenants 50 --url URL]
-//                [-- --schemas 100,1000 --only schemas|databases|deploy|pool --pool-tenants 100]
+//                [-- --schemas 100,1000 --only schemas|databases|deploy|pool --pool-tenants 100 --original PATH --help]
 //
 // Times the four procedures on N tenants at several degrees of parallelism and, in the same run on
 // the same server, the references they are judged against. applyScripts is timed twice: on half
@@ -57,8 +57,9 @@ import { script1, testProc1Sql } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { id } from '../src/sql.js';
 import { lineChart, type Series } from './chart.js';
+import { ORIGINAL_METRICS, originalRatios, prepareOriginal } from './original.js';
 import { poolPhase } from './pool.js';
-import { client, copyDb, cpuMs, median, peakRssMiB, registerSchemas, urlFor, withServer } from './support.js';
+import { client, copyDb, cpuMs, median, peakRssMiB, registerSchemas, timed, urlFor, withServer } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -72,8 +73,29 @@ const { values: args } = parseArgs({
     url: { type: 'string' },
     schemas: { type: 'string', default: '100,1000' },
     only: { type: 'string' },
+    original: { type: 'string' },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  console.log(`npm run bench [-- options]: admmgt's procedures timed beside their references on one server; never part of npm test.
+  --tenants N          tenants of the timed cycles (300)
+  --runs N             runs of every cycle; medians are printed (3)
+  --parallel LIST      degrees of parallelism (1,2,4,8)
+  --idle-tenants N     tenants of the nothing-to-do run, 0 skips it (1000)
+  --maint-tenants N    tenants of the partition upkeep run, 0 skips it (100)
+  --deploy-tenants N   tenants of the deploy pass, 0 skips it (50)
+  --schemas LIST       schema mode: tenant schemas per run, empty skips it (100,1000)
+  --only PART          schemas, databases or deploy: run that part alone, keep the rest of latest.json
+  --original PATH      also time the original procedures (steveoliai/DB_Admin) on the same N fresh
+                       tenants, one cycle per run alternating with admmgt's: PATH is a checkout of
+                       that repository or its 1_admin_setup.sql, which you fetch; patched in memory
+                       only to make it run (docs/performance.md lists how); ratios admmgt / original
+  --url URL            a superuser URL of a server to use instead of an embedded one
+  --help               this text
+Writes bench/results/latest.json and bench/results/apply.svg.`);
+  process.exit(0);
+}
 const N = Number(args.tenants);
 const RUNS = Number(args.runs);
 const PARALLEL = (args.parallel ?? '1,2,4,8').split(',').map(Number);
@@ -83,6 +105,8 @@ const DEPLOY = Number(args['deploy-tenants']);
 const POOL = Number(args['pool-tenants']);
 const SCHEMA_NS = (args.schemas ?? '').split(',').filter((x) => x.trim() !== '').map(Number);
 const ONLY = args.only;
+const ORIGINAL = args.original;
+if (ORIGINAL !== undefined && (ONLY === 'schemas' || ONLY === 'deploy')) throw new Error(`bench: --original runs in the databases phase, which --only ${ONLY} skips`);
 // The migration-tool loop runs sequentially and four at once, as issue 15 measured it.
 const TOOL_P = [1, 4];
 if (ONLY !== undefined && !['schemas', 'databases', 'deploy', 'pool'].includes(ONLY)) throw new Error(`bench: --only is schemas, databases, deploy or pool, not ${ONLY}`);
@@ -91,12 +115,6 @@ const ADMIN = 'bench_admin';
 const TEMPLATE = 'bench_tpl';
 const tenant = (i: number) => `bench_t${String(i).padStart(5, '0')}`;
 const refdb = (i: number) => `bench_r${String(i).padStart(5, '0')}`;
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
 
 /** Run fn over items, at most p at a time. */
 async function pool<T>(items: T[], p: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -621,22 +639,29 @@ async function databasePhase(server: pg.Client, version: string): Promise<Record
     console.log(`admmgt bench: ${N} tenants, ${RUNS} run(s), parallel ${PARALLEL.join(',')}, PostgreSQL ${version}, ${os.cpus().length} cores`);
 
     const samples: Record<string, number[]> = {};
+    const keep = (label: string, s: Sample) => {
+      for (const [k, v] of Object.entries(s)) (samples[k] ??= []).push(v);
+      console.log(`  ${label}: ` + Object.entries(s).map(([k, v]) => `${k.replace(/ p\d+$/, '')} ${v.toFixed(2)}`).join(', '));
+    };
+    const original = ORIGINAL ? await prepareOriginal(server, ORIGINAL, N, await stmtsOfScript1(admin)) : undefined;
+    if (original) console.log(`  the original procedures from ${ORIGINAL}, patched ${original.patches.length} way(s) to make them run`);
     for (let r = 1; r <= RUNS; r++) {
-      for (const p of PARALLEL) {
-        const s = await cycle(server, admin, p);
-        for (const [k, v] of Object.entries(s)) (samples[k] ??= []).push(v);
-        console.log(`  run ${r} parallel ${p}: ` + Object.entries(s).map(([k, v]) => `${k.replace(/ p\d+$/, '')} ${v.toFixed(2)}`).join(', '));
-      }
+      // The original's cycle before admmgt's in odd runs, after them in even ones.
+      if (original && r % 2 === 1) keep(`run ${r} original`, await original.cycle());
+      for (const p of PARALLEL) keep(`run ${r} parallel ${p}`, await cycle(server, admin, p));
+      if (original && r % 2 === 0) keep(`run ${r} original`, await original.cycle());
     }
+    await original?.drop();
     const med: Record<string, number> = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
     const at = (metric: string, p: number) => med[`${metric} p${p}`] ?? NaN;
     const best = (metric: string) => PARALLEL.reduce((b, p) => (at(metric, p) < at(metric, b) ? p : b), PARALLEL[0] as number);
 
     console.log(`\nms per tenant, median of ${RUNS}:`);
     const metrics = ['create_database', 'create-loop', 'applyScripts', 'applyScripts cold', 'admin CPU ms per target', 'floor', 'cold floor', 'node-pg-migrate',
-                     'applyMaintenance(30) nothing to create', 'refesh_stored_procedures', 'detectDrift', 'detectDrift full', 'connect+query', 'connect+fingerprint'];
-    console.log('  ' + 'metric'.padEnd(42) + PARALLEL.map((p) => `p${p}`.padStart(9)).join(''));
-    for (const m of metrics) console.log('  ' + m.padEnd(42) + PARALLEL.map((p) => at(m, p).toFixed(2).padStart(9)).join(''));
+                     'applyMaintenance(30) nothing to create', 'refesh_stored_procedures', 'detectDrift', 'detectDrift full', 'connect+query', 'connect+fingerprint',
+                     ...(original ? ORIGINAL_METRICS.map((m) => m.metric) : [])];
+    console.log('  ' + 'metric'.padEnd(50) + PARALLEL.map((p) => `p${p}`.padStart(9)).join(''));
+    for (const m of metrics) console.log('  ' + m.padEnd(50) + PARALLEL.map((p) => at(m, p).toFixed(2).padStart(9)).join(''));
 
     const pa = best('applyScripts');
     const ratios: Record<string, number> = {
@@ -659,6 +684,7 @@ async function databasePhase(server: pg.Client, version: string): Promise<Record
     const pf = best('detectDrift full');
     ratios[`detectDrift full p${pf} / connect+fingerprint p${pf} (every fingerprint anew; the query itself from a client)`] =
       at('detectDrift full', pf) / at('connect+fingerprint', pf);
+    if (original) Object.assign(ratios, originalRatios(at, PARALLEL));
     console.log('\nratios (same run, same server):');
     for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(64)} ${v.toFixed(2)}`);
     const line = (metric: string, label: string, color: string, dashed = false): Series =>
@@ -701,6 +727,7 @@ admin backend: peak resident memory ${adminPeakMiB.toFixed(1)} MiB over the whol
     return {
       date: new Date().toISOString(), postgres: version, tenants: N, runs: RUNS, parallel: PARALLEL,
       samples, medians: med, ratios, idle, maintenance, deploy, adminPeakMiB,
+      original: original ? { source: ORIGINAL, patches: original.patches } : undefined,
     };
   }
 }

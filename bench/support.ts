@@ -32,6 +32,13 @@ export const median = (xs: number[]) => {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
 
+/** The wall time of fn, in ms. */
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
 /** CREATE DATABASE to TEMPLATE from, waiting out an autovacuum worker still connected to from. */
 export async function copyDb(server: pg.Client, from: string, to: string): Promise<void> {
   await server.query(`DROP DATABASE IF EXISTS ${to} WITH (FORCE)`);
