@@ -226,13 +226,22 @@ SELECT CASE WHEN t.kind = 'schema' THEN admmgt._schema_fingerprint_sql(t.nsp, v.
  WHERE t.id = p_target_id;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._stamped_sql(p_stamp_sql text, p_fingerprint_sql text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: what detectDrift runs on a target for its fingerprint: one row, one text column, its catalog stamp (p_stamp_sql), a newline, then its fingerprint (p_fingerprint_sql); the stamp is read in the same statement, so that it is never newer than the fingerprint */
+SELECT format($f$SELECT %s || E'\n' || f.s FROM (%s) AS f(s)$f$, p_stamp_sql, p_fingerprint_sql);
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._stamped_fingerprint_sql(p_target_id bigint)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: what detectDrift runs on a target for its fingerprint: one row, one text column, its catalog stamp, a newline, then its fingerprint (the stamp read in the same statement, so that it is never newer than the fingerprint) */
-SELECT format($f$SELECT %s || E'\n' || f.s FROM (%s) AS f(s)$f$, admmgt._stamp_sql(t.nsp), admmgt._target_fingerprint_sql(t.id))
+/* purpose: the stamped fingerprint query of one target (_stamped_sql) */
+SELECT admmgt._stamped_sql(admmgt._stamp_sql(t.nsp), admmgt._target_fingerprint_sql(t.id))
   FROM admmgt.targets t WHERE t.id = p_target_id;
 $$;
 
@@ -242,12 +251,17 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: one fingerprint item per target, in the list's order, run where the target is (a schema target: in the database that holds it); scriptid carries the version the registry gives the target now, which its fingerprint is kept with. Unless p_verify, a target whose kept fingerprint is of that version and was taken by the same query sends its catalog stamp only (step 'stamp'): its booking takes the fingerprint when the stamp moved */
+WITH db AS (
+    -- Every database target runs the same query: built once, not once per target.
+    SELECT admmgt._stamped_sql(admmgt._stamp_sql(), admmgt._fingerprint_sql()) AS sql)
 SELECT coalesce(array_agg(CASE WHEN NOT p_verify AND f.stamp IS NOT NULL AND f.version = (p_targets[k]).version AND f.query_md5 = md5(q.sql)
                                THEN admmgt._target_item('fingerprint', p_targets[k], (p_targets[k]).version,
                                                         ARRAY[admmgt._stamp_sql((p_targets[k]).nsp)], false, NULL, 'stamp')
                                ELSE admmgt._target_item('fingerprint', p_targets[k], (p_targets[k]).version, ARRAY[q.sql], false) END ORDER BY k), '{}')
   FROM generate_subscripts(p_targets, 1) AS k
-  CROSS JOIN LATERAL (SELECT admmgt._stamped_fingerprint_sql((p_targets[k]).id) AS sql) q
+  CROSS JOIN db
+  CROSS JOIN LATERAL (SELECT CASE WHEN (p_targets[k]).kind = 'database' THEN db.sql
+                                  ELSE admmgt._stamped_fingerprint_sql((p_targets[k]).id) END AS sql) q
   LEFT JOIN admmgt.target_fingerprints f ON f.target_id = (p_targets[k]).id;
 $$;
 
