@@ -77,7 +77,8 @@ BEGIN
                     USING ERRCODE = 'lock_not_available',
                           HINT = 'Wait for that run to end, or pass p_wait_seconds => N to wait up to N seconds.';
             END IF;
-            RAISE EXCEPTION 'admmgt.% is already running: %', p_label, coalesce(v_holder.description, 'holder has just finished')
+            RAISE EXCEPTION 'admmgt.% is already running: %', p_label,
+                            coalesce(v_holder.description, admmgt._workers_of_earlier_run(p_op), 'holder has just finished')
                 USING ERRCODE = 'lock_not_available',
                       HINT = 'Wait for that run to end, or pass p_wait_seconds => N to wait up to N seconds.';
         END IF;
