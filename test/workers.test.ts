@@ -54,13 +54,13 @@ async function tenantState(db: string, id: number) {
   return row!;
 }
 
-/** Every tenant exactly at the old or the new version (ledger, table and call agree); returns those with the script. */
-async function atOldOrNew(id: number): Promise<string[]> {
+/** Every tenant exactly at the old or the new version (ledger, table and call agree; planted: has the table from elsewhere); returns those with the script. */
+async function atOldOrNew(id: number, planted: string[] = []): Promise<string[]> {
   const states = await Promise.all(TENANTS.map((db) => tenantState(db, id)));
   const admin = await versions();
   TENANTS.forEach((db, i) => {
     const s = states[i]!;
-    expect(s, db).toEqual({ applied: s.applied, table: s.applied, calls: s.applied ? 1 : 0 });
+    expect(s, db).toEqual({ applied: s.applied, table: s.applied || planted.includes(db), calls: s.applied ? 1 : 0 });
     // The admin side never claims more than the tenant has.
     if (!s.applied) expect(admin[db], db).toBeLessThan(id);
   });
@@ -152,5 +152,122 @@ describe('applyScripts with workers', () => {
     expect(progress.at(-1)).toMatch(/\(6\/6 done, 0 failed\)$/);
     expect((await env.admin.query('SELECT count(*)::int AS n FROM admmgt.work_queue')).rows).toEqual([{ n: 0 }]);
     await settled();
+  });
+});
+
+describe('failures under workers', () => {
+  it('keeps the template the canary: it fails alone and no tenant is touched', async () => {
+    await env.queryIn(TEMPLATE, 'CREATE TABLE app.w_2 (id int)');
+    await env.addScript(slowScript(2, 0));
+    const runner = await session();
+    await runner.client.query('CALL admmgt.applyScripts(p_workers => 3)');
+    expect(await versions()).toMatchObject({ [TEMPLATE]: 1 });
+    expect(Object.values(await versions())).toEqual([1, 1, 1, 1, 1, 1, 1]);
+    expect((await env.admin.query('SELECT status FROM admmgt.scripts WHERE id = 2')).rows).toEqual([{ status: 3 }]);
+    const { rows } = await env.admin.query(
+      `SELECT DISTINCT dbname FROM admmgt.script_log WHERE scriptid = 2 AND run_id = (SELECT max(run_id) FROM admmgt.runs)`);
+    expect(rows).toEqual([{ dbname: TEMPLATE }]);
+    expect(await atOldOrNew(2)).toEqual([]);
+    // Fixed on the template, the script is ready again.
+    await env.queryIn(TEMPLATE, 'DROP TABLE app.w_2');
+    await env.admin.query('CALL admmgt.retry_script(2)');
+  });
+
+  it('stops taking targets after p_max_failures, every target atomic, in every session', async () => {
+    // The first two tenants already have the table script 2 creates: their batches fail.
+    for (const db of TENANTS.slice(0, 2)) await env.queryIn(db, 'CREATE TABLE app.w_2 (id int)');
+    const runner = await session();
+    await runner.client.query('CALL admmgt.applyScripts(p_workers => 2, p_max_failures => 1)');
+    const run = (await env.admin.query(`SELECT run_id, failed FROM admmgt.runs ORDER BY run_id DESC LIMIT 1`)).rows[0];
+    expect([1, 2]).toContain(run.failed);
+    expect(await atOldOrNew(2, TENANTS.slice(0, 2))).toEqual([]);
+    const { rows: touched } = await env.admin.query(
+      `SELECT DISTINCT dbname FROM admmgt.script_log WHERE run_id = $1 AND dbname <> $2 ORDER BY 1`, [run.run_id, TEMPLATE]);
+    expect(touched.length).toBe(run.failed);
+    expect(runner.notices.some((n) => /^WARNING: admmgt apply: stopped after \d failed target\(s\) \(p_max_failures => 1\): [45] target\(s\) left untouched$/.test(n)))
+      .toBe(true);
+    // A failure booked in a worker reaches the caller as a warning, as the engine's own does.
+    expect(runner.notices.filter((n) => /^WARNING: admmgt apply: workers_t[12] failed: .*already exists \(SQLSTATE 42P07\)$/.test(n)))
+      .toHaveLength(run.failed);
+
+    // Without the stop rule the others go on; the two fail again, atomically.
+    await runner.client.query('CALL admmgt.applyScripts(p_workers => 3)');
+    expect(await atOldOrNew(2, TENANTS.slice(0, 2))).toEqual(TENANTS.slice(2));
+    const { rows: failures } = await env.admin.query('SELECT dbname, sqlstate FROM admmgt.failures ORDER BY dbname');
+    expect(failures).toEqual(TENANTS.slice(0, 2).map((dbname) => ({ dbname, sqlstate: '42P07' })));
+    for (const db of TENANTS.slice(0, 2)) await env.queryIn(db, 'DROP TABLE app.w_2');
+    await runner.client.query('CALL admmgt.applyScripts(p_workers => 3)');
+    await converged(2);
+  });
+});
+
+describe('a worker killed mid-run', () => {
+  it('books the target it had as failed, once; the other sessions finish the run', async () => {
+    await env.addScript(slowScript(3, 2));
+    const runner = await session();
+    const call = runner.client.query('CALL admmgt.applyScripts(p_workers => 3)').then(() => 'finished', (e: Error) => e.message);
+    // A worker's claim is committed with its first booking: then it works on its second target.
+    let victim: { pid: number; dbname: string } | undefined;
+    await until('a worker to work on its second target', async () => {
+      const { rows } = await env.admin.query(`
+        SELECT q.worker_pid AS pid, v.dbname FROM admmgt.work_queue q
+          JOIN admmgt.runs r ON r.run_id = q.run_id JOIN admmgt.vendor_db_settings v ON v.id = q.target_id
+         WHERE NOT q.done AND q.worker_pid IS NOT NULL AND q.worker_pid <> r.pid LIMIT 1`);
+      victim = rows[0];
+      return victim !== undefined;
+    });
+    expect(await workerPids()).toContain(victim!.pid);
+    expect((await env.admin.query('SELECT pg_terminate_backend($1) AS ok', [victim!.pid])).rows).toEqual([{ ok: true }]);
+    expect(await call).toBe('finished');
+
+    const run = (await env.admin.query(`SELECT run_id, targets, failed FROM admmgt.runs ORDER BY run_id DESC LIMIT 1`)).rows[0];
+    expect(run).toMatchObject({ targets: 7, failed: 1 });
+    const { rows: failed } = await env.admin.query(`SELECT dbname, sqlstate, message FROM admmgt.failures`);
+    expect(failed).toEqual([{ dbname: victim!.dbname, sqlstate: '08006', message: expect.stringContaining(`the worker session (pid ${victim!.pid}) that ran it ended`) }]);
+    // Booked once: one log row per tenant, the victim's the failure.
+    const { rows: logged } = await env.admin.query(
+      `SELECT dbname, count(*)::int AS n, min(outcome) AS outcome FROM admmgt.script_log WHERE run_id = $1 AND dbname <> $2 GROUP BY 1 ORDER BY 1`,
+      [run.run_id, TEMPLATE]);
+    expect(logged).toEqual(TENANTS.map((dbname) => ({ dbname, n: 1, outcome: dbname === victim!.dbname ? 'error' : 'ok' })));
+    expect(runner.notices).toContainEqual(expect.stringMatching(new RegExp(`^WARNING: admmgt apply: worker session pid ${victim!.pid} ended before the run did`)));
+
+    // The victim's transaction on its target rolled back, or committed before it could tell.
+    await settled();
+    const applied = await atOldOrNew(3);
+    expect(applied.filter((db) => db !== victim!.dbname)).toEqual(TENANTS.filter((db) => db !== victim!.dbname));
+    await runner.client.query('CALL admmgt.applyScripts(p_workers => 3)');
+    await converged(3);
+    const { rows: rerun } = await env.admin.query(
+      `SELECT dbname, outcome FROM admmgt.script_log WHERE run_id = (SELECT max(run_id) FROM admmgt.runs) AND dbname <> $1`, [TEMPLATE]);
+    expect(rerun).toEqual([{ dbname: victim!.dbname, outcome: applied.includes(victim!.dbname) ? 'already applied' : 'ok' }]);
+  });
+});
+
+describe('a caller killed mid-run', () => {
+  it('leaves workers that stop after their target; a second run waits for them; the rerun converges', async () => {
+    await env.addScript(slowScript(4, 2));
+    const runner = await session();
+    const call = runner.client.query('CALL admmgt.applyScripts(p_workers => 2)').then(() => 'finished', (e: Error) => e.message);
+    await until('the first tenant to reach version 4', async () =>
+      Object.entries(await versions()).some(([db, v]) => db !== TEMPLATE && v === 4));
+    const workers = await workerPids();
+    expect(workers).toHaveLength(1);
+    expect((await env.admin.query('SELECT pg_terminate_backend($1) AS ok', [runner.pid])).rows).toEqual([{ ok: true }]);
+    expect(await call).toMatch(/terminat/i);
+    await until('the caller to end', async () =>
+      (await env.admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [runner.pid])).rows[0].n === 0);
+
+    // Its worker still finishes the target it has: no second run meanwhile.
+    await expect(env.admin.query('CALL admmgt.applyScripts()')).rejects.toMatchObject({
+      code: '55P03', message: expect.stringContaining(`worker sessions of an earlier run still finish their targets: pid ${workers[0]}`),
+    });
+    await settled();
+    const applied = await atOldOrNew(4);
+    // It took no target after the caller was gone.
+    expect(applied.length).toBeGreaterThanOrEqual(2);
+    expect(applied.length).toBeLessThanOrEqual(4);
+
+    await env.admin.query('CALL admmgt.applyScripts(p_workers => 2, p_wait_seconds => 30)');
+    await converged(4);
   });
 });

@@ -118,10 +118,10 @@ BEGIN
     FOR r IN SELECT q.target_id, q.items::admmgt.work_item[] AS items FROM admmgt.work_queue q
               WHERE q.run_id = p_run_id AND q.worker_pid = p_pid AND NOT q.done ORDER BY q.ord LOOP
         -- The item it was at: the first whose script the target does not have yet.
-        SELECT i INTO v_item FROM unnest(r.items) WITH ORDINALITY AS x(i, n)
-          LEFT JOIN admmgt.vendor_db_settings v ON v.id = (x.i).target_id
-         WHERE (x.i).kind <> 'script' OR (x.i).scriptid > coalesce(v.scriptversion, 0)
-         ORDER BY x.n LIMIT 1;
+        v_item := (SELECT r.items[k] FROM generate_subscripts(r.items, 1) AS k
+                     LEFT JOIN admmgt.vendor_db_settings v ON v.id = (r.items[k]).target_id
+                    WHERE (r.items[k]).kind <> 'script' OR (r.items[k]).scriptid > coalesce(v.scriptversion, 0)
+                    ORDER BY k LIMIT 1);
         v_item := coalesce(v_item, r.items[1]);
         v_fail := ROW(true, false, true, 0, '{}'::text[], '08006',
                       format('the worker session (pid %s) that ran it ended before it finished', p_pid),
