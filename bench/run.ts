@@ -1,5 +1,5 @@
 // npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --maint-tenants 100 --deploy-tenants 50 --url URL]
-//                [-- --schemas 100,1000 --only schemas|databases|deploy]
+//                [-- --schemas 100,1000 --only schemas|databases|deploy|workers --workers 1,2,4,8]
 //
 // Times the four procedures on N tenants at several degrees of parallelism and, in the same run on
 // the same server, the references they are judged against. applyScripts is timed twice: on half
@@ -42,6 +42,10 @@
 // then, in the first copy, applyMaintenance(0) with nothing to create, refesh_stored_procedures(0)
 // (the demo's testproc1 in the template schema) and a no-op applyScripts(0). Ratios:
 // applyScripts(0) at p / floor on one connection (the target, <= 1.3) and / floor at p connections.
+//
+// The workers sweep (--workers, a list of k; empty skips it; --only workers runs nothing else):
+// applyScripts(p_workers => k) beside applyScripts(p_parallel => k) and the cold floor at k, N new
+// databases each, bench/workers.ts.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,6 +58,7 @@ import { script1, testProc1Sql } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { id } from '../src/sql.js';
 import { lineChart, type Series } from './chart.js';
+import { workersPhase } from './workers.js';
 import { client, copyDb, cpuMs, median, peakRssMiB, registerSchemas, urlFor, withServer } from './support.js';
 
 const { values: args } = parseArgs({
@@ -67,6 +72,7 @@ const { values: args } = parseArgs({
     url: { type: 'string' },
     schemas: { type: 'string', default: '100,1000' },
     only: { type: 'string' },
+    workers: { type: 'string', default: '1,2,4,8' },
   },
 });
 const N = Number(args.tenants);
@@ -77,9 +83,10 @@ const MAINT = Number(args['maint-tenants']);
 const DEPLOY = Number(args['deploy-tenants']);
 const SCHEMA_NS = (args.schemas ?? '').split(',').filter((x) => x.trim() !== '').map(Number);
 const ONLY = args.only;
+const WORKERS = (args.workers ?? '').split(',').filter((x) => x.trim() !== '').map(Number);
 // The migration-tool loop runs sequentially and four at once, as issue 15 measured it.
 const TOOL_P = [1, 4];
-if (ONLY !== undefined && !['schemas', 'databases', 'deploy'].includes(ONLY)) throw new Error(`bench: --only is schemas, databases or deploy, not ${ONLY}`);
+if (ONLY !== undefined && !['schemas', 'databases', 'deploy', 'workers'].includes(ONLY)) throw new Error(`bench: --only is schemas, databases, deploy or workers, not ${ONLY}`);
 
 const ADMIN = 'bench_admin';
 const TEMPLATE = 'bench_tpl';
@@ -590,14 +597,18 @@ async function main(): Promise<void> {
     if (ONLY) previous = JSON.parse(await readFile(outFile, 'utf8').catch(() => '{}')) as Record<string, unknown>;
     let databases: Record<string, unknown> | undefined;
     if (ONLY === 'deploy') databases = { deploy: await printedDeployPhase(server) };
-    else if (ONLY !== 'schemas') databases = await databasePhase(server, version);
+    else if (ONLY !== 'schemas' && ONLY !== 'workers') databases = await databasePhase(server, version);
+    let workers: Record<string, unknown> | undefined;
+    if ((ONLY === undefined || ONLY === 'workers') && WORKERS.length > 0) {
+      workers = await workersPhase(server, { tenants: N, runs: RUNS, ks: WORKERS, version });
+    }
     let schemas: Record<string, unknown> | undefined;
-    if (ONLY !== 'databases' && ONLY !== 'deploy' && SCHEMA_NS.length > 0) {
+    if (ONLY !== 'databases' && ONLY !== 'deploy' && ONLY !== 'workers' && SCHEMA_NS.length > 0) {
       console.log(`\nadmmgt bench, schema mode: ${SCHEMA_NS.join(', ')} schemas, ${RUNS} run(s), parallel ${PARALLEL.join(',')}, PostgreSQL ${version}, ${os.cpus().length} cores`);
       schemas = { date: new Date().toISOString(), postgres: version, ...(await schemaPhase(server)) };
     }
     await mkdir(outDir, { recursive: true });
-    await writeFile(outFile, JSON.stringify({ ...previous, ...(databases ?? {}), ...(schemas ? { schemas } : {}) }, null, 2) + '\n');
+    await writeFile(outFile, JSON.stringify({ ...previous, ...(databases ?? {}), ...(workers ? { workers } : {}), ...(schemas ? { schemas } : {}) }, null, 2) + '\n');
     console.log(`\nwrote bench/results/latest.json`);
   });
 }
