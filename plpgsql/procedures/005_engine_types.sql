@@ -4,7 +4,8 @@
 -- One unit of work for the executor: statements for one target. kind names the work (script,
 -- rollback, create, adopt, grant, partitions, retention, retention_report, routines, fingerprint
 -- (for partitions, routines and fingerprint scriptid is the target's version), drop: offboarding,
--- 165_drop_tenant); the record layer hands
+-- 165_drop_tenant; worker: a worker session's CALL on the admin database, 072_workers, never
+-- booked); the record layer hands
 -- a finished item to the booking hook of its kind, admmgt._book_<kind>, which lives in the file of
 -- the operation that makes such items. A script that runs in several parts (a step outside a
 -- transaction, or one that needs a transaction of its own) is several items of one target in a
