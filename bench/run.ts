@@ -59,7 +59,7 @@ import { markReadySql, scriptRowsSql } from '../templates/script.js';
 import { id } from '../src/sql.js';
 import { lineChart, type Series } from './chart.js';
 import { workersPhase } from './workers.js';
-import { client, copyDb, cpuMs, median, peakRssMiB, registerSchemas, urlFor, withServer } from './support.js';
+import { client, copyDb, cpuMs, median, peakRssMiB, pool, registerSchemas, timed, urlFor, withServer } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -92,22 +92,6 @@ const ADMIN = 'bench_admin';
 const TEMPLATE = 'bench_tpl';
 const tenant = (i: number) => `bench_t${String(i).padStart(5, '0')}`;
 const refdb = (i: number) => `bench_r${String(i).padStart(5, '0')}`;
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
-
-/** Run fn over items, at most p at a time. */
-async function pool<T>(items: T[], p: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(p, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
-}
 
 async function dropPrefixed(server: pg.Client, prefixes: string[]): Promise<void> {
   const { rows } = await server.query<{ datname: string }>(

@@ -18,24 +18,11 @@ import { installControlPlane } from '../src/install.js';
 import { projectRoot } from '../src/paths.js';
 import { script1 } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
-import { client, cpuMs, median } from './support.js';
+import { client, cpuMs, median, pool, timed } from './support.js';
 
 const WADMIN = 'bench_wadmin';
 const WTPL = 'bench_wtpl';
 const wdb = (set: string, i: number) => `bench_w${set}${String(i).padStart(5, '0')}`;
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
-
-async function pool<T>(items: T[], p: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(p, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++] as T);
-  }));
-}
 
 async function dropFleet(server: pg.Client): Promise<void> {
   const { rows } = await server.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_w%' ORDER BY 1`);
@@ -58,12 +45,12 @@ async function cycle(server: pg.Client, n: number, k: number, workersFirst: bool
     await admin.query(`BEGIN;\n${scriptRowsSql(script1).text}\n${markReadySql(1).text}
       INSERT INTO admmgt.vendor_db_settings (dbname, istemplate, status, scriptversion) VALUES ('${WTPL}', true, 2, 0);
       COMMIT;`);
-    // The template alone first (it is at script 1 before any copy is made: the sets start there at 0).
+    // The template takes script 1 alone first, so that the timed calls do tenants only.
     await admin.query('CALL admmgt.applyScripts()');
     const stmts = (await admin.query<{ stmts: string[] }>('SELECT admmgt.script_batch(1) AS stmts')).rows[0]?.stmts ?? [];
     const sets = { p: 'p', workers: 'k', floor: 'f' } as const;
-    // Copies of the template as it was before script 1: the floor's set from a copy made now of a
-    // plain database with the schema, the applies' sets registered at version 0 with its ledger missing.
+    // Every set is copied from one plain database with the template's schema, as the template was
+    // before script 1; the applies' sets are registered as created tenants at version 0.
     await server.query(`CREATE DATABASE bench_wbase`);
     const b = await client('bench_wbase');
     await b.query('CREATE SCHEMA mgttest');

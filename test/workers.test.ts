@@ -5,36 +5,17 @@
 // after the target they have, and the rerun (which waits for them) converges.
 // Every database of this file starts with workers_.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
+import { applyScripts } from '../src/calls.js';
 import type { ScriptSpec } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
+import { addSlowStep, adminSessions, sleep, until as untilWithin } from './support/sessions.js';
 
 const TEMPLATE = 'workers_tpl';
 const TENANTS = ['workers_t1', 'workers_t2', 'workers_t3', 'workers_t4', 'workers_t5', 'workers_t6'];
 
 let env: TestEnv;
-const sessions: pg.Client[] = [];
-
-async function session(): Promise<{ client: pg.Client; pid: number; notices: string[] }> {
-  const client = new pg.Client({ connectionString: env.adminUrl });
-  client.on('error', () => {}); // a terminated session reports here
-  const notices: string[] = [];
-  client.on('notice', (n) => notices.push(`${n.severity}: ${n.message}`));
-  await client.connect();
-  sessions.push(client);
-  const { rows } = await client.query('SELECT pg_backend_pid() AS pid');
-  return { client, pid: rows[0].pid, notices };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000) {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+const { session, closeAll } = adminSessions(() => env);
+const until = (what: string, check: () => Promise<boolean>) => untilWithin(what, check, 20_000);
 
 const versions = () => env.versions({ nullAs: 0 });
 
@@ -94,19 +75,12 @@ async function settled() {
 beforeAll(async () => {
   env = await createEnv('workers');
   await env.makeTemplate(TEMPLATE, ['app']);
-  await env.queryIn(TEMPLATE, `
-    CREATE TABLE app.calls (scriptid int, at timestamptz DEFAULT clock_timestamp());
-    CREATE PROCEDURE app.slow_step(p_scriptid int, p_seconds float8) LANGUAGE plpgsql AS $$
-    BEGIN
-        PERFORM pg_sleep(p_seconds);
-        INSERT INTO app.calls (scriptid) VALUES (p_scriptid);
-    END $$;`);
-  await env.waitIdle(TEMPLATE, 10_000);
+  await addSlowStep(env, TEMPLATE);
   await env.makeTenants(TENANTS);
 });
 
 afterAll(async () => {
-  for (const c of sessions) await c.end().catch(() => {});
+  await closeAll();
   await env?.close();
 });
 
@@ -152,6 +126,19 @@ describe('applyScripts with workers', () => {
     expect(progress.at(-1)).toMatch(/\(6\/6 done, 0 failed\)$/);
     expect((await env.admin.query('SELECT count(*)::int AS n FROM admmgt.work_queue')).rows).toEqual([{ n: 0 }]);
     await settled();
+  });
+});
+
+describe('p_workers', () => {
+  it('is refused out of 1 to 64 before anything is touched, naming it; the CLI refuses it as typed', async () => {
+    const before = await versions();
+    const { rows: runs } = await env.admin.query('SELECT count(*)::int AS n FROM admmgt.runs');
+    const e = await env.errorOf('CALL admmgt.applyScripts(p_workers => 0)');
+    expect([e.code, e.message]).toEqual(['22023', 'admmgt.applyScripts: p_workers must be between 1 and 64, not 0']);
+    expect(e.hint).toContain('leave p_workers out');
+    expect(() => applyScripts(env.admin, { workers: 65 })).toThrow('--workers must be an integer from 1 to 64, not 65');
+    expect(await versions()).toEqual(before);
+    expect((await env.admin.query('SELECT count(*)::int AS n FROM admmgt.runs')).rows).toEqual(runs);
   });
 });
 

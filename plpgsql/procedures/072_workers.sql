@@ -18,21 +18,6 @@
 --     format of the single-backend run, with a WARNING for a failure booked in another session.
 --   - The caller knows its workers are done by dblink_get_result, which blocks: no sleep loop.
 
-CREATE OR REPLACE FUNCTION admmgt._check_workers(p_label text, p_workers int)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-/* purpose: refuse a p_workers out of range, naming the routine */
-BEGIN
-    IF p_workers IS NOT NULL AND (p_workers < 1 OR p_workers > 64) THEN
-        RAISE EXCEPTION 'admmgt.%: p_workers must be between 1 and 64, not %', p_label, p_workers
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Each worker is one more session on the admin database, with p_parallel targets at once (default 1); leave p_workers out to run in this session alone.';
-    END IF;
-END;
-$$;
-
 CREATE OR REPLACE FUNCTION admmgt._worker_slot(p_worker int)
 RETURNS int
 LANGUAGE sql IMMUTABLE
