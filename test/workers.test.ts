@@ -5,6 +5,7 @@
 // after the target they have, and the rerun (which waits for them) converges.
 // Every database of this file starts with workers_.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
 import { applyScripts } from '../src/calls.js';
 import type { ScriptSpec } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
@@ -64,12 +65,13 @@ async function workerPids(): Promise<number[]> {
   return rows.map((r) => r.pid);
 }
 
-/** No session of admmgt left in a tenant database, nor a worker. */
+/** No session of admmgt at work in a tenant database, nor a worker (a cancelled caller keeps its connections, idle). */
 async function settled() {
   await until('tenant and worker sessions to end', async () => (await env.admin.query(
     `SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE (application_name = 'admmgt' AND starts_with(datname, 'workers_'))
-         OR (datname = current_database() AND query LIKE 'CALL admmgt._work(%' AND pid <> pg_backend_pid())`)).rows[0].n === 0);
+      WHERE ((application_name = 'admmgt' AND starts_with(datname, 'workers_'))
+             OR (datname = current_database() AND query LIKE 'CALL admmgt._work(%' AND pid <> pg_backend_pid()))
+        AND state IS DISTINCT FROM 'idle'`)).rows[0].n === 0);
 }
 
 beforeAll(async () => {
@@ -256,5 +258,22 @@ describe('a caller killed mid-run', () => {
 
     await env.admin.query('CALL admmgt.applyScripts(p_workers => 2, p_wait_seconds => 30)');
     await converged(4);
+  });
+
+  it('treats a cancelled caller as gone: its workers stop, and its own next call finishes the run', async () => {
+    await env.addScript(slowScript(5, 2));
+    const runner = await session();
+    const call = runner.client.query('CALL admmgt.applyScripts(p_workers => 2)').then(() => null, (e: pg.DatabaseError) => e);
+    await until('the first tenant to reach version 5', async () =>
+      Object.entries(await versions()).some(([db, v]) => db !== TEMPLATE && v === 5));
+    await env.admin.query('SELECT pg_cancel_backend($1)', [runner.pid]);
+    expect(await call).toMatchObject({ code: '57014' });
+    await settled();
+    // The session lives on, idle: its worker took no target after the cancel.
+    const applied = await atOldOrNew(5);
+    expect(applied.length).toBeGreaterThanOrEqual(2);
+    expect(applied.length).toBeLessThanOrEqual(4);
+    await runner.client.query('CALL admmgt.applyScripts(p_workers => 2)');
+    await converged(5);
   });
 });

@@ -7,12 +7,13 @@
 --   - A target's row is marked done in the transaction that books its last item: a row is done
 --     exactly when its target is booked to the end, and a claim commits with the session's first
 --     booking after it. A session that dies therefore leaves either a claim that rolled back
---     (nothing of that target was booked: the caller runs it again) or a committed claim without
+--     (nothing of that target was booked: the caller runs it again, and the target's ledger
+--     row, or its locks, keep a batch the lost worker had sent from counting twice) or a committed claim without
 --     done (the caller books that target as failed, once; its transaction on the target rolled
 --     back, or committed just before, which the next run reads from the target's ledger).
---   - Workers take targets only while the caller's session lives, and hold a shared advisory
+--   - Workers take targets only while the caller's CALL runs, and hold a shared advisory
 --     lock (_worker_lock_key) that the next run of the operation must be able to take
---     exclusively before it starts (_try_lock): workers left by a killed caller finish the
+--     exclusively before it starts (_try_lock): workers left by a killed (or cancelled) caller finish the
 --     target they have and stop, and no second run meets them.
 --   - Progress: the caller reports every target that any session finished (_relay), in the
 --     format of the single-backend run, with a WARNING for a failure booked in another session.
@@ -32,7 +33,7 @@ RETURNS admmgt.work_item[]
 LANGUAGE sql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: take the next target of a run's queue for this session: its items, or NULL when none is left, the run's caller is gone or has finished, or p_stop_at targets of the run have failed (the stop rule); the claim commits with this session's next booking */
+/* purpose: take the next target of a run's queue for this session: its items, or NULL when none is left, the run's caller is gone, idle or finished, or p_stop_at targets of the run have failed (the stop rule); the claim commits with this session's next booking */
 UPDATE admmgt.work_queue q SET worker_pid = pg_catalog.pg_backend_pid()
  WHERE (q.run_id, q.target_id) = (
         SELECT w.run_id, w.target_id FROM admmgt.work_queue w
@@ -40,7 +41,9 @@ UPDATE admmgt.work_queue q SET worker_pid = pg_catalog.pg_backend_pid()
            AND EXISTS (SELECT 1 FROM admmgt.runs r
                         WHERE r.run_id = p_run_id AND r.finished_at IS NULL
                           AND coalesce(r.failed, 0) < coalesce(p_stop_at, 2147483647)
-                          AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(r.pid)))
+                          -- Its CALL still runs: a caller cancelled, idle now, has given up the run too.
+                          AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(r.pid) a
+                                       WHERE coalesce(a.state, 'active') NOT LIKE 'idle%'))
          ORDER BY w.ord LIMIT 1
            FOR UPDATE SKIP LOCKED)
 RETURNING q.items::admmgt.work_item[];
