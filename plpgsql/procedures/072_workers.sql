@@ -102,7 +102,13 @@ BEGIN
         RETURN;
     END IF;
     -- A worker whose CALL failed is alive until its connection closes: nothing it does after this may count.
-    PERFORM pg_catalog.pg_terminate_backend(p_pid, 10000) WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(p_pid));
+    BEGIN
+        PERFORM pg_catalog.pg_terminate_backend(p_pid, 10000) WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(p_pid));
+    EXCEPTION WHEN OTHERS THEN
+        -- Another role's session (the admmgt_local mapping logs in as another user): its
+        -- connection is closed already, so it ends by itself.
+        RAISE WARNING 'admmgt %: could not end worker session pid %: %', p_op, p_pid, SQLERRM;
+    END;
     FOR r IN SELECT q.target_id, q.items::admmgt.work_item[] AS items FROM admmgt.work_queue q
               WHERE q.run_id = p_run_id AND q.worker_pid = p_pid AND NOT q.done ORDER BY q.ord LOOP
         -- The item it was at: the first whose script the target does not have yet.
