@@ -8,7 +8,8 @@
 //   applyScripts workers=k  CALL admmgt.applyScripts(p_workers => k) on the second N
 //   cold floor k            a new connection into each of the third N, the rendered script in
 //                           one transaction, no bookkeeping, k at a time from Node
-// The two applies run in alternating order from run to run, each after a CHECKPOINT. Also read,
+// The two applies run in alternating order from run to run, each after a CHECKPOINT and once no
+// autovacuum worker runs (the new databases draw them for a while). Also read,
 // when the server runs on this machine: the calling backend's CPU per target (with workers, the
 // rest of the admin side's CPU is spent in the worker backends). Writes bench/results/workers.json.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -30,6 +31,16 @@ async function dropFleet(server: pg.Client): Promise<void> {
 }
 
 type Sample = Record<string, number>;
+
+/** Before a timed part: a checkpoint, then up to 60 s for autovacuum to leave the new databases alone. */
+async function settle(server: pg.Client): Promise<void> {
+  await server.query('CHECKPOINT');
+  for (let i = 0; i < 600; i++) {
+    const { rows } = await server.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'`);
+    if (rows[0]?.n === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 /** One k: a fresh fleet, then the two applies (in the given order) and the cold floor. */
 async function cycle(server: pg.Client, n: number, k: number, workersFirst: boolean): Promise<Sample> {
@@ -71,7 +82,7 @@ async function cycle(server: pg.Client, n: number, k: number, workersFirst: bool
     const adminPid = (await admin.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number;
     const apply = async (label: string, set: string, call: string) => {
       await admin.query(`UPDATE admmgt.vendor_db_settings SET updateflag = starts_with(dbname, $1) WHERE NOT istemplate`, [`bench_w${set}`]);
-      await server.query('CHECKPOINT');
+      await settle(server);
       const cpu0 = await cpuMs(adminPid).catch(() => NaN);
       s[label] = (await timed(() => admin.query(call))) / n;
       s[`${label} caller CPU ms per target`] = ((await cpuMs(adminPid).catch(() => NaN)) - cpu0) / n;
@@ -85,7 +96,7 @@ async function cycle(server: pg.Client, n: number, k: number, workersFirst: bool
     const workers = () => apply('applyScripts workers', sets.workers, `CALL admmgt.applyScripts(p_workers => ${k})`);
     if (workersFirst) { await workers(); await single(); } else { await single(); await workers(); }
 
-    await server.query('CHECKPOINT');
+    await settle(server);
     const floorDbs = Array.from({ length: n }, (_, i) => wdb(sets.floor, i + 1));
     s['cold floor'] = (await timed(() => pool(floorDbs, k, async (db) => {
       const c = await client(db);
