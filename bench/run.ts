@@ -1,5 +1,5 @@
 // npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --maint-tenants 100 --deploy-tenants 50 --url URL]
-//                [-- --schemas 100,1000 --only schemas|databases|deploy|pool --pool-tenants 100 --original PATH --help]
+//                [-- --schemas 100,1000 --only schemas|databases|deploy|pool|workers --pool-tenants 100 --workers 1,2,4,8 --original PATH --help]
 //
 // Times the four procedures on N tenants at several degrees of parallelism and, in the same run on
 // the same server, the references they are judged against. applyScripts is timed twice: on half
@@ -45,6 +45,10 @@
 // then, in the first copy, applyMaintenance(0) with nothing to create, refesh_stored_procedures(0)
 // (the demo's testproc1 in the template schema) and a no-op applyScripts(0). Ratios:
 // applyScripts(0) at p / floor on one connection (the target, <= 1.3) and / floor at p connections.
+//
+// The workers sweep (--workers, a list of k; empty skips it; --only workers runs nothing else):
+// applyScripts(p_workers => k) beside applyScripts(p_parallel => k) and the cold floor at k, N new
+// databases each, bench/workers.ts.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,7 +63,8 @@ import { id } from '../src/sql.js';
 import { lineChart, type Series } from './chart.js';
 import { ORIGINAL_METRICS, originalRatios, prepareOriginal } from './original.js';
 import { poolPhase } from './pool.js';
-import { client, copyDb, cpuMs, median, peakRssMiB, registerSchemas, timed, urlFor, withServer } from './support.js';
+import { workersPhase } from './workers.js';
+import { client, copyDb, cpuMs, median, peakRssMiB, pool, registerSchemas, timed, urlFor, withServer } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -75,6 +80,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     original: { type: 'string' },
     help: { type: 'boolean', default: false },
+    workers: { type: 'string', default: '1,2,4,8' },
   },
 });
 if (args.help) {
@@ -86,7 +92,9 @@ if (args.help) {
   --maint-tenants N    tenants of the partition upkeep run, 0 skips it (100)
   --deploy-tenants N   tenants of the deploy pass, 0 skips it (50)
   --schemas LIST       schema mode: tenant schemas per run, empty skips it (100,1000)
-  --only PART          schemas, databases or deploy: run that part alone, keep the rest of latest.json
+  --pool-tenants N     tenants provisioned from a warm pool, one per create_database(), 0 skips it (100)
+  --workers LIST       applyScripts(p_workers => k) beside p_parallel => k and the cold floor, empty skips it (1,2,4,8)
+  --only PART          schemas, databases, deploy, pool or workers: run that part alone, keep the rest of latest.json
   --original PATH      also time the original procedures (steveoliai/DB_Admin) on the same N fresh
                        tenants, one cycle per run alternating with admmgt's: PATH is a checkout of
                        that repository or its 1_admin_setup.sql, which you fetch; patched in memory
@@ -107,24 +115,17 @@ const SCHEMA_NS = (args.schemas ?? '').split(',').filter((x) => x.trim() !== '')
 const ONLY = args.only;
 const ORIGINAL = args.original;
 if (ORIGINAL !== undefined && (ONLY === 'schemas' || ONLY === 'deploy')) throw new Error(`bench: --original runs in the databases phase, which --only ${ONLY} skips`);
+const WORKERS = (args.workers ?? '').split(',').filter((x) => x.trim() !== '').map(Number);
 // The migration-tool loop runs sequentially and four at once, as issue 15 measured it.
 const TOOL_P = [1, 4];
-if (ONLY !== undefined && !['schemas', 'databases', 'deploy', 'pool'].includes(ONLY)) throw new Error(`bench: --only is schemas, databases, deploy or pool, not ${ONLY}`);
+if (ONLY !== undefined && !['schemas', 'databases', 'deploy', 'pool', 'workers'].includes(ONLY)) {
+  throw new Error(`bench: --only is schemas, databases, deploy, pool or workers, not ${ONLY}`);
+}
 
 const ADMIN = 'bench_admin';
 const TEMPLATE = 'bench_tpl';
 const tenant = (i: number) => `bench_t${String(i).padStart(5, '0')}`;
 const refdb = (i: number) => `bench_r${String(i).padStart(5, '0')}`;
-
-/** Run fn over items, at most p at a time. */
-async function pool<T>(items: T[], p: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(p, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
-}
 
 async function dropPrefixed(server: pg.Client, prefixes: string[]): Promise<void> {
   const { rows } = await server.query<{ datname: string }>(
@@ -620,15 +621,20 @@ async function main(): Promise<void> {
     if (ONLY) previous = JSON.parse(await readFile(outFile, 'utf8').catch(() => '{}')) as Record<string, unknown>;
     let databases: Record<string, unknown> | undefined;
     if (ONLY === 'deploy') databases = { deploy: await printedDeployPhase(server) };
-    else if (ONLY !== 'schemas' && ONLY !== 'pool') databases = await databasePhase(server, version);
-    const pool = ONLY === 'pool' || (!ONLY && POOL > 0) ? await poolPhase(server, POOL) : undefined;
+    else if (ONLY !== 'schemas' && ONLY !== 'pool' && ONLY !== 'workers') databases = await databasePhase(server, version);
+    const warmPool = ONLY === 'pool' || (!ONLY && POOL > 0) ? await poolPhase(server, POOL) : undefined;
+    let workers: Record<string, unknown> | undefined;
+    if ((ONLY === undefined || ONLY === 'workers') && WORKERS.length > 0) {
+      workers = await workersPhase(server, { tenants: N, runs: RUNS, ks: WORKERS, version });
+    }
     let schemas: Record<string, unknown> | undefined;
-    if (ONLY !== 'databases' && ONLY !== 'deploy' && ONLY !== 'pool' && SCHEMA_NS.length > 0) {
+    if (ONLY !== 'databases' && ONLY !== 'deploy' && ONLY !== 'pool' && ONLY !== 'workers' && SCHEMA_NS.length > 0) {
       console.log(`\nadmmgt bench, schema mode: ${SCHEMA_NS.join(', ')} schemas, ${RUNS} run(s), parallel ${PARALLEL.join(',')}, PostgreSQL ${version}, ${os.cpus().length} cores`);
       schemas = { date: new Date().toISOString(), postgres: version, ...(await schemaPhase(server)) };
     }
     await mkdir(outDir, { recursive: true });
-    await writeFile(outFile, JSON.stringify({ ...previous, ...(databases ?? {}), ...(pool ? { pool } : {}), ...(schemas ? { schemas } : {}) }, null, 2) + '\n');
+    await writeFile(outFile, JSON.stringify({ ...previous, ...(databases ?? {}), ...(warmPool ? { pool: warmPool } : {}),
+      ...(workers ? { workers } : {}), ...(schemas ? { schemas } : {}) }, null, 2) + '\n');
     console.log(`\nwrote bench/results/latest.json`);
   });
 }

@@ -26,6 +26,16 @@ export async function client(db: string): Promise<pg.Client> {
   return c;
 }
 
+/** Run fn over items, at most p at a time. */
+export async function pool<T>(items: T[], p: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(p, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);

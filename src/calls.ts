@@ -114,6 +114,8 @@ export interface ApplyOptions extends CallOptions, Selection, KindOption {
   upto?: number;
   maxFailures?: number;
   canary?: number;
+  /** Sessions on the admin database that share the tenants (p_workers); absent: this session alone. */
+  workers?: number;
 }
 
 export const applyScripts = (c: pg.Client, o: ApplyOptions = {}) => {
@@ -124,6 +126,8 @@ export const applyScripts = (c: pg.Client, o: ApplyOptions = {}) => {
   if (upto !== undefined) first.push(sql`p_upto => ${lit(upto)}`);
   if (maxFailures !== undefined) first.push(sql`p_max_failures => ${lit(maxFailures)}`);
   if (canary !== undefined) first.push(sql`p_canary => ${lit(canary)}`);
+  const workers = intOption('workers', o.workers, 1, 64);
+  if (workers !== undefined) first.push(sql`p_workers => ${lit(workers)}`);
   return runCall(c, sql`CALL admmgt.applyScripts(${callArgs(o, first)})`);
 };
 

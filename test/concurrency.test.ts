@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import type { ScriptSpec } from '../templates/script.js';
 import { createEnv, type TestEnv } from './support/env.js';
+import { addSlowStep, adminSessions, sleep, until } from './support/sessions.js';
 
 const TEMPLATE = 'conc_tpl';
 const TENANTS = ['conc_t1', 'conc_t2', 'conc_t3', 'conc_t4'];
@@ -23,26 +24,7 @@ const SCRIPT2: ScriptSpec = {
 };
 
 let env: TestEnv;
-const sessions: pg.Client[] = [];
-
-async function session(): Promise<{ client: pg.Client; pid: number }> {
-  const client = new pg.Client({ connectionString: env.adminUrl });
-  client.on('error', () => {}); // a terminated session reports here
-  await client.connect();
-  sessions.push(client);
-  const { rows } = await client.query('SELECT pg_backend_pid() AS pid');
-  return { client, pid: rows[0].pid };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000) {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+const { session, closeAll } = adminSessions(() => env);
 
 /** Script versions by database, 0 for the template's NULL before its first script. */
 const versions = () => env.versions({ nullAs: 0 });
@@ -62,21 +44,14 @@ beforeAll(async () => {
   env = await createEnv('conc');
   await env.makeTemplate(TEMPLATE, ['app']);
   // The procedure script 2 calls, with a table that counts its calls: a second apply would show.
-  await env.queryIn(TEMPLATE, `
-    CREATE TABLE app.calls (scriptid int, at timestamptz DEFAULT clock_timestamp());
-    CREATE PROCEDURE app.slow_step(p_scriptid int, p_seconds float8) LANGUAGE plpgsql AS $$
-    BEGIN
-        PERFORM pg_sleep(p_seconds);
-        INSERT INTO app.calls (scriptid) VALUES (p_scriptid);
-    END $$;`);
-  await env.waitIdle(TEMPLATE, 10_000);
+  await addSlowStep(env, TEMPLATE);
   await env.makeTenants(TENANTS);
   expect(Object.keys(await versions())).toEqual([TEMPLATE, ...TENANTS]);
   await env.addScript(SCRIPT1);
 });
 
 afterAll(async () => {
-  for (const c of sessions) await c.end().catch(() => {});
+  await closeAll();
   await env?.close();
 });
 

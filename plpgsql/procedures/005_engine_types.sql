@@ -5,7 +5,8 @@
 -- rollback, create, adopt, grant, partitions, retention, retention_report, routines, fingerprint
 -- (for partitions, routines and fingerprint scriptid is the target's version), drop: offboarding,
 -- 165_drop_tenant; take: a pool database renamed to a new tenant, run in the admin session itself,
--- 102_pool); the record layer hands
+-- 102_pool; worker: a worker session's CALL on the admin database, 072_workers, never
+-- booked); the record layer hands
 -- a finished item to the booking hook of its kind, admmgt._book_<kind>, which lives in the file of
 -- the operation that makes such items. A script that runs in several parts (a step outside a
 -- transaction, or one that needs a transaction of its own) is several items of one target in a

@@ -91,6 +91,18 @@ SELECT CASE WHEN p_op <> 'deploy' THEN p_op
             ELSE 'apply' END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._warn_failed(p_op text, p_label text, p_message text, p_sqlstate text, p_statement text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the WARNING of a target that failed */
+BEGIN
+    RAISE WARNING 'admmgt %: % failed: % (SQLSTATE %)', p_op, p_label, p_message, p_sqlstate
+        USING DETAIL = coalesce('statement: ' || p_statement, 'no statement ran');
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._record(p_op text, p_item admmgt.work_item, p_state admmgt.exec_result, p_run_id bigint,
                                           p_last boolean DEFAULT false)
 RETURNS admmgt.booking
@@ -129,8 +141,7 @@ BEGIN
            finished_at = EXCLUDED.finished_at, elapsed_ms = EXCLUDED.elapsed_ms;
 
     IF NOT b.ok THEN
-        RAISE WARNING 'admmgt %: % failed: % (SQLSTATE %)', v_op, admmgt._target_label(p_item), b.message, b.sqlstate
-            USING DETAIL = coalesce('statement: ' || b.statement, 'no statement ran');
+        PERFORM admmgt._warn_failed(v_op, admmgt._target_label(p_item), b.message, b.sqlstate, b.statement);
     END IF;
     RETURN b;
 END;

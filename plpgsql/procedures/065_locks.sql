@@ -32,6 +32,28 @@ AS $$
 SELECT CASE p_op WHEN 'maintain' THEN 2 WHEN 'lifecycle' THEN 2 WHEN 'refresh' THEN 3 WHEN 'drift' THEN 4 ELSE 1 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._worker_lock_key(p_op text)
+RETURNS int
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the advisory lock that the worker sessions of a run (072_workers.sql) hold shared while they work: 100 above their operation's */
+SELECT 100 + admmgt._lock_key(p_op);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._workers_of_earlier_run(p_op text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the worker sessions that hold an operation's worker lock (those of a run whose caller is gone finish the target they have), for the message a caller gets; NULL when there are none */
+SELECT format('worker sessions of an earlier run still finish their targets: pid %s', string_agg(l.pid::text, ', ' ORDER BY l.pid))
+  FROM pg_locks l
+ WHERE l.locktype = 'advisory' AND l.classid = admmgt._lock_class() AND l.objid = admmgt._worker_lock_key(p_op) AND l.objsubid = 2 AND l.granted
+   AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+HAVING count(*) > 0;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._lock_holders(p_key int)
 RETURNS TABLE (pid int, operation text, description text)
 LANGUAGE sql STABLE
@@ -88,7 +110,7 @@ RETURNS boolean
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: take an operation lock for this session, first dropping every one this session kept from a call that failed (a session runs one call at a time) */
+/* purpose: take an operation lock for this session, first dropping every one this session kept from a call that failed (a session runs one call at a time); not while worker sessions of an earlier run of the operation still work (their shared lock) */
 DECLARE
     v_key int;
 BEGIN
@@ -98,7 +120,15 @@ BEGIN
         WHILE admmgt._unlock(v_key) LOOP
         END LOOP;
     END LOOP;
-    RETURN admmgt._lock(admmgt._lock_key(p_op));
+    IF NOT admmgt._lock(admmgt._lock_key(p_op)) THEN
+        RETURN false;
+    END IF;
+    IF NOT pg_try_advisory_lock(admmgt._lock_class(), admmgt._worker_lock_key(p_op)) THEN
+        PERFORM admmgt._unlock(admmgt._lock_key(p_op));
+        RETURN false;
+    END IF;
+    PERFORM pg_advisory_unlock(admmgt._lock_class(), admmgt._worker_lock_key(p_op));
+    RETURN true;
 END;
 $$;
 

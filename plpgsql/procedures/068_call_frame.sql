@@ -20,6 +20,20 @@
 --         CALL admmgt._end_call_if_failed(op, run, v_error);
 -- A block that catches errors cannot COMMIT, so CALL admmgt._run(...) always stands outside one.
 
+CREATE OR REPLACE FUNCTION admmgt._check_count(p_label text, p_param text, p_value int, p_hint text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse a count of sessions or connections (p_parallel, p_workers) outside 1 to 64, naming the routine and the parameter */
+BEGIN
+    IF p_value IS NOT NULL AND (p_value < 1 OR p_value > 64) THEN
+        RAISE EXCEPTION 'admmgt.%: % must be between 1 and 64, not %', p_label, p_param, p_value
+            USING ERRCODE = 'invalid_parameter_value', HINT = p_hint;
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._check_parallel(p_label text, p_parallel int)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -27,11 +41,8 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: refuse a p_parallel out of range, naming the routine */
 BEGIN
-    IF p_parallel IS NOT NULL AND (p_parallel < 1 OR p_parallel > 64) THEN
-        RAISE EXCEPTION 'admmgt.%: p_parallel must be between 1 and 64, not %', p_label, p_parallel
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Each target at once holds one connection; leave p_parallel out for the default of 4.';
-    END IF;
+    PERFORM admmgt._check_count(p_label, 'p_parallel', p_parallel,
+                                'Each target at once holds one connection; leave p_parallel out for the default of 4.');
 END;
 $$;
 
@@ -77,7 +88,8 @@ BEGIN
                     USING ERRCODE = 'lock_not_available',
                           HINT = 'Wait for that run to end, or pass p_wait_seconds => N to wait up to N seconds.';
             END IF;
-            RAISE EXCEPTION 'admmgt.% is already running: %', p_label, coalesce(v_holder.description, 'holder has just finished')
+            RAISE EXCEPTION 'admmgt.% is already running: %', p_label,
+                            coalesce(v_holder.description, admmgt._workers_of_earlier_run(p_op), 'holder has just finished')
                 USING ERRCODE = 'lock_not_available',
                       HINT = 'Wait for that run to end, or pass p_wait_seconds => N to wait up to N seconds.';
         END IF;

@@ -12,11 +12,35 @@ SELECT admmgt._item(p_item.kind, p_item.target_id, p_item.dbname, p_item.server,
                     ARRAY[(SELECT s FROM unnest(p_item.sources) s WHERE s IS NOT NULL LIMIT 1)], p_item.nsp);
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._notice_progress(p_op text, p_label text, p_ok boolean, p_done int, p_total int, p_failed int)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the progress NOTICE of a finished target, which the CLI reads */
+BEGIN
+    RAISE NOTICE 'admmgt %: % %  (%/% done, % failed)', p_op, p_label, CASE WHEN p_ok THEN 'done' ELSE 'FAILED' END, p_done, p_total, p_failed;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._warn_stopped(p_op text, p_failed int, p_max_failures int, p_left int)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the WARNING of a run that the stop rule ended */
+BEGIN
+    RAISE WARNING 'admmgt %: stopped after % failed target(s) (p_max_failures => %): % target(s) left untouched',
+                  p_op, p_failed, p_max_failures, p_left
+        USING HINT = 'Fix the cause of the failures, then run again: it goes on with what is left.';
+END;
+$$;
+
 CREATE OR REPLACE PROCEDURE admmgt._run(p_op text, p_items admmgt.work_item[], p_parallel int, p_run_id bigint,
-                                        p_max_failures int DEFAULT NULL)
+                                        p_max_failures int DEFAULT NULL, p_workers int DEFAULT NULL, p_queue text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: execute work items, up to p_parallel targets at once; a target's items run in order on one connection and stop at its first failure; statements a booking asks for run right after its item; commits after every finished item; once p_max_failures targets have failed no new target is started */
+/* purpose: execute work items, up to p_parallel targets at once; a target's items run in order on one connection and stop at its first failure; statements a booking asks for run right after its item; commits after every finished item; once p_max_failures targets have failed no new target is started. p_workers: spread over that many sessions (072_workers.sql). p_queue (caller, worker): a session of such a run, taking its targets from the run's queue, p_max_failures then the run's count of failures at which no target is taken */
 DECLARE
     v_n int := coalesce(cardinality(p_items), 0);
     v_p int;
@@ -40,17 +64,26 @@ DECLARE
     v_last boolean;
     v_async boolean;
     v_left int;
+    v_drained boolean := p_queue IS NULL;
+    v_claimed admmgt.work_item[];
+    v_counts int[];
 BEGIN
-    IF v_n = 0 THEN
+    IF p_workers IS NOT NULL AND p_queue IS NULL THEN
+        CALL admmgt._run_workers(p_op, p_items, p_parallel, p_run_id, p_max_failures, p_workers);
+        RETURN;
+    END IF;
+    IF v_n = 0 AND p_queue IS NULL THEN
         RETURN;
     END IF;
     -- Committed before any item runs: a run killed midway must not leave a record that still counts.
-    IF admmgt._forget_upkeep_of(p_items) THEN
+    IF p_queue IS NULL AND admmgt._forget_upkeep_of(p_items) THEN
         COMMIT;
     END IF;
     SELECT count(DISTINCT i.target_id)::int INTO v_targets FROM unnest(p_items) AS i;
-    -- Never more connections at once than a quarter of the server's max_connections.
-    v_p := greatest(1, least(coalesce(p_parallel, 4), v_targets, current_setting('max_connections')::int / 4));
+    -- Never more connections at once than a quarter of the server's max_connections. A session
+    -- of a run with workers runs one target at a time unless told otherwise.
+    v_p := greatest(1, least(coalesce(p_parallel, CASE WHEN p_queue IS NULL THEN 4 ELSE 1 END),
+                             CASE WHEN p_queue IS NULL THEN v_targets ELSE 64 END, current_setting('max_connections')::int / 4));
     v_slot_item := array_fill(0, ARRAY[v_p]);
     v_slot_work := array_fill(NULL::admmgt.work_item, ARRAY[v_p]);
     v_slot_queue := array_fill('[]'::jsonb, ARRAY[v_p]);
@@ -91,13 +124,21 @@ BEGIN
                 END IF;
             END IF;
 
-            IF v_slot_item[s] = 0 AND v_next <= v_n AND v_failed >= coalesce(p_max_failures, v_n + 1) THEN
+            IF p_queue IS NULL AND v_slot_item[s] = 0 AND v_next <= v_n AND v_failed >= coalesce(p_max_failures, v_n + 1) THEN
                 -- The stop rule: what has not started stays untouched.
                 SELECT count(DISTINCT (p_items[k]).target_id)::int INTO v_left FROM generate_series(v_next, v_n) AS k;
-                RAISE WARNING 'admmgt %: stopped after % failed target(s) (p_max_failures => %): % target(s) left untouched',
-                              p_op, v_failed, p_max_failures, v_left
-                    USING HINT = 'Fix the cause of the failures, then run again: it goes on with what is left.';
+                PERFORM admmgt._warn_stopped(p_op, v_failed, p_max_failures, v_left);
                 v_next := v_n + 1;
+            END IF;
+            IF v_slot_item[s] = 0 AND v_next > v_n AND NOT v_drained THEN
+                -- Its items go to the end of p_items, one at a time: an element assigned past
+                -- the end extends the array in place.
+                v_claimed := admmgt._claim(p_run_id, p_max_failures);
+                v_drained := v_claimed IS NULL;
+                FOR k IN 1 .. coalesce(cardinality(v_claimed), 0) LOOP
+                    v_n := v_n + 1;
+                    p_items[v_n] := v_claimed[k];
+                END LOOP;
             END IF;
             IF v_slot_item[s] = 0 AND v_next <= v_n THEN
                 v_slot_item[s] := v_next;
@@ -154,8 +195,15 @@ BEGIN
                 IF NOT v_continue THEN
                     v_failed := v_failed + 1;
                 END IF;
-                RAISE NOTICE 'admmgt %: % %  (%/% done, % failed)', p_op, admmgt._target_label(v_item),
-                             CASE WHEN v_continue THEN 'done' ELSE 'FAILED' END, v_done, v_targets, v_failed;
+                IF p_queue IS NULL THEN
+                    PERFORM admmgt._notice_progress(p_op, admmgt._target_label(v_item), v_continue, v_done, v_targets, v_failed);
+                ELSE
+                    -- In the transaction that books the target's end: done means booked to the end.
+                    UPDATE admmgt.work_queue SET done = true, ok = v_continue WHERE run_id = p_run_id AND target_id = v_item.target_id;
+                    IF p_queue = 'caller' THEN
+                        v_counts := admmgt._relay(p_op, p_run_id, v_counts);
+                    END IF;
+                END IF;
                 IF NOT v_ahead THEN
                     v_slot_item[s] := 0;
                 END IF;
@@ -169,11 +217,18 @@ BEGIN
             END IF;
             COMMIT;
         END LOOP;
-        EXIT WHEN v_next > v_n AND NOT v_busy AND NOT EXISTS (SELECT 1 FROM unnest(v_slot_item) AS x WHERE x <> 0);
+        EXIT WHEN v_next > v_n AND v_drained AND NOT v_busy AND NOT EXISTS (SELECT 1 FROM unnest(v_slot_item) AS x WHERE x <> 0);
         IF NOT v_progress THEN
             PERFORM pg_sleep(0.001);
         END IF;
     END LOOP;
-    PERFORM admmgt._exec_disconnect_all();
+    IF p_queue IS NULL THEN
+        PERFORM admmgt._exec_disconnect_all();
+    ELSE
+        -- Only its own: the caller's connections to its workers stay open.
+        FOR s IN 1 .. v_p LOOP
+            PERFORM admmgt._exec_disconnect(s);
+        END LOOP;
+    END IF;
 END;
 $$;

@@ -429,7 +429,7 @@ SELECT coalesce(array_agg(p_items[k] ORDER BY k), '{}')
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._run_tenants(p_items admmgt.work_item[], p_parallel int, p_run bigint,
-                                                p_max_failures int, p_canary int)
+                                                p_max_failures int, p_canary int, p_workers int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
 /* purpose: apply the tenants' items: with p_canary, the first p_canary targets first, and the others only if none of them failed */
@@ -438,11 +438,11 @@ DECLARE
     v_rest admmgt.work_item[];
 BEGIN
     IF p_canary IS NULL THEN
-        CALL admmgt._run('apply', p_items, p_parallel, p_run, p_max_failures);
+        CALL admmgt._run('apply', p_items, p_parallel, p_run, p_max_failures, p_workers);
         RETURN;
     END IF;
     SELECT coalesce(failed, 0) INTO v_failed FROM admmgt.runs WHERE run_id = p_run;
-    CALL admmgt._run('apply', admmgt._items_of(p_items, p_canary, true), p_parallel, p_run, p_max_failures);
+    CALL admmgt._run('apply', admmgt._items_of(p_items, p_canary, true), p_parallel, p_run, p_max_failures, p_workers);
     v_rest := admmgt._items_of(p_items, p_canary, false);
     IF (SELECT coalesce(failed, 0) FROM admmgt.runs WHERE run_id = p_run) > v_failed THEN
         RAISE WARNING 'admmgt apply: a canary target failed (p_canary => %): the other % target(s) are left untouched', p_canary,
@@ -450,7 +450,7 @@ BEGIN
             USING HINT = 'See SELECT * FROM admmgt.failures; fix the cause and run again.';
         RETURN;
     END IF;
-    CALL admmgt._run('apply', v_rest, p_parallel, p_run, p_max_failures);
+    CALL admmgt._run('apply', v_rest, p_parallel, p_run, p_max_failures, p_workers);
 END;
 $$;
 
@@ -531,7 +531,7 @@ END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._apply_kind(p_kind text, p_parallel int, p_wait_seconds int, p_tenants text[], p_server text, p_tag text,
-                                               p_upto int, p_max_failures int, p_canary int, INOUT p_failed int)
+                                               p_upto int, p_max_failures int, p_canary int, INOUT p_failed int, p_workers int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
 /* purpose: applyScripts() for the targets of one kind: the template of that kind first, alone, as the canary; then the chosen tenants of that kind; p_failed: the id of a script that had failed on a template before the run */
@@ -576,7 +576,7 @@ BEGIN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
     CALL admmgt._end_call_if_failed('apply', v_run, v_error);
-    CALL admmgt._run_tenants(v_items, p_parallel, v_run, p_max_failures, p_canary);
+    CALL admmgt._run_tenants(v_items, p_parallel, v_run, p_max_failures, p_canary, p_workers);
 
     PERFORM admmgt._mark_applied(v_template.scriptversion);
     CALL admmgt._end_call('apply', v_run);
@@ -585,18 +585,21 @@ $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applyscripts(t_separatedb int DEFAULT NULL, p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
                                                 p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
-                                                p_upto int DEFAULT NULL, p_max_failures int DEFAULT NULL, p_canary int DEFAULT NULL)
+                                                p_upto int DEFAULT NULL, p_max_failures int DEFAULT NULL, p_canary int DEFAULT NULL,
+                                                p_workers int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: apply ready scripts in id order (up to p_upto) to the targets of one kind (t_separatedb 1: databases, 0: schemas) or of every kind: per kind the template first, alone, as the canary; then the chosen tenants with updateflag (and the template's copies) below the template's version, each up to its pin; p_canary tenants before the rest, which wait for them; a run stops starting targets after p_max_failures failed; ends with an error while a script that failed on the template before the run holds the fleet back */
+/* purpose: apply ready scripts in id order (up to p_upto) to the targets of one kind (t_separatedb 1: databases, 0: schemas) or of every kind: per kind the template first, alone, as the canary; then the chosen tenants with updateflag (and the template's copies) below the template's version, each up to its pin; p_canary tenants before the rest, which wait for them; a run stops starting targets after p_max_failures failed; ends with an error while a script that failed on the template before the run holds the fleet back; p_workers: the tenants spread over that many sessions on the admin database, each with p_parallel targets at once (default 1), 072_workers.sql */
 DECLARE
     v_kind text;
     v_failed int;
 BEGIN
     PERFORM admmgt._check_call('applyScripts', p_parallel, p_tenants, p_server, p_tag);
     PERFORM admmgt._check_apply_options(p_upto, p_max_failures, p_canary);
+    PERFORM admmgt._check_count('applyScripts', 'p_workers', p_workers,
+                                'Each worker is one more session on the admin database, with p_parallel targets at once (default 1); leave p_workers out to run in this session alone.');
     FOREACH v_kind IN ARRAY admmgt._kinds(t_separatedb, 'applyScripts') LOOP
-        CALL admmgt._apply_kind(v_kind, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_upto, p_max_failures, p_canary, v_failed);
+        CALL admmgt._apply_kind(v_kind, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_upto, p_max_failures, p_canary, v_failed, p_workers);
     END LOOP;
     -- A script that had failed before this run still holds the fleet back: an error, not a success.
     -- (One that failed in this run is in the run's failures already.)

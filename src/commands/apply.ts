@@ -142,6 +142,7 @@ interface ApplyArgv extends CallArgv, SelectionArgv, KindArgv {
   to?: number;
   'max-failures'?: number;
   canary?: number;
+  workers?: number;
 }
 
 export const command: CommandModule<object, ApplyArgv> = {
@@ -152,6 +153,10 @@ export const command: CommandModule<object, ApplyArgv> = {
       .option('to', { type: 'string', coerce: integerArg('to', 0), describe: 'Up to this script id only (the template too)' })
       .option('max-failures', { type: 'string', coerce: integerArg('max-failures', 1), describe: 'Stop starting targets once this many have failed; the rest stay untouched' })
       .option('canary', { type: 'string', coerce: integerArg('canary', 1), describe: 'Apply to this many tenants first (after the template); the rest only if none of them failed' })
+      .option('workers', {
+        type: 'string', coerce: integerArg('workers', 1, 64),
+        describe: 'Share the tenants among this many sessions on the admin database (this one and N-1 workers), each with --parallel targets at once (default 1); off by default',
+      })
       .option('plan', {
         type: 'boolean',
         describe: 'Only say what a run would do: per script, its statements, transaction mode or parts, targets and the steps that destroy data with row estimates (with --json as JSON)',
@@ -169,7 +174,7 @@ export const command: CommandModule<object, ApplyArgv> = {
       }
       checkRun(await applyScripts(client, {
         parallel: a.parallel, waitSeconds: a.wait, kind: a.kind, tenants: a.tenant, server: a.server, tag: a.tag,
-        upto: a.to, maxFailures: a['max-failures'], canary: a.canary,
+        upto: a.to, maxFailures: a['max-failures'], canary: a.canary, workers: a.workers,
       }), out, a.json, 'apply');
     }),
 };
