@@ -44,6 +44,11 @@ const CHANGES: Array<[string, string, string]> = [
   ['check', 'ALTER TABLE mgttest.orders ADD CONSTRAINT orders_id_check CHECK (id > 0)', 'extra constraint mgttest.orders.orders_id_check'],
   ['rename', 'ALTER INDEX mgttest.orders_name_idx RENAME TO orders_n_idx', 'extra index mgttest.orders_n_idx'],
   ['table', 'CREATE TABLE mgttest.extra (id int)', 'extra table mgttest.extra'],
+  // What CREATE INDEX CONCURRENTLY does at its end: only the pg_index row changes.
+  ['invalid', `UPDATE pg_catalog.pg_index SET indisvalid = false WHERE indexrelid = 'mgttest.orders_name_idx'::regclass`,
+    'different index mgttest.orders_name_idx'],
+  // An extension member is left out of the fingerprint; only pg_depend says it is one.
+  ['member', 'ALTER EXTENSION plpgsql ADD FUNCTION mgttest.orders_audit_fn()', 'missing function mgttest.orders_audit_fn()'],
 ];
 const db = (suffix: string) => `dstamp_${suffix}`;
 const TENANTS = [...CHANGES.map(([s]) => db(s)), db('clean')];

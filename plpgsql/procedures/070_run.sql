@@ -199,7 +199,16 @@ BEGIN
                     PERFORM admmgt._notice_progress(p_op, admmgt._target_label(v_item), v_continue, v_done, v_targets, v_failed);
                 ELSE
                     -- In the transaction that books the target's end: done means booked to the end.
-                    UPDATE admmgt.work_queue SET done = true, ok = v_continue WHERE run_id = p_run_id AND target_id = v_item.target_id;
+                    UPDATE admmgt.work_queue SET done = true, ok = v_continue
+                     WHERE run_id = p_run_id AND target_id = v_item.target_id AND worker_pid = pg_catalog.pg_backend_pid();
+                    IF NOT FOUND THEN
+                        -- The caller took this session for lost and booked the target itself, or the
+                        -- run is over: this booking must not count a second time.
+                        RAISE EXCEPTION 'admmgt %: % is no longer this worker session''s: its booking here is undone and the session stops',
+                                        p_op, admmgt._target_label(v_item)
+                            USING ERRCODE = 'object_not_in_prerequisite_state',
+                                  HINT = 'The run booked it as failed (the worker looked lost); run again: the target''s ledger says what it has.';
+                    END IF;
                     IF p_queue = 'caller' THEN
                         v_counts := admmgt._relay(p_op, p_run_id, v_counts);
                     END IF;

@@ -43,7 +43,7 @@ UPDATE admmgt.work_queue q SET worker_pid = pg_catalog.pg_backend_pid()
                           AND coalesce(r.failed, 0) < coalesce(p_stop_at, 2147483647)
                           -- Its CALL still runs: a caller cancelled, idle now, has given up the run too.
                           AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(r.pid) a
-                                       WHERE coalesce(a.state, 'active') NOT LIKE 'idle%'))
+                                       WHERE a.state IS NOT NULL AND a.state NOT LIKE 'idle%'))
          ORDER BY w.ord LIMIT 1
            FOR UPDATE SKIP LOCKED)
 RETURNING q.items::admmgt.work_item[];
@@ -109,6 +109,14 @@ BEGIN
         -- connection is closed already, so it ends by itself.
         RAISE WARNING 'admmgt %: could not end worker session pid %: %', p_op, p_pid, SQLERRM;
     END;
+    PERFORM pg_catalog.pg_stat_clear_snapshot();
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(p_pid)) THEN
+        -- Still alive: what it books of them stays its own (a booking after the run is over is
+        -- undone in that session), and the run does not book them a second time.
+        RAISE WARNING 'admmgt %: worker session pid % is still running: the targets it took are left to it', p_op, p_pid
+            USING HINT = 'Run again once it has ended: the targets'' ledgers say what they have.';
+        RETURN;
+    END IF;
     FOR r IN SELECT q.target_id, q.items::admmgt.work_item[] AS items FROM admmgt.work_queue q
               WHERE q.run_id = p_run_id AND q.worker_pid = p_pid AND NOT q.done ORDER BY q.ord LOOP
         -- The item it was at: the first whose script the target does not have yet.
@@ -149,9 +157,9 @@ DECLARE
     v_targets int;
     v_k int;
     v_stop_at int;
-    v_slots int[] := '{}';
-    v_pids int[] := '{}';
-    v_states admmgt.exec_result[] := '{}';
+    v_slots int[] := '{}'::int[];
+    v_pids int[] := '{}'::int[];
+    v_states admmgt.exec_result[] := '{}'::admmgt.exec_result[];
     v_slot int;
     v_item admmgt.work_item;
     v_state admmgt.exec_result;
@@ -179,10 +187,18 @@ BEGIN
     v_k := greatest(1, least(p_workers, v_targets, current_setting('max_connections')::int / 4 / (coalesce(p_parallel, 1) + 1)));
     FOR w IN 1 .. v_k - 1 LOOP
         v_slot := admmgt._worker_slot(w);
+        -- A worker must be this session's role: it reaches the targets with that role's user
+        -- mappings, and sees the caller's state (a session of another role reads it as NULL).
         v_item := admmgt._item('worker', NULL, current_database(), NULL, current_database(), NULL,
-                               ARRAY['SELECT pg_catalog.pg_backend_pid()::text'], false);
+                               ARRAY[format('SELECT pg_catalog.pg_backend_pid()::text || CASE WHEN current_user = %L THEN %L ELSE %L || current_user END',
+                                            current_user, '', ' ')], false);
         v_state := admmgt._exec_poll(v_slot, false, admmgt._exec_start(v_slot, v_item, true), true);
-        IF v_state.ok THEN
+        IF v_state.ok AND position(' ' IN v_state.outputs[1]) > 0 THEN
+            v_state.ok := false;
+            v_state.done := true;
+            v_state.message := format('it logs in as role %s, not as %s (the admmgt_local user mapping)', split_part(v_state.outputs[1], ' ', 2), current_user);
+            v_state.detail := NULL;
+        ELSIF v_state.ok THEN
             v_pids := v_pids || v_state.outputs[1]::int;
             v_item.stmts := ARRAY[format('CALL admmgt._work(%L, %s, %s, %s, %L)', p_op, p_run_id, coalesce(p_parallel, 1),
                                          coalesce(v_stop_at::text, 'NULL'), current_setting('admmgt.lock_timeout', true))];

@@ -86,7 +86,7 @@ BEGIN
     -- ALTER DATABASE RENAME waits up to five seconds for the sessions in the database to go (it
     -- ends autovacuum workers there, not clients'): a spare database in use is passed over at once.
     PERFORM pg_catalog.pg_stat_clear_snapshot();
-    SELECT count(*) INTO v_sessions FROM pg_catalog.pg_stat_activity a
+    SELECT count(*)::int INTO v_sessions FROM pg_catalog.pg_stat_activity a
      WHERE a.datname = p_pool.dbname AND a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend';
     IF v_sessions > 0 THEN
         RAISE WARNING 'admmgt create: tenant % could not take pool database %: % session(s) are connected to it (SQLSTATE 55006)', p_name, p_pool.dbname, v_sessions
@@ -202,8 +202,8 @@ AS $$
 /* purpose: make the warm pool on local whole again: as many spare copies of the template as servers.pool_size says (p_size sets it first; 0 turns the pool off, and the spare databases left are still handed out), each with PUBLIC's CONNECT revoked; a pool database whose create failed is tried again, and one dropped by hand forgotten. Shares create_database's lock: it copies the template */
 DECLARE
     v_template admmgt.vendor_db_settings;
-    v_create admmgt.work_item[] := '{}';
-    v_adopt admmgt.work_item[] := '{}';
+    v_create admmgt.work_item[] := '{}'::admmgt.work_item[];
+    v_adopt admmgt.work_item[] := '{}'::admmgt.work_item[];
     v_run bigint;
     v_error admmgt.error_state;
     v_ready int;

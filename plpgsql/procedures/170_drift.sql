@@ -175,7 +175,7 @@ RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the query of a target's catalog stamp: one row, one text column, the md5 of the identity and row version (xmin) of every catalog row of its app schemas (or of schema p_nsp alone) that the fingerprint reads, but those of the period partitions maintenance makes and of their indexes; DDL there (a dropped row, a new one, an updated one) gives another stamp */
+/* purpose: the query of a target's catalog stamp: one row, one text column, the md5 of the identity and row version (xmin) of every catalog row of its app schemas (or of schema p_nsp alone) that the fingerprint reads (extension membership included), but those of the period partitions maintenance makes and of their indexes; DDL there (a dropped row, a new one, an updated one) gives another stamp */
 SELECT replace($q$(WITH ns AS (
     SELECT pg_catalog.array_agg(n.oid) AS o, pg_catalog.string_agg(n.oid::text || ':' || n.xmin::text, ',' ORDER BY n.oid) AS s
       FROM pg_catalog.pg_namespace n
@@ -199,7 +199,19 @@ SELECT pg_catalog.md5(pg_catalog.concat_ws('|', (SELECT ns.s FROM ns), (SELECT c
     (SELECT pg_catalog.string_agg(x.oid::text || ':' || x.xmin::text, ',' ORDER BY x.oid) FROM pg_catalog.pg_trigger x
       WHERE x.tgrelid = ANY ((SELECT c.o FROM c)::pg_catalog.oid[]) AND NOT x.tgisinternal),
     (SELECT pg_catalog.string_agg(x.oid::text || ':' || x.xmin::text, ',' ORDER BY x.oid) FROM pg_catalog.pg_rewrite x
-      WHERE x.ev_class = ANY ((SELECT c.o FROM c)::pg_catalog.oid[])))))$q$, '{{nsp}}', quote_nullable(p_nsp));
+      WHERE x.ev_class = ANY ((SELECT c.o FROM c)::pg_catalog.oid[])),
+    -- CREATE INDEX CONCURRENTLY marks the index valid in pg_index alone.
+    (SELECT pg_catalog.string_agg(x.indexrelid::text || ':' || x.xmin::text, ',' ORDER BY x.indexrelid) FROM pg_catalog.pg_index x
+      WHERE x.indrelid = ANY ((SELECT c.o FROM c)::pg_catalog.oid[])),
+    -- ALTER EXTENSION ... ADD / DROP changes what the fingerprint leaves out in pg_depend alone.
+    (SELECT pg_catalog.string_agg(x.classid::text || '.' || x.objid::text || ':' || x.xmin::text, ',' ORDER BY x.classid, x.objid)
+       FROM pg_catalog.pg_depend x
+      WHERE x.deptype = 'e'
+        AND ((x.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND x.objid = ANY ((SELECT ns.o FROM ns)::pg_catalog.oid[]))
+          OR (x.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND x.objid = ANY ((SELECT c.o FROM c)::pg_catalog.oid[]))
+          OR (x.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+              AND x.objid IN (SELECT f.oid FROM pg_catalog.pg_proc f WHERE f.pronamespace = ANY ((SELECT ns.o FROM ns)::pg_catalog.oid[]))))))))$q$,
+    '{{nsp}}', quote_nullable(p_nsp));
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._schema_fingerprint_sql(p_nsp text, p_loginrole text, p_template boolean)
