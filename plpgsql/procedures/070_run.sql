@@ -178,6 +178,11 @@ BEGIN
                     v_slot_item[s] := v_slot_item[s] + 1;
                 END LOOP;
             END IF;
+            IF v_item.step IS NOT NULL AND NOT v_ahead AND v_continue THEN
+                -- A part's booking (its opening's token, that it ran) must be kept before the
+                -- target runs what follows: a run killed in between would lose it.
+                COMMIT;
+            END IF;
             IF NOT v_ahead AND v_continue AND jsonb_array_length(v_slot_queue[s]) > 0 THEN
                 v_item := admmgt._expanded_item(p_items[v_slot_item[s]], v_slot_queue[s] ->> 0);
                 v_slot_queue[s] := v_slot_queue[s] - 0;
