@@ -59,12 +59,12 @@ SELECT coalesce(s.maintdb, CASE WHEN s.name = 'local' THEN current_database() EL
   FROM admmgt._server(p_server) s;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._connstr(p_server text, p_dbname text, p_role name DEFAULT current_user)
+CREATE OR REPLACE FUNCTION admmgt._connprefix(p_server text, p_role name DEFAULT current_user)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the libpq connection string for database p_dbname on a registered server, with the user mapping of p_role (the caller) */
+/* purpose: the libpq connection string of a registered server with the user mapping of p_role (the caller), every keyword but the database's; _connstr_for adds that */
 DECLARE
     v_srv admmgt.servers := admmgt._server(p_server);
     v_fdw name := coalesce(v_srv.fdwserver, 'admmgt_local');
@@ -117,9 +117,50 @@ BEGIN
                                    || admmgt._conninfo_quote(substr(v_opt, position('=' IN v_opt) + 1)));
         END IF;
     END LOOP;
-    v_pairs := v_pairs || ('options=' || admmgt._conninfo_quote(substr(v_opts[cardinality(v_opts)], 9)));
-    RETURN array_to_string(v_pairs || ('dbname=' || admmgt._conninfo_quote(p_dbname))
-                           || ('application_name=' || admmgt._conninfo_quote('admmgt')), ' ');
+    v_pairs := v_pairs || ('options=' || admmgt._conninfo_quote(substr(v_opts[cardinality(v_opts)], 9)))
+                       || ('application_name=' || admmgt._conninfo_quote('admmgt'));
+    RETURN array_to_string(v_pairs, ' ');
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._connstr_for(p_prefix text, p_dbname text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the connection string of database p_dbname from its server's _connprefix (which never holds a dbname) */
+SELECT p_prefix || ' dbname=' || admmgt._conninfo_quote(p_dbname);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._connstr(p_server text, p_dbname text, p_role name DEFAULT current_user)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the libpq connection string for database p_dbname on a registered server, with the user mapping of p_role (the caller) */
+SELECT admmgt._connstr_for(admmgt._connprefix(p_server, p_role), p_dbname);
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._connprefixes(p_items admmgt.work_item[], p_known jsonb DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: p_known ({server: prefix}) with the _connprefix of every other server the items reach, so that a run reads each once; a server whose prefix cannot be made is left out, and its items fail on their own connection as without it. The result holds credentials: keep it in a local variable only */
+DECLARE
+    v jsonb := coalesce(p_known, '{}'::jsonb);
+    v_srv text;
+BEGIN
+    FOR v_srv IN SELECT DISTINCT coalesce(i.server, 'local') FROM unnest(p_items) AS i LOOP
+        CONTINUE WHEN v ? v_srv;
+        BEGIN
+            v := v || jsonb_build_object(v_srv, admmgt._connprefix(v_srv));
+        EXCEPTION WHEN OTHERS THEN
+            -- Not raised here: the item's own connect raises it again and books it for the target.
+            NULL;
+        END;
+    END LOOP;
+    RETURN v;
 END;
 $$;
 

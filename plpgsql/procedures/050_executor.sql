@@ -114,12 +114,12 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._exec_start(p_slot int, p_item admmgt.work_item, p_connect boolean)
+CREATE OR REPLACE FUNCTION admmgt._exec_start(p_slot int, p_item admmgt.work_item, p_connect boolean, p_prefixes jsonb DEFAULT NULL)
 RETURNS admmgt.exec_result
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: connect a slot if asked, then send one work item without waiting for it */
+/* purpose: connect a slot if asked (with the server's prefix from p_prefixes, _connprefixes, when it is there), then send one work item without waiting for it */
 DECLARE
     v admmgt.exec_result;
     v_name text := admmgt._conn_name(p_slot);
@@ -132,7 +132,8 @@ BEGIN
     BEGIN
         IF p_connect THEN
             PERFORM admmgt._exec_disconnect(p_slot);
-            PERFORM dblink_connect(v_name, admmgt._connstr(p_item.server, p_item.conn_db));
+            PERFORM dblink_connect(v_name, coalesce(admmgt._connstr_for(p_prefixes ->> coalesce(p_item.server, 'local'), p_item.conn_db),
+                                                    admmgt._connstr(p_item.server, p_item.conn_db)));
         END IF;
         IF dblink_send_query(v_name, admmgt._batch_text(p_item)) <> 1 THEN
             RAISE EXCEPTION '%', coalesce(nullif(dblink_error_message(v_name), 'OK'), 'could not send the batch')

@@ -67,6 +67,9 @@ DECLARE
     v_drained boolean := p_queue IS NULL;
     v_claimed admmgt.work_item[];
     v_counts int[];
+    -- Each server's connection string but the database, read once: it holds credentials, so it
+    -- lives in this variable only.
+    v_prefixes jsonb;
 BEGIN
     IF p_workers IS NOT NULL AND p_queue IS NULL THEN
         CALL admmgt._run_workers(p_op, p_items, p_parallel, p_run_id, p_max_failures, p_workers);
@@ -80,6 +83,7 @@ BEGIN
         COMMIT;
     END IF;
     SELECT count(DISTINCT i.target_id)::int INTO v_targets FROM unnest(p_items) AS i;
+    v_prefixes := admmgt._connprefixes(p_items);
     -- Never more connections at once than a quarter of the server's max_connections. A session
     -- of a run with workers runs one target at a time unless told otherwise.
     v_p := greatest(1, least(coalesce(p_parallel, CASE WHEN p_queue IS NULL THEN 4 ELSE 1 END),
@@ -135,6 +139,7 @@ BEGIN
                 -- the end extends the array in place.
                 v_claimed := admmgt._claim(p_run_id, p_max_failures);
                 v_drained := v_claimed IS NULL;
+                v_prefixes := admmgt._connprefixes(v_claimed, v_prefixes);
                 FOR k IN 1 .. coalesce(cardinality(v_claimed), 0) LOOP
                     v_n := v_n + 1;
                     p_items[v_n] := v_claimed[k];
@@ -147,7 +152,7 @@ BEGIN
                 WHILE v_next <= v_n AND (p_items[v_next]).target_id = (v_slot_work[s]).target_id LOOP
                     v_next := v_next + 1;
                 END LOOP;
-                v_slot_state[s] := admmgt._exec_start(s, v_slot_work[s], v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_slot_work[s]));
+                v_slot_state[s] := admmgt._exec_start(s, v_slot_work[s], v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_slot_work[s]), v_prefixes);
                 v_slot_db[s] := admmgt._conn_key(v_slot_work[s]);
                 v_progress := true;
             END IF;
@@ -187,13 +192,13 @@ BEGIN
                 v_item := admmgt._expanded_item(p_items[v_slot_item[s]], v_slot_queue[s] ->> 0);
                 v_slot_queue[s] := v_slot_queue[s] - 0;
                 v_slot_work[s] := v_item;
-                v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item));
+                v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item), v_prefixes);
                 v_slot_db[s] := admmgt._conn_key(v_item);
             ELSIF NOT v_ahead AND v_continue AND v_slot_item[s] < v_n AND (p_items[v_slot_item[s] + 1]).target_id = v_item.target_id THEN
                 v_slot_item[s] := v_slot_item[s] + 1;
                 v_item := p_items[v_slot_item[s]];
                 v_slot_work[s] := v_item;
-                v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item));
+                v_slot_state[s] := admmgt._exec_start(s, v_item, v_slot_db[s] IS DISTINCT FROM admmgt._conn_key(v_item), v_prefixes);
                 v_slot_db[s] := admmgt._conn_key(v_item);
             ELSE
                 v_done := v_done + 1;
