@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { assembleInstallSql } from '../src/install.js';
+import { inQuietTransaction } from '../src/quiet.js';
 import { script1, script2, testProc1Sql } from '../templates/demo.js';
 import { addScript, createEnv, type TestEnv } from './support/env.js';
 
@@ -128,6 +129,33 @@ describe('a non-superuser operator', () => {
     expect(JSON.stringify(rows)).not.toContain(password);
     expect(notices.join('\n')).not.toContain(password);
     await operator.query(`UPDATE admmgt.vendor_db_settings SET deleted = true WHERE dbname = 'sec_gone'`);
+  });
+
+  it('keeps the password out of the server log when auto_explain logs nested statements with their parameters', async () => {
+    // auto_explain (PostgreSQL 16 and later) logs the parameters of every query it explains: nested
+    // ones, which includes the body of an SQL-language function (a routine that takes a credential
+    // as a parameter must not be one), and the client's own, which the CLI's quiet transaction
+    // turns off for the call that carries the password. NOTICE level brings that log here.
+    const from = env.notices.length;
+    await env.admin.query(`LOAD 'auto_explain';
+      SET auto_explain.log_min_duration = 0;
+      SET auto_explain.log_nested_statements = on;
+      SET auto_explain.log_level = notice`);
+    try {
+      await inQuietTransaction(env.admin, () =>
+        env.admin.query(`SELECT admmgt.set_connection('127.0.0.1', $1, 'sec_op', $2, 'sec_op')`, [port, password]));
+      await env.admin.query('SET ROLE sec_op');
+      await env.admin.query('CALL admmgt.applyMaintenance(t_numdays => 100, p_verify => true)');
+      await env.admin.query('CALL admmgt.detectDrift()');
+    } finally {
+      await env.admin.query('RESET ROLE; SET auto_explain.log_min_duration = -1');
+    }
+    const logged = env.notices.slice(from);
+    expect(logged.filter((n) => n.includes('Query Text')).length).toBeGreaterThan(50);
+    const version = Number((await env.admin.query('SHOW server_version_num')).rows[0].server_version_num);
+    expect(logged.some((n) => n.includes('Query Parameters'))).toBe(version >= 160000);
+    expect(logged.filter((n) => n.includes(password)).map((n) => n.slice(0, 300))).toEqual([]);
+    expect((await operator.query('SELECT * FROM admmgt.failures')).rows).toEqual([]);
   });
 });
 

@@ -4,14 +4,19 @@
 -- cluster, uses the foreign server admmgt_local when it exists with a mapping for the caller, and
 -- its own Unix socket (trust or peer authentication) otherwise.
 -- The assembled string exists only in a local variable: it is never logged, raised or stored.
+-- Every routine that takes a credential as a parameter is PL/pgSQL, never SQL: auto_explain with
+-- log_nested_statements logs the body of an SQL function with its parameters' values
+-- (test/security.test.ts), and PL/pgSQL's own expressions with none.
 
 CREATE OR REPLACE FUNCTION admmgt._conninfo_quote(p_value text)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: quote one libpq conninfo value */
-SELECT '''' || replace(replace(p_value, '\', '\\'), '''', '\''') || '''';
+BEGIN
+    RETURN '''' || replace(replace(p_value, '\', '\\'), '''', '\''') || '''';
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._server_name(p_value text, p_row text)
@@ -125,20 +130,24 @@ $$;
 
 CREATE OR REPLACE FUNCTION admmgt._connstr_for(p_prefix text, p_dbname text)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the connection string of database p_dbname from its server's _connprefix (which never holds a dbname) */
-SELECT p_prefix || ' dbname=' || admmgt._conninfo_quote(p_dbname);
+BEGIN
+    RETURN p_prefix || ' dbname=' || admmgt._conninfo_quote(p_dbname);
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._connstr(p_server text, p_dbname text, p_role name DEFAULT current_user)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the libpq connection string for database p_dbname on a registered server, with the user mapping of p_role (the caller) */
-SELECT admmgt._connstr_for(admmgt._connprefix(p_server, p_role), p_dbname);
+BEGIN
+    RETURN admmgt._connstr_for(admmgt._connprefix(p_server, p_role), p_dbname);
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._connprefixes(p_items admmgt.work_item[], p_known jsonb DEFAULT '{}')
@@ -239,11 +248,13 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt.set_connection(p_host text, p_port int, p_user text, p_password text DEFAULT NULL,
                                                  p_for_role name DEFAULT current_user)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 /* purpose: keep how the control plane reaches its own cluster (server local) in the catalog: foreign server admmgt_local (host, port) and a user mapping (user, password) for the role that runs the CALLs */
-SELECT admmgt._store_connection('admmgt_local', p_host, p_port, p_user, p_password, p_for_role, NULL);
+BEGIN
+    PERFORM admmgt._store_connection('admmgt_local', p_host, p_port, p_user, p_password, p_for_role, NULL);
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._check_not_registered(p_name text, p_identifier text)
