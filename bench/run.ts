@@ -26,7 +26,10 @@
 // table and a new routine in the template, and is copied whole (copyDb); on one fresh copy
 // CALL admmgt.deploy(t_numdays => 30) is timed, on another identical one applyScripts(),
 // refesh_stored_procedures() and applyMaintenance(t_numdays => 30) in a row, all at p = 4, with the
-// connections each made into the tenant databases. Prints the ratio.
+// connections each made into the tenant databases; on a third, the deploy floor: per database one
+// new connection from Node, 4 at a time, running the script, the routine and the partitions
+// maintenance renders with no bookkeeping (one cold-floor pass plus the maintenance work). Prints
+// the ratios.
 //
 // The warm pool (--pool-tenants N, 0 skips it; --only pool runs nothing else): bench/pool.ts, p50
 // and p99 of create_database() taking a pool database beside plain CREATE DATABASE ... TEMPLATE.
@@ -451,19 +454,78 @@ async function onFreshFleet(server: pg.Client, dbs: string[], calls: string[]): 
   return { ms, sessions: Number((await server.query(stats)).rows[0].n) - before };
 }
 
-/** deploy() against the three calls it stands for, each on a fresh copy of one fleet. */
+/** The release's partitions in the deploy fleet's last tenant: what the floor must also leave. */
+async function releasePartitions(): Promise<number> {
+  const c = await client(dtenant(DEPLOY));
+  try {
+    const { rows } = await c.query(`SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'mgttest.bench_days'::regclass`);
+    return rows[0].n;
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * The deploy floor, on a fresh copy of the fleet: per database (the template first, then the
+ * tenants 4 at a time) one new connection from Node that runs, with no bookkeeping, the work of
+ * the three steps: script 2 as one transaction (script_batch, its ledger row included), the new
+ * routine's definition, and in one more transaction the partition statements maintenance renders
+ * for the 30 days (CREATE TABLE IF NOT EXISTS, so the ones the script made cost a lookup).
+ */
+async function deployFloor(server: pg.Client, dbs: string[]): Promise<{ ms: number; partitions: number }> {
+  await restoreFleet(server, dbs);
+  const admin = await client(DADMIN);
+  const tpl = await client(DTPL);
+  let script: string[];
+  let maintenance: string[];
+  let routine: string;
+  try {
+    script = (await admin.query<{ s: string[] }>('SELECT admmgt.script_batch(2) AS s')).rows[0]?.s ?? [];
+    maintenance = (await admin.query<{ stmt: string }>(
+      'SELECT stmt FROM admmgt.render_maintenance(2, current_date, current_date + 30) ORDER BY seq')).rows.map((r) => r.stmt);
+    routine = (await tpl.query<{ d: string }>(`SELECT pg_get_functiondef('mgttest.bench_release()'::regprocedure) AS d`)).rows[0]?.d ?? '';
+  } finally {
+    await admin.end();
+    await tpl.end();
+  }
+  if (!script.length || !maintenance.length || !routine) throw new Error('bench: the deploy floor found no script, partitions or routine to run');
+  const one = async (db: string) => {
+    const c = await client(db);
+    try {
+      await c.query(['BEGIN', ...script, 'COMMIT'].join(';\n'));
+      await c.query(routine);
+      await c.query(['BEGIN', ...maintenance, 'COMMIT'].join(';\n'));
+    } finally {
+      await c.end();
+    }
+  };
+  const ms = await timed(async () => {
+    await one(DTPL);
+    await pool(dbs.slice(2), 4, one);
+  });
+  return { ms, partitions: await releasePartitions() };
+}
+
+/** deploy() against the three calls it stands for and against its floor, each on a fresh copy of one fleet. */
 async function deployPhase(server: pg.Client): Promise<Record<string, number>> {
   const dbs = await deployFleet(server);
   try {
     for (const db of dbs) await copyDb(server, db, snap(db));
     const one = await onFreshFleet(server, dbs, ['CALL admmgt.deploy(t_numdays => 30, p_parallel => 4)']);
+    const deployed = await releasePartitions();
     const three = await onFreshFleet(server, dbs, ['CALL admmgt.applyScripts(p_parallel => 4)',
       'CALL admmgt.refesh_stored_procedures(p_parallel => 4)', 'CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => 4)']);
+    const floor = await deployFloor(server, dbs);
+    if (floor.partitions !== deployed) {
+      throw new Error(`bench: the deploy floor left ${floor.partitions} partitions of mgttest.bench_days in ${dtenant(DEPLOY)}, deploy() ${deployed}`);
+    }
     return {
       tenants: DEPLOY,
       'deploy ms': one.ms,
       'apply + refresh + maintain ms': three.ms,
+      'deploy floor ms': floor.ms,
       'deploy / apply + refresh + maintain': one.ms / three.ms,
+      'deploy / deploy floor (target <= 1.3)': one.ms / floor.ms,
       'deploy connections into tenants': one.sessions,
       'apply + refresh + maintain connections into tenants': three.sessions,
     };

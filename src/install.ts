@@ -25,10 +25,11 @@ interface Migration {
  * The operations' advisory locks: admmgt._lock_class() and admmgt._lock_keys() in
  * plpgsql/procedures/065_locks.sql (a test checks that both say the same). The install holds them
  * from before the first migration to after the last routine, so that no run sees new tables with
- * old routines. They are named here as well because the first install runs before those routines
- * exist.
+ * old routines, and no worker session of a run whose caller is gone books with replaced routines
+ * (101 to 104, which the workers hold shared). They are named here as well because the first
+ * install runs before those routines exist.
  */
-export const OPERATION_LOCKS = { classId: 426601, keys: [1, 2, 3, 4] } as const;
+export const OPERATION_LOCKS = { classId: 426601, keys: [1, 2, 3, 4, 101, 102, 103, 104] } as const;
 
 const HOLD_OPERATIONS = `DO $$ BEGIN PERFORM pg_catalog.pg_advisory_lock(${OPERATION_LOCKS.classId}, k) FROM pg_catalog.unnest(ARRAY[${OPERATION_LOCKS.keys.join(', ')}]) AS k; END $$;`;
 const RELEASE_OPERATIONS = `DO $$ BEGIN PERFORM pg_catalog.pg_advisory_unlock(${OPERATION_LOCKS.classId}, k) FROM pg_catalog.unnest(ARRAY[${OPERATION_LOCKS.keys.join(', ')}]) AS k; END $$;`;

@@ -77,6 +77,25 @@ describe('install', () => {
     expect(rows).toEqual([OPERATION_LOCKS]);
   });
 
+  it('waits for worker sessions that still hold their shared lock before it replaces the routines', async () => {
+    // A worker of a run whose caller is gone keeps booking its target (072_workers.sql, _work).
+    const worker = new pg.Client({ connectionString: env.urlFor(env.adminDb) });
+    await worker.connect();
+    try {
+      const { rows } = await worker.query<{ key: number }>(`SELECT admmgt._worker_lock_key('apply') AS key`);
+      await worker.query('SELECT pg_advisory_lock_shared(admmgt._lock_class(), $1)', [rows[0]!.key]);
+      let done = false;
+      const install = installControlPlane(env.admin).then(() => { done = true; });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(done).toBe(false);
+      await worker.query('SELECT pg_advisory_unlock_shared(admmgt._lock_class(), $1)', [rows[0]!.key]);
+      await install;
+      expect(done).toBe(true);
+    } finally {
+      await worker.end();
+    }
+  });
+
   it('denies EXECUTE on every routine to PUBLIC', async () => {
     const { rows } = await env.admin.query(
       `SELECT p.oid::regprocedure::text AS sig FROM pg_proc p

@@ -19,8 +19,8 @@ RETURNS int[]
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: every operation lock key (pg_locks.objid): 1 create, apply and rollback, 2 partition upkeep (maintenance and lifecycle), 3 refresh, 4 drift detection */
-SELECT ARRAY[1, 2, 3, 4];
+/* purpose: every operation lock key (pg_locks.objid): 1 create, apply and rollback, 2 partition upkeep (maintenance and lifecycle), 3 refresh, 4 drift detection, and 101 to 104 the worker sessions' of each (_worker_lock_key), which the installer holds too so that it waits for workers a killed caller left behind */
+SELECT ARRAY[1, 2, 3, 4, 101, 102, 103, 104];
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._lock_key(p_op text)
