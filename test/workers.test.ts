@@ -277,3 +277,70 @@ describe('a caller killed mid-run', () => {
     await converged(5);
   });
 });
+
+// A claim (FOR UPDATE SKIP LOCKED under read committed) locks the newest version of each row it
+// tries: a row another session claimed since the claim's snapshot stays locked until the claim's
+// transaction ends, though it is not taken. That transaction then books, and waits for the run's
+// row. Here a plain session holds such a lock and then updates the run's row, as that claim does.
+describe('a queue row another transaction holds locked', () => {
+  it('makes a booking wait before it takes the run\'s row: the holder books too, and nobody deadlocks', async () => {
+    await env.addScript(slowScript(6, 2));
+    const runner = await session();
+    const holder = await session();
+    const call = runner.client.query('CALL admmgt.applyScripts(p_workers => 3)').then(() => 'finished', (e: Error) => e.message);
+    let row: { run_id: string; target_id: string; pid: number } | undefined;
+    await until('a worker to work on a tenant', async () => {
+      const { rows } = await env.admin.query(`
+        SELECT q.run_id, q.target_id, q.worker_pid AS pid FROM admmgt.work_queue q JOIN admmgt.runs r ON r.run_id = q.run_id
+         WHERE NOT q.done AND q.worker_pid IS NOT NULL AND q.worker_pid <> r.pid LIMIT 1`);
+      row = rows[0];
+      return row !== undefined;
+    });
+    await holder.client.query('BEGIN');
+    await holder.client.query(`SET LOCAL lock_timeout = '20s'`);
+    await holder.client.query('SELECT 1 FROM admmgt.work_queue WHERE run_id = $1 AND target_id = $2 FOR NO KEY UPDATE', [row!.run_id, row!.target_id]);
+    await until('the worker\'s booking to wait for the holder', async () => (await env.admin.query(
+      'SELECT $1::int = ANY (pg_blocking_pids($2)) AS waits', [holder.pid, row!.pid])).rows[0].waits);
+    const booked = await holder.client.query('UPDATE admmgt.runs SET targets = targets WHERE run_id = $1', [row!.run_id])
+      .then((r) => r.rowCount, (e: pg.DatabaseError) => `${e.code}: ${e.message}`);
+    await holder.client.query(booked === 1 ? 'COMMIT' : 'ROLLBACK');
+    expect(booked).toBe(1);
+    expect(await call).toBe('finished');
+    expect(runner.notices.filter((n) => n.startsWith('WARNING'))).toEqual([]);
+    expect((await env.admin.query('SELECT targets, failed FROM admmgt.runs WHERE run_id = $1', [row!.run_id])).rows)
+      .toEqual([{ targets: 7, failed: 0 }]);
+    await converged(6);
+  });
+
+  it('is reported by the caller\'s next relay, not waited for', async () => {
+    const [{ run_id: run, a, b }] = (await env.admin.query(`
+      SELECT (SELECT max(run_id) FROM admmgt.runs) AS run_id,
+             (SELECT id FROM admmgt.vendor_db_settings WHERE dbname = $1) AS a, (SELECT id FROM admmgt.vendor_db_settings WHERE dbname = $2) AS b`,
+      [TENANTS[0], TENANTS[1]])).rows;
+    await env.admin.query(`
+      INSERT INTO admmgt.work_queue (run_id, target_id, ord, items, worker_pid, done, ok)
+      SELECT $1, v.id, v.id, ARRAY[admmgt._item('script', v.id, v.dbname, NULL, v.dbname, 6, '{}', true)]::text, 1, true, true
+        FROM admmgt.vendor_db_settings v WHERE v.id IN ($2, $3)`, [run, a, b]);
+    const caller = await session();
+    const holder = await session();
+    try {
+      await holder.client.query('BEGIN');
+      await holder.client.query('SELECT 1 FROM admmgt.work_queue WHERE run_id = $1 AND target_id = $2 FOR NO KEY UPDATE', [run, a]);
+      // As in a booking: the caller holds the run's row while it relays.
+      await caller.client.query('BEGIN');
+      await caller.client.query(`SET LOCAL lock_timeout = '3s'`);
+      await caller.client.query('UPDATE admmgt.runs SET targets = targets WHERE run_id = $1', [run]);
+      const first = (await caller.client.query(`SELECT admmgt._relay('apply', $1, NULL) AS c`, [run])).rows[0].c;
+      expect(first).toEqual([1, 0, 2]);
+      expect(caller.notices).toEqual([expect.stringContaining(`admmgt apply: ${TENANTS[1]} done  (1/2 done`)]);
+      await caller.client.query('COMMIT');
+      await holder.client.query('COMMIT');
+      expect((await caller.client.query(`SELECT admmgt._relay('apply', $1, $2) AS c`, [run, first])).rows[0].c).toEqual([2, 0, 2]);
+      expect(caller.notices[1]).toContain(`admmgt apply: ${TENANTS[0]} done  (2/2 done`);
+    } finally {
+      await caller.client.query('ROLLBACK').catch(() => {});
+      await holder.client.query('ROLLBACK').catch(() => {});
+      await env.admin.query('DELETE FROM admmgt.work_queue WHERE run_id = $1', [run]);
+    }
+  });
+});

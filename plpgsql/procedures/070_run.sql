@@ -159,6 +159,14 @@ BEGIN
             CONTINUE WHEN NOT v_finished;
 
             -- v_item, v_state: the finished item; the slot runs the next target already when v_ahead.
+            IF p_queue IS NOT NULL THEN
+                -- Every session of a run locks its queue rows before the run's row, which the
+                -- booking updates: a claim may hold a lock on this row until it commits (read
+                -- committed locks the newest version of each row it tries, and a row claimed
+                -- since its snapshot stays locked though it is not taken), and that claim's own
+                -- booking waits for the run's row.
+                PERFORM 1 FROM admmgt.work_queue q WHERE q.run_id = p_run_id AND q.target_id = v_item.target_id FOR NO KEY UPDATE;
+            END IF;
             v_booked := admmgt._record(p_op, v_item, v_state, p_run_id, v_last);
             v_continue := v_booked.ok;
             -- A whole script that a target committed is the one booking its own ledger can redo: a

@@ -64,8 +64,12 @@ BEGIN
         SELECT ARRAY[count(*) FILTER (WHERE q.relayed), count(*) FILTER (WHERE q.relayed AND NOT q.ok), count(*)]::int[]
           INTO v FROM admmgt.work_queue q WHERE q.run_id = p_run_id;
     END IF;
+    -- A row another session holds locked (a claim may, see _run) is reported by a later call: the
+    -- caller holds the run's row here, which that session's booking may be waiting for.
     FOR r IN UPDATE admmgt.work_queue q SET relayed = true
-              WHERE q.run_id = p_run_id AND q.done AND NOT q.relayed
+              WHERE (q.run_id, q.target_id) IN (SELECT w.run_id, w.target_id FROM admmgt.work_queue w
+                                                 WHERE w.run_id = p_run_id AND w.done AND NOT w.relayed
+                                                   FOR NO KEY UPDATE SKIP LOCKED)
           RETURNING q.target_id, q.ok, q.worker_pid, (q.items::admmgt.work_item[])[1] AS item LOOP
         v[1] := v[1] + 1;
         IF NOT r.ok THEN
@@ -129,9 +133,10 @@ BEGIN
                       format('the worker session (pid %s) that ran it ended before it finished', p_pid),
                       'Its transaction there rolled back, or committed just before the session ended: the next run goes on from the target''s own ledger.',
                       NULL, 0, clock_timestamp(), clock_timestamp())::admmgt.exec_result;
-        PERFORM admmgt._record(p_op, v_item, v_fail, p_run_id, true);
+        -- The queue row before the run's row, as every booking of the run locks them (see _run).
         UPDATE admmgt.work_queue SET done = true, ok = false, worker_pid = pg_catalog.pg_backend_pid()
          WHERE run_id = p_run_id AND target_id = r.target_id;
+        PERFORM admmgt._record(p_op, v_item, v_fail, p_run_id, true);
     END LOOP;
 END;
 $$;
