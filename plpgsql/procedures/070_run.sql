@@ -169,11 +169,13 @@ BEGIN
             END IF;
             v_booked := admmgt._record(p_op, v_item, v_state, p_run_id, v_last);
             v_continue := v_booked.ok;
-            -- A whole script that a target committed is the one booking its own ledger can redo: a
-            -- server crash that loses it leaves the ledger row, and the next run books the target
-            -- as already applied. Its commit need not wait for the WAL flush (a sixth of the admin
-            -- backend's CPU per target); every other booking waits for it.
-            v_async := v_booked.ok AND v_item.kind = 'script' AND v_item.step IS NULL;
+            -- A booking whose loss in a server crash costs a rerun's work, never a wrong record, need
+            -- not wait for the WAL flush (a sixth of the admin backend's CPU per target): a whole
+            -- script the target committed (its ledger row makes the next run book it as already
+            -- applied), and routines or partitions that succeeded (pushed again, created if absent:
+            -- their upkeep records are written after the run's last booking, by a commit that
+            -- waits, and a crash that loses the booking loses them too). Every other booking waits.
+            v_async := v_booked.ok AND v_item.step IS NULL AND v_item.kind IN ('script', 'routines', 'partitions');
             IF v_state.broken THEN
                 PERFORM admmgt._exec_disconnect(s);
                 v_slot_db[s] := NULL;
