@@ -678,25 +678,25 @@ async function main(): Promise<void> {
     const version = (await server.query('SHOW server_version')).rows[0].server_version as string;
     const outDir = path.join(projectRoot(), 'bench', 'results');
     const outFile = path.join(outDir, 'latest.json');
-    // A run of one part keeps what latest.json says of the other.
-    let previous: Record<string, unknown> = {};
-    if (ONLY) previous = JSON.parse(await readFile(outFile, 'utf8').catch(() => '{}')) as Record<string, unknown>;
-    let databases: Record<string, unknown> | undefined;
-    if (ONLY === 'deploy') databases = { deploy: await printedDeployPhase(server) };
-    else if (ONLY !== 'schemas' && ONLY !== 'pool' && ONLY !== 'workers') databases = await databasePhase(server, version);
-    const warmPool = ONLY === 'pool' || (!ONLY && POOL > 0) ? await poolPhase(server, POOL) : undefined;
-    let workers: Record<string, unknown> | undefined;
+    // A run of one part keeps what latest.json says of the other. Each phase is saved when it
+    // ends: a phase that fails late does not lose the ones before it.
+    let result: Record<string, unknown> = {};
+    if (ONLY) result = JSON.parse(await readFile(outFile, 'utf8').catch(() => '{}')) as Record<string, unknown>;
+    const save = async (part: Record<string, unknown>) => {
+      result = { ...result, ...part };
+      await mkdir(outDir, { recursive: true });
+      await writeFile(outFile, JSON.stringify(result, null, 2) + '\n');
+    };
+    if (ONLY === 'deploy') await save({ deploy: await printedDeployPhase(server) });
+    else if (ONLY !== 'schemas' && ONLY !== 'pool' && ONLY !== 'workers') await save(await databasePhase(server, version));
+    if (ONLY === 'pool' || (!ONLY && POOL > 0)) await save({ pool: await poolPhase(server, POOL) });
     if ((ONLY === undefined || ONLY === 'workers') && WORKERS.length > 0) {
-      workers = await workersPhase(server, { tenants: N, runs: RUNS, ks: WORKERS, version });
+      await save({ workers: await workersPhase(server, { tenants: N, runs: RUNS, ks: WORKERS, version }) });
     }
-    let schemas: Record<string, unknown> | undefined;
     if (ONLY !== 'databases' && ONLY !== 'deploy' && ONLY !== 'pool' && ONLY !== 'workers' && SCHEMA_NS.length > 0) {
       console.log(`\nadmmgt bench, schema mode: ${SCHEMA_NS.join(', ')} schemas, ${RUNS} run(s), parallel ${PARALLEL.join(',')}, PostgreSQL ${version}, ${os.cpus().length} cores`);
-      schemas = { date: new Date().toISOString(), postgres: version, ...(await schemaPhase(server)) };
+      await save({ schemas: { date: new Date().toISOString(), postgres: version, ...(await schemaPhase(server)) } });
     }
-    await mkdir(outDir, { recursive: true });
-    await writeFile(outFile, JSON.stringify({ ...previous, ...(databases ?? {}), ...(warmPool ? { pool: warmPool } : {}),
-      ...(workers ? { workers } : {}), ...(schemas ? { schemas } : {}) }, null, 2) + '\n');
     console.log(`\nwrote bench/results/latest.json`);
   });
 }
