@@ -109,13 +109,22 @@ export function verifyArgs(o: VerifyOption): Sql[] {
   return o.verify ? [sql`p_verify => true`] : [];
 }
 
-export interface ApplyOptions extends CallOptions, Selection, KindOption {
+/** A run spread over sessions of the admin database: p_workers => N, this session and N-1 workers. */
+export interface WorkersOption {
+  /** Sessions on the admin database that share the tenants (p_workers); absent: this session alone. */
+  workers?: number;
+}
+
+export function workersArgs(o: WorkersOption): Sql[] {
+  const workers = intOption('workers', o.workers, 1, 64);
+  return workers === undefined ? [] : [sql`p_workers => ${lit(workers)}`];
+}
+
+export interface ApplyOptions extends CallOptions, Selection, KindOption, WorkersOption {
   /** Up to this script id only. */
   upto?: number;
   maxFailures?: number;
   canary?: number;
-  /** Sessions on the admin database that share the tenants (p_workers); absent: this session alone. */
-  workers?: number;
 }
 
 export const applyScripts = (c: pg.Client, o: ApplyOptions = {}) => {
@@ -126,8 +135,7 @@ export const applyScripts = (c: pg.Client, o: ApplyOptions = {}) => {
   if (upto !== undefined) first.push(sql`p_upto => ${lit(upto)}`);
   if (maxFailures !== undefined) first.push(sql`p_max_failures => ${lit(maxFailures)}`);
   if (canary !== undefined) first.push(sql`p_canary => ${lit(canary)}`);
-  const workers = intOption('workers', o.workers, 1, 64);
-  if (workers !== undefined) first.push(sql`p_workers => ${lit(workers)}`);
+  first.push(...workersArgs(o));
   return runCall(c, sql`CALL admmgt.applyScripts(${callArgs(o, first)})`);
 };
 
@@ -154,8 +162,10 @@ export const rollbackScripts = (c: pg.Client, o: RollbackOptions) => {
   return runCall(c, sql`CALL admmgt.rollbackScripts(${callArgs(o, [sql`p_to => ${lit(to)}`, ...selectionArgs(o)])})`);
 };
 
-export const applyMaintenance = (c: pg.Client, days: number, o: CallOptions & Selection & KindOption & VerifyOption & { asOf?: string } = {}) => {
-  const first = [...kindArgs(o), sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`, ...selectionArgs(o), ...verifyArgs(o)];
+export type MaintenanceOptions = CallOptions & Selection & KindOption & VerifyOption & WorkersOption & { asOf?: string };
+
+export const applyMaintenance = (c: pg.Client, days: number, o: MaintenanceOptions = {}) => {
+  const first = [...kindArgs(o), sql`t_numdays => ${lit(intOption('days', days, 0) ?? 30)}`, ...selectionArgs(o), ...verifyArgs(o), ...workersArgs(o)];
   if (o.asOf !== undefined) first.push(sql`p_asof => ${asOfDate(o.asOf)}`);
   return runCall(c, sql`CALL admmgt.applyMaintenance(${callArgs(o, first)})`);
 };
@@ -171,7 +181,7 @@ export const detectDrift = (c: pg.Client, o: CallOptions & Selection & VerifyOpt
   runCall(c, sql`CALL admmgt.detectDrift(${callArgs(o, [...selectionArgs(o), ...verifyArgs(o)])})`);
 
 /** What a refresh works on: the targets of a kind, and only those at version sinceScript or above (t_scriptid). */
-export interface RefreshOptions extends CallOptions, Selection, KindOption, VerifyOption {
+export interface RefreshOptions extends CallOptions, Selection, KindOption, VerifyOption, WorkersOption {
   sinceScript?: number;
 }
 
@@ -179,7 +189,7 @@ function refreshArgs(o: RefreshOptions): Sql[] {
   const first = kindArgs(o);
   const since = intOption('since-script', o.sinceScript, 0);
   if (since !== undefined) first.push(sql`t_scriptid => ${lit(since)}`);
-  return [...first, ...selectionArgs(o), ...verifyArgs(o)];
+  return [...first, ...selectionArgs(o), ...verifyArgs(o), ...workersArgs(o)];
 }
 
 export const refreshProcedures = (c: pg.Client, o: RefreshOptions = {}) =>
@@ -250,6 +260,18 @@ export function verifyOptions<T>(
   describe = 'Connect to every chosen target and send its batch, even those the upkeep records say are up to date (p_verify => true)',
 ): Argv<T & VerifyArgv> {
   return y.option('verify', { type: 'boolean', describe }) as Argv<T & VerifyArgv>;
+}
+
+export interface WorkersArgv {
+  workers?: number;
+}
+
+/** --workers N (p_workers => N): the targets shared among N sessions on the admin database. */
+export function workersOptions<T>(y: Argv<T>): Argv<T & WorkersArgv> {
+  return y.option('workers', {
+    type: 'string', coerce: integerArg('workers', 1, 64),
+    describe: 'Share the tenants among this many sessions on the admin database (this one and N-1 workers), each with --parallel targets at once (default 1); off by default',
+  }) as unknown as Argv<T & WorkersArgv>;
 }
 
 export interface KindArgv {

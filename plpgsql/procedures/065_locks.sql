@@ -41,6 +41,31 @@ AS $$
 SELECT 100 + admmgt._lock_key(p_op);
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._worker_lock_keys(p_op text)
+RETURNS int[]
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the worker locks a worker session of an operation holds shared: its own, and for a deploy, which does the work of apply, refresh and maintenance, the three of those, so that none of them starts while a deploy's workers left by a killed caller still work (in that order, as the installer takes them) */
+SELECT CASE WHEN p_op = 'deploy' THEN ARRAY[admmgt._worker_lock_key('apply'), admmgt._worker_lock_key('maintain'), admmgt._worker_lock_key('refresh')]
+            ELSE ARRAY[admmgt._worker_lock_key(p_op)] END;
+$$;
+
+CREATE OR REPLACE FUNCTION admmgt._workers_gone(p_op text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: whether no worker session of an earlier run of the operation still works (none holds its worker lock shared) */
+BEGIN
+    IF NOT pg_try_advisory_lock(admmgt._lock_class(), admmgt._worker_lock_key(p_op)) THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_advisory_unlock(admmgt._lock_class(), admmgt._worker_lock_key(p_op));
+    RETURN true;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._workers_of_earlier_run(p_op text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -123,11 +148,10 @@ BEGIN
     IF NOT admmgt._lock(admmgt._lock_key(p_op)) THEN
         RETURN false;
     END IF;
-    IF NOT pg_try_advisory_lock(admmgt._lock_class(), admmgt._worker_lock_key(p_op)) THEN
+    IF NOT admmgt._workers_gone(p_op) THEN
         PERFORM admmgt._unlock(admmgt._lock_key(p_op));
         RETURN false;
     END IF;
-    PERFORM pg_advisory_unlock(admmgt._lock_class(), admmgt._worker_lock_key(p_op));
     RETURN true;
 END;
 $$;
@@ -137,21 +161,25 @@ RETURNS text
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: for a create_database() that builds copies of the template: hold maintenance and refresh off (their locks) as well, waiting up to p_wait_seconds; NULL when both are held, else who holds one */
+/* purpose: for a create_database() that builds copies of the template, and for a deploy: hold maintenance and refresh off as well (their locks, once no worker session of theirs still works), waiting up to p_wait_seconds; NULL when both are held, else who holds one or what still works */
 DECLARE
     v_deadline timestamptz := clock_timestamp() + make_interval(secs => greatest(coalesce(p_wait_seconds, 0), 0));
 BEGIN
     LOOP
         IF admmgt._lock(admmgt._lock_key('maintain')) THEN
             IF admmgt._lock(admmgt._lock_key('refresh')) THEN
-                RETURN NULL;
+                IF admmgt._workers_gone('maintain') AND admmgt._workers_gone('refresh') THEN
+                    RETURN NULL;
+                END IF;
+                PERFORM admmgt._unlock(admmgt._lock_key('refresh'));
             END IF;
             PERFORM admmgt._unlock(admmgt._lock_key('maintain'));
         END IF;
         EXIT WHEN clock_timestamp() >= v_deadline;
         PERFORM pg_sleep(0.2);
     END LOOP;
-    RETURN coalesce(admmgt._lock_holder(admmgt._lock_key('maintain')), admmgt._lock_holder(admmgt._lock_key('refresh')), 'a run that has just finished');
+    RETURN coalesce(admmgt._lock_holder(admmgt._lock_key('maintain')), admmgt._lock_holder(admmgt._lock_key('refresh')),
+                    admmgt._workers_of_earlier_run('maintain'), admmgt._workers_of_earlier_run('refresh'), 'a run that has just finished');
 END;
 $$;
 

@@ -46,6 +46,18 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._check_workers(p_label text, p_workers int)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: refuse a p_workers out of range, naming the routine */
+BEGIN
+    PERFORM admmgt._check_count(p_label, 'p_workers', p_workers,
+                                'Each worker is one more session on the admin database, with p_parallel targets at once (default 1); leave p_workers out to run in this session alone.');
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._check_call(p_label text, p_parallel int, p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL,
                                               p_tag text DEFAULT NULL)
 RETURNS void

@@ -12,7 +12,8 @@
 --     done (the caller books that target as failed, once; its transaction on the target rolled
 --     back, or committed just before, which the next run reads from the target's ledger).
 --   - Workers take targets only while the caller's CALL runs, and hold a shared advisory
---     lock (_worker_lock_key) that the next run of the operation must be able to take
+--     lock (_worker_lock_keys: a deploy's workers those of apply, maintenance and refresh) that
+--     the next run of the operation (and _hold_upkeep) must be able to take
 --     exclusively before it starts (_try_lock): workers left by a killed (or cancelled) caller finish the
 --     target they have and stop, and no second run meets them.
 --   - Progress: the caller reports every target that any session finished (_relay), in the
@@ -144,12 +145,19 @@ $$;
 CREATE OR REPLACE PROCEDURE admmgt._work(p_op text, p_run_id bigint, p_parallel int, p_stop_at int, p_lock_timeout text)
 LANGUAGE plpgsql
 AS $$
-/* purpose: the body of a worker session: take targets of the run's queue until none is left, under the shared worker lock of the operation and with the caller's admmgt.lock_timeout */
+/* purpose: the body of a worker session: take targets of the run's queue until none is left, under the shared worker locks of the operation (_worker_lock_keys) and with the caller's admmgt.lock_timeout */
+DECLARE
+    v_key int;
 BEGIN
-    PERFORM pg_catalog.pg_advisory_lock_shared(admmgt._lock_class(), admmgt._worker_lock_key(p_op));
+    -- In the order of the array, which is the installer's.
+    FOREACH v_key IN ARRAY admmgt._worker_lock_keys(p_op) LOOP
+        PERFORM pg_catalog.pg_advisory_lock_shared(admmgt._lock_class(), v_key);
+    END LOOP;
     PERFORM pg_catalog.set_config('admmgt.lock_timeout', coalesce(p_lock_timeout, ''), false);
     CALL admmgt._run(p_op, '{}'::admmgt.work_item[], p_parallel, p_run_id, p_stop_at, NULL, 'worker');
-    PERFORM pg_catalog.pg_advisory_unlock_shared(admmgt._lock_class(), admmgt._worker_lock_key(p_op));
+    FOREACH v_key IN ARRAY admmgt._worker_lock_keys(p_op) LOOP
+        PERFORM pg_catalog.pg_advisory_unlock_shared(admmgt._lock_class(), v_key);
+    END LOOP;
 END;
 $$;
 

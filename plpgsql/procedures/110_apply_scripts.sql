@@ -596,8 +596,7 @@ DECLARE
 BEGIN
     PERFORM admmgt._check_call('applyScripts', p_parallel, p_tenants, p_server, p_tag);
     PERFORM admmgt._check_apply_options(p_upto, p_max_failures, p_canary);
-    PERFORM admmgt._check_count('applyScripts', 'p_workers', p_workers,
-                                'Each worker is one more session on the admin database, with p_parallel targets at once (default 1); leave p_workers out to run in this session alone.');
+    PERFORM admmgt._check_workers('applyScripts', p_workers);
     FOREACH v_kind IN ARRAY admmgt._kinds(t_separatedb, 'applyScripts') LOOP
         CALL admmgt._apply_kind(v_kind, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_upto, p_max_failures, p_canary, v_failed, p_workers);
     END LOOP;

@@ -56,10 +56,10 @@ $$;
 CREATE OR REPLACE PROCEDURE admmgt.applymaintenance(t_separatedb int DEFAULT NULL, t_numdays int DEFAULT 30, p_parallel int DEFAULT NULL,
                                                     p_asof date DEFAULT current_date, p_wait_seconds int DEFAULT 0,
                                                     p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
-                                                    p_verify boolean DEFAULT false)
+                                                    p_verify boolean DEFAULT false, p_workers int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: in the templates and every created tenant (or the chosen ones; t_separatedb 1: database targets only, 0: schema targets only), create every RANGE partition needed for each day from p_asof through p_asof + t_numdays; a target whose upkeep record holds that window at its version is not connected, unless p_verify */
+/* purpose: in the templates and every created tenant (or the chosen ones; t_separatedb 1: database targets only, 0: schema targets only), create every RANGE partition needed for each day from p_asof through p_asof + t_numdays; a target whose upkeep record holds that window at its version is not connected, unless p_verify; p_workers: the targets spread over that many sessions on the admin database, each with p_parallel targets at once (default 1), as in applyScripts */
 DECLARE
     v_kinds text[] := admmgt._kinds(t_separatedb, 'applyMaintenance');
     v_from date := coalesce(p_asof, current_date);
@@ -69,7 +69,7 @@ DECLARE
     v_error admmgt.error_state;
 BEGIN
     PERFORM admmgt._check_call('applyMaintenance', p_parallel, p_tenants, p_server, p_tag);
-    PERFORM admmgt._check_window_days(t_numdays, p_asof);
+    PERFORM admmgt._check_window_days(t_numdays, p_asof), admmgt._check_workers('applyMaintenance', p_workers);
     PERFORM admmgt._template(k) FROM unnest(v_kinds) AS k;
     CALL admmgt._begin_call('maintain', 'applyMaintenance', p_wait_seconds, v_run);
     BEGIN
@@ -86,7 +86,7 @@ BEGIN
     END IF;
     PERFORM admmgt._note_skipped('maintain', v_run, cardinality(v_held), format('every partition through %s', v_from + t_numdays));
     v_items := admmgt._without(v_items, v_held);
-    CALL admmgt._run('maintain', v_items, p_parallel, v_run);
+    CALL admmgt._run('maintain', v_items, p_parallel, v_run, NULL, p_workers);
     PERFORM admmgt._keep_partitions(v_run, v_items, v_from, v_from + t_numdays);
     CALL admmgt._end_call('maintain', v_run);
 END;

@@ -104,7 +104,7 @@ END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._deploy_tenants(p_kind text, p_from date, p_to date, p_run bigint, p_parallel int,
-                                                   p_tenants text[], p_server text, p_tag text, p_verify boolean)
+                                                   p_tenants text[], p_server text, p_tag text, p_verify boolean, p_workers int)
 LANGUAGE plpgsql
 AS $$
 /* purpose: the second step of a deploy of one kind, once its template has run: one run over the chosen tenants and copies, each getting its scripts, then the template's routines (read once), then its maintenance at its new version; what an upkeep record holds at that version is left out, unless p_verify */
@@ -137,7 +137,7 @@ BEGIN
     v_maint := admmgt._without(v_maint, v_pheld);
     PERFORM admmgt._note_skipped('deploy', p_run, admmgt._untouched(v_all, v_items || v_refresh || v_maint),
                                  format('every script, the template''s routines as they are now and every partition through %s', p_to));
-    CALL admmgt._run('deploy', admmgt._deploy_items(v_chosen, v_items, v_refresh, v_maint), p_parallel, p_run);
+    CALL admmgt._run('deploy', admmgt._deploy_items(v_chosen, v_items, v_refresh, v_maint), p_parallel, p_run, NULL, p_workers);
     PERFORM admmgt._keep_refresh(p_run, v_refresh, 'routines');
     PERFORM admmgt._keep_partitions(p_run, v_maint, p_from, p_to);
     PERFORM admmgt._mark_applied((admmgt._template(p_kind)).scriptversion);
@@ -145,7 +145,7 @@ END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._deploy_kind(p_kind text, p_numdays int, p_parallel int, p_wait_seconds int, p_tenants text[],
-                                                p_server text, p_tag text, p_verify boolean, INOUT p_failed int)
+                                                p_server text, p_tag text, p_verify boolean, INOUT p_failed int, p_workers int)
 LANGUAGE plpgsql
 AS $$
 /* purpose: deploy() for the targets of one kind, under the locks of apply, refresh and maintenance: the template first, alone, as the canary; if it failed, its tenants are left untouched; p_failed: the id of a script that had failed on a template before the run */
@@ -173,7 +173,7 @@ BEGIN
         RAISE WARNING 'admmgt deploy: the % template % failed: its tenants are left untouched', p_kind, v_template.dbname
             USING HINT = 'See SELECT * FROM admmgt.failures; fix the cause, then run deploy again.';
     ELSE
-        CALL admmgt._deploy_tenants(p_kind, current_date, current_date + p_numdays, v_run, p_parallel, p_tenants, p_server, p_tag, p_verify);
+        CALL admmgt._deploy_tenants(p_kind, current_date, current_date + p_numdays, v_run, p_parallel, p_tenants, p_server, p_tag, p_verify, p_workers);
     END IF;
     PERFORM admmgt._release_upkeep();
     CALL admmgt._end_call('deploy', v_run);
@@ -182,19 +182,20 @@ $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.deploy(t_separatedb int DEFAULT NULL, t_numdays int DEFAULT 30, p_parallel int DEFAULT NULL,
                                           p_wait_seconds int DEFAULT 0, p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL,
-                                          p_tag text DEFAULT NULL, p_verify boolean DEFAULT false)
+                                          p_tag text DEFAULT NULL, p_verify boolean DEFAULT false, p_workers int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: applyScripts(), refesh_stored_procedures() and applyMaintenance(t_numdays) in one pass per target over one connection, each step its own transaction booked as its own procedure books it: per kind the template's scripts and maintenance first, alone; then each chosen tenant (and copy) gets its scripts, the template's routines and its partitions at its new version, a target whose scripts fail getting neither; upkeep records leave out what a target holds, unless p_verify */
+/* purpose: applyScripts(), refesh_stored_procedures() and applyMaintenance(t_numdays) in one pass per target over one connection, each step its own transaction booked as its own procedure books it: per kind the template's scripts and maintenance first, alone; then each chosen tenant (and copy) gets its scripts, the template's routines and its partitions at its new version, a target whose scripts fail getting neither; upkeep records leave out what a target holds, unless p_verify; p_workers: that many more admin sessions share the tenants (the template runs alone) */
 DECLARE
     v_kinds text[];
     v_failed int;
 BEGIN
-    PERFORM admmgt._check_call('deploy', p_parallel, p_tenants, p_server, p_tag), admmgt._check_window_days(t_numdays, current_date);
+    PERFORM admmgt._check_call('deploy', p_parallel, p_tenants, p_server, p_tag), admmgt._check_window_days(t_numdays, current_date),
+            admmgt._check_workers('deploy', p_workers);
     v_kinds := admmgt._kinds(t_separatedb, 'deploy');
     -- Kind by kind, as applyScripts: a script that failed on a template before the call is an error once every kind has run.
     FOR k IN 1 .. cardinality(v_kinds) LOOP
-        CALL admmgt._deploy_kind(v_kinds[k], t_numdays, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify, v_failed);
+        CALL admmgt._deploy_kind(v_kinds[k], t_numdays, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify, v_failed, p_workers);
     END LOOP;
     PERFORM admmgt._raise_if_failed(s) FROM admmgt.scripts s WHERE s.id = v_failed;
 END;

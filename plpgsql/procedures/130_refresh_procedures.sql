@@ -199,7 +199,7 @@ END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._refresh_kind(p_kind text, p_call text, p_scriptid int, p_views_only boolean, p_parallel int, p_wait_seconds int,
-                                                 p_tenants text[], p_server text, p_tag text, p_verify boolean)
+                                                 p_tenants text[], p_server text, p_tag text, p_verify boolean, p_workers int)
 LANGUAGE plpgsql
 AS $$
 /* purpose: refresh for the targets of one kind: the routines (and, for schema targets or with p_views_only, the views) of the template of that kind, into its copies and the chosen tenants with updateflag at version p_scriptid or above; a target last pushed exactly this batch is not connected, unless p_verify */
@@ -242,7 +242,7 @@ BEGIN
         PERFORM admmgt._note_skipped('refresh', v_run, cardinality(v_held),
                                      format('the template''s %s as they are now', v_refresh));
         v_items := admmgt._without(v_items, v_held);
-        CALL admmgt._run('refresh', v_items, p_parallel, v_run);
+        CALL admmgt._run('refresh', v_items, p_parallel, v_run, NULL, p_workers);
         PERFORM admmgt._keep_refresh(v_run, v_items, v_refresh);
     END IF;
     CALL admmgt._end_call('refresh', v_run);
@@ -250,16 +250,16 @@ END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._refresh(p_call text, p_views_only boolean, p_separatedb int, p_scriptid int, p_parallel int,
-                                            p_wait_seconds int, p_tenants text[], p_server text, p_tag text, p_verify boolean)
+                                            p_wait_seconds int, p_tenants text[], p_server text, p_tag text, p_verify boolean, p_workers int)
 LANGUAGE plpgsql
 AS $$
 /* purpose: what refesh_stored_procedures and refesh_views do: check the call, then refresh each kind of target asked for */
 DECLARE
     v_kind text;
 BEGIN
-    PERFORM admmgt._check_call(p_call, p_parallel, p_tenants, p_server, p_tag);
+    PERFORM admmgt._check_call(p_call, p_parallel, p_tenants, p_server, p_tag), admmgt._check_workers(p_call, p_workers);
     FOREACH v_kind IN ARRAY admmgt._kinds(p_separatedb, p_call) LOOP
-        CALL admmgt._refresh_kind(v_kind, p_call, p_scriptid, p_views_only, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify);
+        CALL admmgt._refresh_kind(v_kind, p_call, p_scriptid, p_views_only, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify, p_workers);
     END LOOP;
 END;
 $$;
@@ -267,23 +267,23 @@ $$;
 CREATE OR REPLACE PROCEDURE admmgt.refesh_stored_procedures(t_separatedb int DEFAULT NULL, t_scriptid int DEFAULT NULL,
                                                             p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
                                                             p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
-                                                            p_verify boolean DEFAULT false)
+                                                            p_verify boolean DEFAULT false, p_workers int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create or replace every function (trigger functions included) and procedure of the template's app schemas in its copies on other servers and in every created tenant with updateflag (or the chosen ones); t_separatedb 1: database targets only, 0: schema targets only (whose copies name their own schema, and which get the template schema's views too); t_scriptid: only targets at that version or above; a target last pushed exactly the batch it would get is not connected, unless p_verify */
+/* purpose: create or replace every function (trigger functions included) and procedure of the template's app schemas in its copies on other servers and in every created tenant with updateflag (or the chosen ones); t_separatedb 1: database targets only, 0: schema targets only (whose copies name their own schema, and which get the template schema's views too); t_scriptid: only targets at that version or above; a target last pushed exactly the batch it would get is not connected, unless p_verify; p_workers: that many more admin sessions share the targets */
 BEGIN
-    CALL admmgt._refresh('refesh_stored_procedures', false, t_separatedb, t_scriptid, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify);
+    CALL admmgt._refresh('refesh_stored_procedures', false, t_separatedb, t_scriptid, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify, p_workers);
 END;
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.refesh_views(t_separatedb int DEFAULT NULL, t_scriptid int DEFAULT NULL,
                                                 p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
                                                 p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
-                                                p_verify boolean DEFAULT false)
+                                                p_verify boolean DEFAULT false, p_workers int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: create or replace every view of the template's app schemas in its copies and every created tenant with updateflag (or the chosen ones), as refesh_stored_procedures does routines; t_separatedb, t_scriptid and p_verify as there */
+/* purpose: create or replace every view of the template's app schemas in its copies and every created tenant with updateflag (or the chosen ones), as refesh_stored_procedures does routines; t_separatedb, t_scriptid, p_verify and p_workers as there */
 BEGIN
-    CALL admmgt._refresh('refesh_views', true, t_separatedb, t_scriptid, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify);
+    CALL admmgt._refresh('refesh_views', true, t_separatedb, t_scriptid, p_parallel, p_wait_seconds, p_tenants, p_server, p_tag, p_verify, p_workers);
 END;
 $$;

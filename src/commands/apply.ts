@@ -1,6 +1,9 @@
 import type pg from 'pg';
 import type { Argv, CommandModule } from 'yargs';
-import { applyScripts, callOptions, checkRun, integerArg, kindOptions, planArgs, selectionOptions, type CallArgv, type KindArgv, type PlanOptions, type SelectionArgv } from '../calls.js';
+import {
+  applyScripts, callOptions, checkRun, integerArg, kindOptions, planArgs, selectionOptions, workersOptions,
+  type CallArgv, type KindArgv, type PlanOptions, type SelectionArgv, type WorkersArgv,
+} from '../calls.js';
 import { withAdmin } from '../context.js';
 import { usageError } from '../errors.js';
 
@@ -136,27 +139,22 @@ export function formatPlan(plan: Plan): string {
   }).join('\n');
 }
 
-interface ApplyArgv extends CallArgv, SelectionArgv, KindArgv {
+interface ApplyArgv extends CallArgv, SelectionArgv, KindArgv, WorkersArgv {
   plan?: boolean;
   sql?: boolean;
   to?: number;
   'max-failures'?: number;
   canary?: number;
-  workers?: number;
 }
 
 export const command: CommandModule<object, ApplyArgv> = {
   command: 'apply',
   describe: 'CALL admmgt.applyScripts(): apply ready scripts to the template, then to its copies on other servers and every tenant with updateflag',
   builder: (y) =>
-    kindOptions(selectionOptions(callOptions(y)))
+    workersOptions(kindOptions(selectionOptions(callOptions(y))))
       .option('to', { type: 'string', coerce: integerArg('to', 0), describe: 'Up to this script id only (the template too)' })
       .option('max-failures', { type: 'string', coerce: integerArg('max-failures', 1), describe: 'Stop starting targets once this many have failed; the rest stay untouched' })
       .option('canary', { type: 'string', coerce: integerArg('canary', 1), describe: 'Apply to this many tenants first (after the template); the rest only if none of them failed' })
-      .option('workers', {
-        type: 'string', coerce: integerArg('workers', 1, 64),
-        describe: 'Share the tenants among this many sessions on the admin database (this one and N-1 workers), each with --parallel targets at once (default 1); off by default',
-      })
       .option('plan', {
         type: 'boolean',
         describe: 'Only say what a run would do: per script, its statements, transaction mode or parts, targets and the steps that destroy data with row estimates (with --json as JSON)',

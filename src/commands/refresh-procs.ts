@@ -1,17 +1,17 @@
 import type { Argv, CommandModule } from 'yargs';
 import {
-  callOptions, checkRun, integerArg, kindOptions, refreshProcedures, selectionOptions, verifyOptions,
-  type CallArgv, type KindArgv, type RefreshOptions, type SelectionArgv, type VerifyArgv,
+  callOptions, checkRun, integerArg, kindOptions, refreshProcedures, selectionOptions, verifyOptions, workersOptions,
+  type CallArgv, type KindArgv, type RefreshOptions, type SelectionArgv, type VerifyArgv, type WorkersArgv,
 } from '../calls.js';
 import { withAdmin } from '../context.js';
 
-export interface RefreshArgv extends CallArgv, SelectionArgv, KindArgv, VerifyArgv {
+export interface RefreshArgv extends CallArgv, SelectionArgv, KindArgv, VerifyArgv, WorkersArgv {
   'since-script'?: number;
 }
 
-/** The options refresh-procs and refresh-views share: --kind, the selection, --verify and --since-script N (t_scriptid). */
+/** The options refresh-procs and refresh-views share: --kind, the selection, --verify, --workers and --since-script N (t_scriptid). */
 export function refreshOptions<T>(y: Argv<T>): Argv<T & RefreshArgv> {
-  return verifyOptions(kindOptions(selectionOptions(callOptions(y))))
+  return workersOptions(verifyOptions(kindOptions(selectionOptions(callOptions(y)))))
     .option('since-script', {
       type: 'string',
       coerce: integerArg('since-script', 0),
@@ -22,7 +22,7 @@ export function refreshOptions<T>(y: Argv<T>): Argv<T & RefreshArgv> {
 export function refreshCallOptions(a: RefreshArgv): RefreshOptions {
   return {
     parallel: a.parallel, waitSeconds: a.wait, kind: a.kind, sinceScript: a['since-script'], tenants: a.tenant, server: a.server, tag: a.tag,
-    verify: a.verify,
+    verify: a.verify, workers: a.workers,
   };
 }
 
