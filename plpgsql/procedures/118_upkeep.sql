@@ -92,7 +92,9 @@ SELECT i.target_id, i.scriptid,
   FROM unnest(p_items) i
   JOIN admmgt.target_results r ON r.operation = 'maintain' AND r.scriptid = 0 AND r.target_id = i.target_id
                                AND r.run_id = p_run_id AND r.ok
-  JOIN admmgt.targets t ON admmgt._same_target(t, i)
+  -- The id equality lets the planner join by key: _same_target alone is opaque (never inlined) and
+  -- would be called for every pair of item and target.
+  JOIN admmgt.targets t ON t.id = i.target_id AND admmgt._same_target(t, i)
   LEFT JOIN admmgt.upkeep_partitions o ON o.target_id = i.target_id
  CROSS JOIN LATERAL (SELECT coalesce(o.scriptversion = i.scriptid AND o.from_day <= p_to + 1 AND o.to_day >= p_from - 1, false) AS merge) m
 ON CONFLICT (target_id) DO UPDATE
@@ -132,7 +134,9 @@ SELECT i.target_id, p_refresh, i.scriptid, admmgt._digest(i.stmts), p_run_id
   FROM unnest(p_items) i
   JOIN admmgt.target_results r ON r.operation = 'refresh' AND r.scriptid = 0 AND r.target_id = i.target_id
                                AND r.run_id = p_run_id AND r.ok
-  JOIN admmgt.targets t ON admmgt._same_target(t, i)
+  -- The id equality lets the planner join by key: _same_target alone is opaque (never inlined) and
+  -- would be called for every pair of item and target.
+  JOIN admmgt.targets t ON t.id = i.target_id AND admmgt._same_target(t, i)
 ON CONFLICT (target_id, refresh) DO UPDATE
    SET scriptversion = EXCLUDED.scriptversion, digest = EXCLUDED.digest, run_id = EXCLUDED.run_id, recorded_at = clock_timestamp();
 $$;
