@@ -24,7 +24,8 @@
 // The deploy pass (--deploy-tenants N, 0 skips it): a fleet of its own (admin database, template
 // and N tenants at script 1, with their partitions and routines) gets a new script with a daily
 // table and a new routine in the template, and is copied whole (copyDb); on one fresh copy
-// CALL admmgt.deploy(t_numdays => 30) is timed, on another identical one applyScripts(),
+// CALL admmgt.deploy(t_numdays => 30) is timed, on another the same with p_workers => 4 instead of
+// p_parallel => 4, on another identical one applyScripts(),
 // refesh_stored_procedures() and applyMaintenance(t_numdays => 30) in a row, all at p = 4, with the
 // connections each made into the tenant databases; on a third, the deploy floor: per database one
 // new connection from Node, 4 at a time, running the script, the routine and the partitions
@@ -513,6 +514,8 @@ async function deployPhase(server: pg.Client): Promise<Record<string, number>> {
     for (const db of dbs) await copyDb(server, db, snap(db));
     const one = await onFreshFleet(server, dbs, ['CALL admmgt.deploy(t_numdays => 30, p_parallel => 4)']);
     const deployed = await releasePartitions();
+    const spread = await onFreshFleet(server, dbs, ['CALL admmgt.deploy(t_numdays => 30, p_workers => 4)']);
+    if (await releasePartitions() !== deployed) throw new Error('bench: deploy(p_workers => 4) left other partitions than deploy(p_parallel => 4)');
     const three = await onFreshFleet(server, dbs, ['CALL admmgt.applyScripts(p_parallel => 4)',
       'CALL admmgt.refesh_stored_procedures(p_parallel => 4)', 'CALL admmgt.applyMaintenance(t_numdays => 30, p_parallel => 4)']);
     const floor = await deployFloor(server, dbs);
@@ -524,9 +527,12 @@ async function deployPhase(server: pg.Client): Promise<Record<string, number>> {
       'deploy ms': one.ms,
       'apply + refresh + maintain ms': three.ms,
       'deploy floor ms': floor.ms,
+      'deploy workers 4 ms': spread.ms,
       'deploy / apply + refresh + maintain': one.ms / three.ms,
       'deploy / deploy floor (target <= 1.3)': one.ms / floor.ms,
+      'deploy workers 4 / deploy floor': spread.ms / floor.ms,
       'deploy connections into tenants': one.sessions,
+      'deploy workers 4 connections into tenants': spread.sessions,
       'apply + refresh + maintain connections into tenants': three.sessions,
     };
   } finally {
@@ -536,7 +542,7 @@ async function deployPhase(server: pg.Client): Promise<Record<string, number>> {
 
 async function printedDeployPhase(server: pg.Client): Promise<Record<string, number>> {
   const deploy = await deployPhase(server);
-  console.log(`\ndeploy pass, ${DEPLOY} tenants + template, one script with a daily table and one new routine, p = 4, each on a fresh copy of one fleet:`);
+  console.log(`\ndeploy pass, ${DEPLOY} tenants + template, one script with a daily table and one new routine, p = 4 (or 4 workers), each on a fresh copy of one fleet:`);
   for (const [k, v] of Object.entries(deploy)) if (k !== 'tenants') console.log(`  ${k.padEnd(52)} ${v.toFixed(2)}`);
   return deploy;
 }
