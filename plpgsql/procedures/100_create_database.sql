@@ -257,22 +257,32 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._in_the_way_sql(p_activity text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+/* purpose: the condition on a row of pg_stat_activity (p_activity: its alias) that its session keeps CREATE DATABASE ... TEMPLATE, ALTER DATABASE ... RENAME or DROP DATABASE of its database from running: any session but an autovacuum worker, which those statements end themselves (waiting up to five seconds); as text, for the queries run on other servers too */
+SELECT format('%1$I.backend_type IS DISTINCT FROM %2$L', p_activity, 'autovacuum worker');
+$$;
+
 CREATE OR REPLACE FUNCTION admmgt._template_sessions(p_template text)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-/* purpose: CREATE DATABASE ... TEMPLATE needs the template to itself: give closing sessions two seconds, then name those still in it (NULL when none) */
+/* purpose: CREATE DATABASE ... TEMPLATE needs the template to itself: give closing sessions two seconds, then name those still in it (NULL when none); an autovacuum worker there is not in the way, as CREATE DATABASE ends it itself */
 DECLARE
     v_who text;
     v_deadline timestamptz := clock_timestamp() + interval '2 seconds';
 BEGIN
     LOOP
         PERFORM pg_stat_clear_snapshot();
-        SELECT string_agg(format('pid %s (user %s, application %L)', a.pid, a.usename, a.application_name), ', ' ORDER BY a.pid)
-          INTO v_who
-          FROM pg_stat_activity a
-         WHERE a.datname = p_template AND a.pid <> pg_backend_pid();
+        EXECUTE format($q$SELECT string_agg(format('pid %%s (user %%s, application %%L)', a.pid, a.usename, a.application_name), ', ' ORDER BY a.pid)
+                            FROM pg_catalog.pg_stat_activity a
+                           WHERE a.datname = %L AND a.pid <> pg_catalog.pg_backend_pid() AND %s$q$,
+                       p_template, admmgt._in_the_way_sql('a'))
+          INTO v_who;
         EXIT WHEN v_who IS NULL OR clock_timestamp() >= v_deadline;
         PERFORM pg_sleep(0.1);
     END LOOP;

@@ -86,8 +86,9 @@ BEGIN
     -- ALTER DATABASE RENAME waits up to five seconds for the sessions in the database to go (it
     -- ends autovacuum workers there, not clients'): a spare database in use is passed over at once.
     PERFORM pg_catalog.pg_stat_clear_snapshot();
-    SELECT count(*)::int INTO v_sessions FROM pg_catalog.pg_stat_activity a
-     WHERE a.datname = p_pool.dbname AND a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend';
+    EXECUTE format('SELECT count(*)::int FROM pg_catalog.pg_stat_activity a WHERE a.datname = %L AND a.pid <> pg_catalog.pg_backend_pid() AND %s',
+                   p_pool.dbname, admmgt._in_the_way_sql('a'))
+       INTO v_sessions;
     IF v_sessions > 0 THEN
         RAISE WARNING 'admmgt create: tenant % could not take pool database %: % session(s) are connected to it (SQLSTATE 55006)', p_name, p_pool.dbname, v_sessions
             USING HINT = 'Nothing was changed; the next spare database is tried. A refresh or maintenance may be working on it, or somebody connected by hand.';

@@ -77,8 +77,9 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the query, run on the server's maintenance database, that counts (p_terminate: ends, with pg_terminate_backend) the sessions connected to a tenant's database, except the one asking */
-SELECT format('SELECT count(*)%s::text FROM pg_catalog.pg_stat_activity a WHERE a.datname = %L AND a.pid <> pg_catalog.pg_backend_pid()',
-              CASE WHEN p_terminate THEN ' FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))' ELSE '' END, p_dbname);
+SELECT format('SELECT count(*)%s::text FROM pg_catalog.pg_stat_activity a WHERE a.datname = %L AND a.pid <> pg_catalog.pg_backend_pid() AND %s',
+              CASE WHEN p_terminate THEN ' FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))' ELSE '' END, p_dbname,
+              admmgt._in_the_way_sql('a'));
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._sessions_gone_sql(p_dbname text)
@@ -95,7 +96,7 @@ BEGIN
         PERFORM pg_catalog.pg_stat_clear_snapshot();
         SELECT pg_catalog.string_agg(pg_catalog.format('pid %%s (user %%s, application %%L)', a.pid, a.usename, a.application_name), ', ' ORDER BY a.pid)
           INTO v_who
-          FROM pg_catalog.pg_stat_activity a WHERE a.datname = %1$L AND a.pid <> pg_catalog.pg_backend_pid();
+          FROM pg_catalog.pg_stat_activity a WHERE a.datname = %1$L AND a.pid <> pg_catalog.pg_backend_pid() AND %2$s;
         EXIT WHEN v_who IS NULL OR pg_catalog.clock_timestamp() >= v_deadline;
         PERFORM pg_catalog.pg_sleep(0.1);
     END LOOP;
@@ -104,7 +105,7 @@ BEGIN
             USING ERRCODE = 'object_in_use',
                   HINT = 'They connected again, or could not be ended (pg_terminate_backend needs pg_signal_backend): stop what connects, then call drop_tenant() again.';
     END IF;
-END$b$, p_dbname));
+END$b$, p_dbname, admmgt._in_the_way_sql('a')));
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._drop_archive_taken(p_target admmgt.targets, p_archive text)
