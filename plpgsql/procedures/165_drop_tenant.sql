@@ -76,7 +76,7 @@ RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the query, run on the server's maintenance database, that counts (p_terminate: ends, with pg_terminate_backend) the sessions connected to a tenant's database, except the one asking */
+/* purpose: the query, run on the server's maintenance database, that counts (p_terminate: ends, with pg_terminate_backend) the sessions connected to a tenant's database, except the one asking and autovacuum workers (_in_the_way_sql) */
 SELECT format('SELECT count(*)%s::text FROM pg_catalog.pg_stat_activity a WHERE a.datname = %L AND a.pid <> pg_catalog.pg_backend_pid() AND %s',
               CASE WHEN p_terminate THEN ' FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))' ELSE '' END, p_dbname,
               admmgt._in_the_way_sql('a'));
