@@ -53,7 +53,7 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the chosen targets of a list, in its order */
-SELECT coalesce(array_agg(p_targets[i] ORDER BY i), '{}')
-  FROM generate_subscripts(p_targets, 1) AS i
- WHERE admmgt._selected(p_targets[i], p_tenants, p_server, p_tag);
+-- Two set-returning functions in one select list run in step: each target beside its position.
+SELECT admmgt._at(p_targets, ARRAY(SELECT s.k FROM (SELECT unnest(p_targets) AS t, generate_subscripts(p_targets, 1) AS k) s
+                                    WHERE admmgt._selected(s.t, p_tenants, p_server, p_tag) ORDER BY s.k));
 $$;

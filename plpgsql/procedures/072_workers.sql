@@ -161,6 +161,42 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION admmgt._queue(p_run_id bigint, p_items admmgt.work_item[])
+RETURNS int
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+/* purpose: one work_queue row per target of a run's items: its items in their order, ord the position of its first; returns how many targets */
+DECLARE
+    v_ids bigint[] := admmgt._item_ids(p_items);
+    v_group admmgt.work_item[] := '{}';
+    v_targets bigint[] := '{}';
+    v_firsts int[] := '{}';
+    v_texts text[] := '{}';
+    k int;
+BEGIN
+    -- The positions by target, then in order: each target's items one after the other, its first
+    -- position first.
+    FOREACH k IN ARRAY ARRAY(SELECT u.k::int FROM unnest(v_ids) WITH ORDINALITY AS u(id, k) ORDER BY u.id, u.k) LOOP
+        IF cardinality(v_group) > 0 AND v_ids[k] <> v_targets[cardinality(v_targets)] THEN
+            v_texts := v_texts || v_group::text;
+            v_group := '{}';
+        END IF;
+        IF cardinality(v_group) = 0 THEN
+            v_targets := v_targets || v_ids[k];
+            v_firsts := v_firsts || k;
+        END IF;
+        v_group := v_group || p_items[k];
+    END LOOP;
+    IF cardinality(v_group) > 0 THEN
+        v_texts := v_texts || v_group::text;
+    END IF;
+    INSERT INTO admmgt.work_queue (run_id, target_id, ord, items)
+    SELECT p_run_id, q.target_id, q.ord, q.items FROM unnest(v_targets, v_firsts, v_texts) AS q(target_id, ord, items);
+    RETURN cardinality(v_targets);
+END;
+$$;
+
 CREATE OR REPLACE PROCEDURE admmgt._run_workers(p_op text, p_items admmgt.work_item[], p_parallel int, p_run_id bigint,
                                                 p_max_failures int, p_workers int)
 LANGUAGE plpgsql
@@ -186,11 +222,7 @@ BEGIN
     -- What killed runs left (_begin_call has closed them).
     DELETE FROM admmgt.work_queue q
      WHERE q.run_id <> p_run_id AND NOT EXISTS (SELECT 1 FROM admmgt.runs r WHERE r.run_id = q.run_id AND r.finished_at IS NULL);
-    INSERT INTO admmgt.work_queue (run_id, target_id, ord, items)
-    SELECT p_run_id, (p_items[k]).target_id, min(k), array_agg(p_items[k] ORDER BY k)::text
-      FROM generate_subscripts(p_items, 1) AS k
-     GROUP BY (p_items[k]).target_id;
-    GET DIAGNOSTICS v_targets = ROW_COUNT;
+    v_targets := admmgt._queue(p_run_id, p_items);
     SELECT coalesce(r.failed, 0) + p_max_failures INTO v_stop_at FROM admmgt.runs r WHERE r.run_id = p_run_id;
     -- The workers read the queue from their own sessions.
     COMMIT;

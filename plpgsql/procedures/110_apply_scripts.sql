@@ -418,14 +418,8 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the items of the first p_first targets of a list (p_canary), or of the others */
-WITH t AS (
-    SELECT (p_items[k]).target_id AS target_id, min(k) AS first FROM generate_subscripts(p_items, 1) k GROUP BY 1
-), c AS (
-    SELECT target_id FROM t ORDER BY first LIMIT p_first
-)
-SELECT coalesce(array_agg(p_items[k] ORDER BY k), '{}')
-  FROM generate_subscripts(p_items, 1) k
- WHERE ((p_items[k]).target_id IN (SELECT target_id FROM c)) = p_canary;
+SELECT admmgt._without(p_items, ARRAY(SELECT u.id FROM unnest(admmgt._item_ids(p_items)) WITH ORDINALITY AS u(id, k)
+                                        GROUP BY u.id ORDER BY min(u.k) LIMIT p_first), p_canary);
 $$;
 
 CREATE OR REPLACE PROCEDURE admmgt._run_tenants(p_items admmgt.work_item[], p_parallel int, p_run bigint,

@@ -46,17 +46,6 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._without(p_items admmgt.work_item[], p_targets bigint[], p_only boolean DEFAULT false)
-RETURNS admmgt.work_item[]
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$
-/* purpose: the items of p_items, in their order, but those of the targets p_targets; with p_only, only those */
-SELECT coalesce(array_agg(p_items[k] ORDER BY k), '{}')
-  FROM generate_subscripts(p_items, 1) AS k
- WHERE ((p_items[k]).target_id <> ALL (p_targets)) <> coalesce(p_only, false);
-$$;
-
 CREATE OR REPLACE FUNCTION admmgt._same_target(p_target admmgt.targets, p_item admmgt.work_item)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE

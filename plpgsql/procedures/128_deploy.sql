@@ -11,9 +11,25 @@ AS $$
 DECLARE
     v_out admmgt.targets[] := '{}'::admmgt.targets[];
     v_t admmgt.targets;
+    v_ids bigint[] := '{}';
+    v_scripts int[] := '{}';
+    v_goals int[];
 BEGIN
-    FOREACH v_t IN ARRAY coalesce(p_targets, '{}'::admmgt.targets[]) LOOP
-        v_t.version := greatest(v_t.version, (SELECT max(i.scriptid) FROM unnest(p_items) i WHERE i.target_id = v_t.id AND i.kind = 'script'));
+    FOR k IN 1 .. coalesce(cardinality(p_items), 0) LOOP
+        IF (p_items[k]).kind = 'script' THEN
+            v_ids := v_ids || (p_items[k]).target_id;
+            v_scripts := v_scripts || (p_items[k]).scriptid;
+        END IF;
+    END LOOP;
+    -- Each target's last script, in the order of p_targets: one pass over the items, not one per target.
+    v_goals := ARRAY(SELECT g.last FROM unnest(ARRAY(SELECT t.id FROM unnest(p_targets) WITH ORDINALITY AS t ORDER BY t.ordinality))
+                                        WITH ORDINALITY AS t(id, k)
+                       LEFT JOIN (SELECT u.id, max(u.scriptid) AS last FROM unnest(v_ids, v_scripts) AS u(id, scriptid) GROUP BY u.id) g
+                              ON g.id = t.id
+                      ORDER BY t.k);
+    FOR k IN 1 .. coalesce(cardinality(p_targets), 0) LOOP
+        v_t := p_targets[k];
+        v_t.version := greatest(v_t.version, v_goals[k]);
         v_out := v_out || v_t;
     END LOOP;
     RETURN v_out;
@@ -23,25 +39,37 @@ $$;
 CREATE OR REPLACE FUNCTION admmgt._deploy_items(p_order admmgt.targets[], p_apply admmgt.work_item[], p_refresh admmgt.work_item[],
                                                 p_maint admmgt.work_item[])
 RETURNS admmgt.work_item[]
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: one list of work items in which each target's items follow each other: its scripts, its refresh, its maintenance; targets in the order of p_order (copies before tenants), those not in it after */
-SELECT coalesce(array_agg(x.item ORDER BY coalesce(o.n, 2147483647), (x.item).target_id, x.step, x.k), '{}')
-  FROM (SELECT p_apply[k] AS item, 1 AS step, k FROM generate_subscripts(p_apply, 1) k
-        UNION ALL SELECT p_refresh[k], 2, k FROM generate_subscripts(p_refresh, 1) k
-        UNION ALL SELECT p_maint[k], 3, k FROM generate_subscripts(p_maint, 1) k) x
-  LEFT JOIN (SELECT (p_order[n]).id AS id, n FROM generate_subscripts(p_order, 1) n) o ON o.id = (x.item).target_id;
+DECLARE
+    v_na int := coalesce(cardinality(p_apply), 0);
+    v_nr int := coalesce(cardinality(p_refresh), 0);
+    v_out admmgt.work_item[] := '{}';
+    k int;
+BEGIN
+    -- Positions k in the three lists one after the other, which say the step as well; the lists
+    -- themselves are not joined (|| copies every item).
+    FOREACH k IN ARRAY ARRAY(
+        SELECT x.k::int FROM unnest(admmgt._item_ids(p_apply) || admmgt._item_ids(p_refresh) || admmgt._item_ids(p_maint)) WITH ORDINALITY AS x(id, k)
+          LEFT JOIN unnest(ARRAY(SELECT t.id FROM unnest(p_order) WITH ORDINALITY AS t ORDER BY t.ordinality)) WITH ORDINALITY AS o(id, n)
+                 ON o.id = x.id
+         ORDER BY coalesce(o.n, 2147483647), x.id, x.k) LOOP
+        v_out := v_out || CASE WHEN k <= v_na THEN p_apply[k] WHEN k <= v_na + v_nr THEN p_refresh[k - v_na] ELSE p_maint[k - v_na - v_nr] END;
+    END LOOP;
+    RETURN v_out;
+END;
 $$;
 
-CREATE OR REPLACE FUNCTION admmgt._untouched(p_all admmgt.work_item[], p_sent admmgt.work_item[])
+CREATE OR REPLACE FUNCTION admmgt._untouched(p_all bigint[], p_sent bigint[])
 RETURNS int
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: how many targets of p_all have no item left in p_sent: their upkeep records held all they would get */
-SELECT count(DISTINCT a.target_id)::int FROM unnest(p_all) a
- WHERE a.target_id <> ALL (ARRAY(SELECT s.target_id FROM unnest(p_sent) s));
+/* purpose: how many of the targets p_all (of a list's items, _item_ids) have no item left among p_sent: their upkeep records held all they would get */
+SELECT count(DISTINCT a)::int FROM unnest(p_all) AS a
+ WHERE a NOT IN (SELECT s FROM unnest(p_sent) AS s);
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._template_ids(p_kind text)
@@ -95,7 +123,8 @@ BEGIN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
     CALL admmgt._end_deploy_if_failed(p_run, v_error);
-    PERFORM admmgt._note_skipped('deploy', p_run, admmgt._untouched(v_maint, v_items || admmgt._without(v_maint, v_held)),
+    PERFORM admmgt._note_skipped('deploy', p_run, admmgt._untouched(admmgt._item_ids(v_maint),
+                                                                    admmgt._item_ids(v_items || admmgt._without(v_maint, v_held))),
                                  format('every script and every partition through %s', p_to));
     v_maint := admmgt._without(v_maint, v_held);
     CALL admmgt._run('deploy', v_items || v_maint, 1, p_run);
@@ -114,7 +143,7 @@ DECLARE
     v_items admmgt.work_item[];
     v_refresh admmgt.work_item[];
     v_maint admmgt.work_item[];
-    v_all admmgt.work_item[];
+    v_all bigint[];
     v_rheld bigint[];
     v_pheld bigint[];
     v_error admmgt.error_state;
@@ -132,10 +161,10 @@ BEGIN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
     CALL admmgt._end_deploy_if_failed(p_run, v_error);
-    v_all := v_refresh || v_maint;
+    v_all := admmgt._item_ids(v_refresh) || admmgt._item_ids(v_maint);
     v_refresh := admmgt._without(v_refresh, v_rheld);
     v_maint := admmgt._without(v_maint, v_pheld);
-    PERFORM admmgt._note_skipped('deploy', p_run, admmgt._untouched(v_all, v_items || v_refresh || v_maint),
+    PERFORM admmgt._note_skipped('deploy', p_run, admmgt._untouched(v_all, admmgt._item_ids(v_items) || admmgt._item_ids(v_refresh) || admmgt._item_ids(v_maint)),
                                  format('every script, the template''s routines as they are now and every partition through %s', p_to));
     CALL admmgt._run('deploy', admmgt._deploy_items(v_chosen, v_items, v_refresh, v_maint), p_parallel, p_run, NULL, p_workers);
     PERFORM admmgt._keep_refresh(p_run, v_refresh, 'routines');

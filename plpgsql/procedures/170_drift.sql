@@ -437,8 +437,8 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: a target list without repeats, each target where it first appears */
-SELECT coalesce(array_agg(p_targets[s.k] ORDER BY s.k), '{}')
-  FROM (SELECT DISTINCT ON ((p_targets[k]).id) k FROM generate_subscripts(p_targets, 1) AS k ORDER BY (p_targets[k]).id, k) s;
+SELECT admmgt._at(p_targets, ARRAY(SELECT min(t.ordinality)::int FROM unnest(p_targets) WITH ORDINALITY AS t
+                                     GROUP BY t.id ORDER BY 1));
 $$;
 
 CREATE OR REPLACE FUNCTION admmgt._keep_drift(p_chosen admmgt.targets[], p_run bigint)
