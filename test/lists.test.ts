@@ -54,6 +54,8 @@ describe('the list helpers', () => {
     expect(await itemsOf(`admmgt._without(${items}, NULL)`)).toEqual(['script tb 2', 'script ta 2', 'script tb 3', 'script tc 2']);
     expect(await itemsOf(`admmgt._without(${items}, NULL, true)`)).toEqual([]);
     expect(await itemsOf(`admmgt._without(${list()}, ARRAY[1]::bigint[])`)).toEqual([]);
+    expect((await env.rows<{ n: number }>(`SELECT cardinality(admmgt._without(NULL, ARRAY[1]::bigint[])) AS n`))[0]?.n).toBe(0);
+    expect((await env.rows<{ n: number }>(`SELECT cardinality(admmgt._select(NULL, NULL, NULL, NULL)) AS n`))[0]?.n).toBe(0);
   });
 
   it('_items_of splits off the items of the first targets to appear, and keeps the order of both parts', async () => {

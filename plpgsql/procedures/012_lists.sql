@@ -11,12 +11,13 @@ RETURNS anyarray
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-/* purpose: the elements of a list at the positions p_ks, in the order of p_ks */
+/* purpose: the elements of a list at the positions p_ks, in the order of p_ks (NULL for a NULL list) */
 DECLARE
-    v_out p_list%TYPE := '{}';
+    -- An empty list of the same type (a literal would have no type here).
+    v_out p_list%TYPE := p_list[1:0];
     k int;
 BEGIN
-    FOREACH k IN ARRAY coalesce(p_ks, '{}') LOOP
+    FOREACH k IN ARRAY coalesce(p_ks, '{}'::int[]) LOOP
         v_out := v_out || p_list[k];
     END LOOP;
     RETURN v_out;
@@ -30,7 +31,7 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: the target of each item of a list, in the list's order */
 DECLARE
-    v_ids bigint[] := '{}';
+    v_ids bigint[] := '{}'::bigint[];
 BEGIN
     -- unnest() in a query would copy every item, statements and all, into a tuplestore first.
     FOR k IN 1 .. coalesce(cardinality(p_items), 0) LOOP
@@ -57,5 +58,5 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: the items of p_items, in their order, but those of the targets p_targets; with p_only, only those */
-SELECT admmgt._at(p_items, admmgt._positions(admmgt._item_ids(p_items), p_targets, coalesce(p_only, false)));
+SELECT admmgt._at(coalesce(p_items, '{}'::admmgt.work_item[]), admmgt._positions(admmgt._item_ids(p_items), p_targets, coalesce(p_only, false)));
 $$;

@@ -54,6 +54,6 @@ SET search_path FROM CURRENT
 AS $$
 /* purpose: the chosen targets of a list, in its order */
 -- Two set-returning functions in one select list run in step: each target beside its position.
-SELECT admmgt._at(p_targets, ARRAY(SELECT s.k FROM (SELECT unnest(p_targets) AS t, generate_subscripts(p_targets, 1) AS k) s
+SELECT admmgt._at(coalesce(p_targets, '{}'::admmgt.targets[]), ARRAY(SELECT s.k FROM (SELECT unnest(p_targets) AS t, generate_subscripts(p_targets, 1) AS k) s
                                     WHERE admmgt._selected(s.t, p_tenants, p_server, p_tag) ORDER BY s.k));
 $$;

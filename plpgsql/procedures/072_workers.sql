@@ -169,10 +169,10 @@ AS $$
 /* purpose: one work_queue row per target of a run's items: its items in their order, ord the position of its first; returns how many targets */
 DECLARE
     v_ids bigint[] := admmgt._item_ids(p_items);
-    v_group admmgt.work_item[] := '{}';
-    v_targets bigint[] := '{}';
-    v_firsts int[] := '{}';
-    v_texts text[] := '{}';
+    v_group admmgt.work_item[] := '{}'::admmgt.work_item[];
+    v_targets bigint[] := '{}'::bigint[];
+    v_firsts int[] := '{}'::int[];
+    v_texts text[] := '{}'::text[];
     k int;
 BEGIN
     -- The positions by target, then in order: each target's items one after the other, its first
@@ -180,7 +180,7 @@ BEGIN
     FOREACH k IN ARRAY ARRAY(SELECT u.k::int FROM unnest(v_ids) WITH ORDINALITY AS u(id, k) ORDER BY u.id, u.k) LOOP
         IF cardinality(v_group) > 0 AND v_ids[k] <> v_targets[cardinality(v_targets)] THEN
             v_texts := v_texts || v_group::text;
-            v_group := '{}';
+            v_group := '{}'::admmgt.work_item[];
         END IF;
         IF cardinality(v_group) = 0 THEN
             v_targets := v_targets || v_ids[k];

@@ -11,8 +11,8 @@ AS $$
 DECLARE
     v_out admmgt.targets[] := '{}'::admmgt.targets[];
     v_t admmgt.targets;
-    v_ids bigint[] := '{}';
-    v_scripts int[] := '{}';
+    v_ids bigint[] := '{}'::bigint[];
+    v_scripts int[] := '{}'::int[];
     v_goals int[];
 BEGIN
     FOR k IN 1 .. coalesce(cardinality(p_items), 0) LOOP
@@ -46,7 +46,7 @@ AS $$
 DECLARE
     v_na int := coalesce(cardinality(p_apply), 0);
     v_nr int := coalesce(cardinality(p_refresh), 0);
-    v_out admmgt.work_item[] := '{}';
+    v_out admmgt.work_item[] := '{}'::admmgt.work_item[];
     k int;
 BEGIN
     -- Positions k in the three lists one after the other, which say the step as well; the lists

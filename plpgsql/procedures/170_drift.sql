@@ -437,7 +437,7 @@ LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 /* purpose: a target list without repeats, each target where it first appears */
-SELECT admmgt._at(p_targets, ARRAY(SELECT min(t.ordinality)::int FROM unnest(p_targets) WITH ORDINALITY AS t
+SELECT admmgt._at(coalesce(p_targets, '{}'::admmgt.targets[]), ARRAY(SELECT min(t.ordinality)::int FROM unnest(p_targets) WITH ORDINALITY AS t
                                      GROUP BY t.id ORDER BY 1));
 $$;
 
