@@ -1,4 +1,4 @@
-// node dist/bench/booking-cpu.js [--schemas 300] [--databases 50] [--runs 3] [--url URL] [--top 15]
+// node dist/bench/booking-cpu.js [--schemas 300] [--databases 50] [--runs 3] [--url URL] [--top 15] [--profile PREFIX]
 //
 // What the admin backend spends on one target: its CPU time (utime + stime of the backend process
 // that runs the CALL, read from /proc/<pg_backend_pid()>/stat before and after), divided by the
@@ -11,9 +11,12 @@
 // Prints per run the ms of admin-backend CPU per target, their median, and where the time went:
 // pg_stat_user_functions (track_functions = 'all') self time per target of the --top admmgt
 // routines. --keep leaves the schema fleet (cpu_sbase) and its last run (cpu_sapply) behind, to
-// look at or to copy for a profile. The server must run on this machine (to read /proc), e.g. the embedded PostgreSQL this
+// look at or to copy for a profile. --profile PREFIX records the measured backend with
+// `perf record -e cpu-clock -g` into PREFIX-<database>.data (read it with `perf report -i`),
+// without track_functions. The server must run on this machine (to read /proc), e.g. the embedded PostgreSQL this
 // script starts when no --url is given. Needs the process to be allowed to read the server's /proc
 // entries (the same user, or root). Never part of npm test.
+import { type ChildProcess, spawn } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -30,6 +33,7 @@ const { values: args } = parseArgs({
     url: { type: 'string' },
     top: { type: 'string', default: '15' },
     keep: { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 const NS = Number(args.schemas);
@@ -49,12 +53,15 @@ interface Measured {
 async function measure(db: string, call: string, targets: number): Promise<Measured> {
   const admin = await client(db);
   try {
-    await admin.query(`SET track_functions = 'all'`);
+    // Timing every routine call would show up in the profile, so a profiled run counts none.
+    if (!args.profile) await admin.query(`SET track_functions = 'all'`);
     await admin.query('SELECT pg_stat_reset()');
     const pid = (await admin.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number;
+    const perf = args.profile ? await startPerf(pid, `${args.profile}-${db}.data`) : undefined;
     const before = await cpuMs(pid);
     await admin.query(call);
     const after = await cpuMs(pid);
+    if (perf) await stopPerf(perf);
     const failed = await admin.query<{ n: number }>('SELECT count(*)::int AS n FROM admmgt.failures');
     if (failed.rows[0]?.n) throw new Error(`${call}: ${failed.rows[0].n} failures; see admmgt.failures`);
     await admin.query('SELECT pg_stat_force_next_flush()');
@@ -68,6 +75,20 @@ async function measure(db: string, call: string, targets: number): Promise<Measu
   } finally {
     await admin.end();
   }
+}
+
+/** perf record of one backend (cpu-clock, call graphs), for --profile; started before the CALL. */
+async function startPerf(pid: number, file: string): Promise<ChildProcess> {
+  const perf = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '1999', '-g', '-p', String(pid), '-o', file], { stdio: 'ignore' });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  console.log(`  perf record of backend ${pid} into ${file}`);
+  return perf;
+}
+
+async function stopPerf(perf: ChildProcess): Promise<void> {
+  const ended = new Promise((resolve) => perf.once('exit', resolve));
+  perf.kill('SIGINT');
+  await ended;
 }
 
 function report(label: string, runs: Measured[], targets: number): void {
