@@ -1,6 +1,6 @@
 // What the benchmarks share: the server they reach (or start), a client of one of its databases, a median,
 // and a database copied from another.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -104,6 +104,34 @@ export async function cpuMs(pid: number): Promise<number> {
   // Fields after the command name (which is in parentheses and may hold spaces): state is field 3.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) * TICK_MS;
+}
+
+/** The fields after a process's command name in /proc/<pid>/stat (field 3, the state, first), or undefined when it is gone. */
+async function statFields(pid: number | string): Promise<string[] | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/**
+ * The CPU time the whole server has spent so far, in ms: every live child of the postmaster (the
+ * backends, worker sessions and target connections among them, and the background processes) and
+ * the children it has reaped (cutime + cstime of the postmaster). Its difference over a call is
+ * all the server spent on it, whichever backends did the work, as long as nothing else ran.
+ */
+export async function serverCpuMs(postmasterPid: number): Promise<number> {
+  const pm = await statFields(postmasterPid);
+  if (!pm) return NaN;
+  let ticks = Number(pm[13]) + Number(pm[14]);
+  const pids = (await readdir('/proc')).filter((d) => /^\d+$/.test(d));
+  for (const f of await Promise.all(pids.map((d) => statFields(d)))) {
+    if (f && Number(f[1]) === postmasterPid) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks * TICK_MS;
+}
+
+/** The pid of the postmaster of a backend of this machine (its parent). */
+export async function postmasterOf(backendPid: number): Promise<number> {
+  return Number((await statFields(backendPid))?.[1]);
 }
 
 /** The peak resident set of a process of this machine, in MiB (VmHWM), or NaN when it cannot be read. */

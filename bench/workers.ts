@@ -19,7 +19,7 @@ import { installControlPlane } from '../src/install.js';
 import { projectRoot } from '../src/paths.js';
 import { script1 } from '../templates/demo.js';
 import { markReadySql, scriptRowsSql } from '../templates/script.js';
-import { client, cpuMs, median, pool, timed } from './support.js';
+import { client, cpuMs, median, pool, postmasterOf, serverCpuMs, timed } from './support.js';
 
 const WADMIN = 'bench_wadmin';
 const WTPL = 'bench_wtpl';
@@ -80,12 +80,18 @@ async function cycle(server: pg.Client, n: number, k: number, workersFirst: bool
 
     const s: Sample = {};
     const adminPid = (await admin.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number;
+    const pm = await postmasterOf(adminPid).catch(() => NaN);
+    const serverCpu = () => serverCpuMs(pm).catch(() => NaN);
     const apply = async (label: string, set: string, call: string) => {
       await admin.query(`UPDATE admmgt.vendor_db_settings SET updateflag = starts_with(dbname, $1) WHERE NOT istemplate`, [`bench_w${set}`]);
       await settle(server);
       const cpu0 = await cpuMs(adminPid).catch(() => NaN);
+      const srv0 = await serverCpu();
       s[label] = (await timed(() => admin.query(call))) / n;
       s[`${label} caller CPU ms per target`] = ((await cpuMs(adminPid).catch(() => NaN)) - cpu0) / n;
+      // Its target connections end as it disconnects them; wait until the postmaster has reaped them.
+      await new Promise((r) => setTimeout(r, 500));
+      s[`${label} server CPU ms per target`] = ((await serverCpu()) - srv0) / n;
       const failed = await admin.query('SELECT count(*)::int AS n FROM admmgt.failures');
       if (failed.rows[0].n) throw new Error(`bench workers: ${failed.rows[0].n} failures after ${call}; see admmgt.failures`);
       const { rows } = await admin.query<{ n: number }>(
@@ -98,11 +104,15 @@ async function cycle(server: pg.Client, n: number, k: number, workersFirst: bool
 
     await settle(server);
     const floorDbs = Array.from({ length: n }, (_, i) => wdb(sets.floor, i + 1));
+    const srv0 = await serverCpu();
     s['cold floor'] = (await timed(() => pool(floorDbs, k, async (db) => {
       const c = await client(db);
       await c.query(['BEGIN', ...stmts, 'COMMIT'].join(';\n'));
       await c.end();
     }))) / n;
+    // The floor's backends end with their connections; wait until the postmaster has reaped them.
+    await new Promise((r) => setTimeout(r, 500));
+    s['cold floor server CPU ms per target'] = ((await serverCpu()) - srv0) / n;
     return s;
   } finally {
     await admin.end();
@@ -123,7 +133,8 @@ export async function workersPhase(server: pg.Client, o: { tenants: number; runs
   }
   const med: Record<string, number> = Object.fromEntries(Object.entries(samples).map(([m, v]) => [m, median(v)]));
   const at = (m: string, k: number) => med[`${m} k${k}`] ?? NaN;
-  const metrics = ['applyScripts p', 'applyScripts workers', 'cold floor', 'applyScripts p caller CPU ms per target', 'applyScripts workers caller CPU ms per target'];
+  const metrics = ['applyScripts p', 'applyScripts workers', 'cold floor', 'applyScripts p caller CPU ms per target', 'applyScripts workers caller CPU ms per target',
+                   'applyScripts p server CPU ms per target', 'applyScripts workers server CPU ms per target', 'cold floor server CPU ms per target'];
   console.log(`\nms per tenant (first connection into new databases), median of ${o.runs}:`);
   console.log('  ' + 'metric (k = p, workers, floor connections)'.padEnd(48) + o.ks.map((k) => `k${k}`.padStart(9)).join(''));
   for (const m of metrics) console.log('  ' + m.padEnd(48) + o.ks.map((k) => at(m, k).toFixed(2).padStart(9)).join(''));
@@ -132,6 +143,11 @@ export async function workersPhase(server: pg.Client, o: { tenants: number; runs
   for (const k of o.ks) {
     ratios[`workers=${k} / p=${k}`] = at('applyScripts workers', k) / at('applyScripts p', k);
     ratios[`workers=${k} / cold floor ${k}`] = at('applyScripts workers', k) / at('cold floor', k);
+  }
+  for (const k of o.ks) {
+    // What admmgt costs the server beyond the statements themselves, whichever backends do it.
+    ratios[`server CPU above the floor, ms per target, p=${k}`] = at('applyScripts p server CPU ms per target', k) - at('cold floor server CPU ms per target', k);
+    ratios[`server CPU above the floor, ms per target, workers=${k}`] = at('applyScripts workers server CPU ms per target', k) - at('cold floor server CPU ms per target', k);
   }
   const bw = best('applyScripts workers');
   const bp = best('applyScripts p');
