@@ -98,18 +98,18 @@ export async function registerSchemas(admin: pg.Client, template: string, n: num
 
 const TICK_MS = 1000 / 100; // USER_HZ is 100 on Linux
 
-/** utime + stime of a process of this machine, in ms (a server's backend: pg_backend_pid()). */
-export async function cpuMs(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which is in parentheses and may hold spaces): state is field 3.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * TICK_MS;
-}
-
 /** The fields after a process's command name in /proc/<pid>/stat (field 3, the state, first), or undefined when it is gone. */
 async function statFields(pid: number | string): Promise<string[] | undefined> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  // The command name is in parentheses and may hold spaces.
   return stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** utime + stime of a process of this machine, in ms (a server's backend: pg_backend_pid()). */
+export async function cpuMs(pid: number): Promise<number> {
+  const f = await statFields(pid);
+  if (!f) throw new Error(`no process ${pid} on this machine`);
+  return (Number(f[11]) + Number(f[12])) * TICK_MS;
 }
 
 /**

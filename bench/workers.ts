@@ -82,6 +82,11 @@ async function cycle(server: pg.Client, n: number, k: number, workersFirst: bool
     const adminPid = (await admin.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number;
     const pm = await postmasterOf(adminPid).catch(() => NaN);
     const serverCpu = () => serverCpuMs(pm).catch(() => NaN);
+    // Once the backends that ended with their connections have been reaped by the postmaster.
+    const serverCpuAfter = async () => {
+      await new Promise((r) => setTimeout(r, 500));
+      return serverCpu();
+    };
     const apply = async (label: string, set: string, call: string) => {
       await admin.query(`UPDATE admmgt.vendor_db_settings SET updateflag = starts_with(dbname, $1) WHERE NOT istemplate`, [`bench_w${set}`]);
       await settle(server);
@@ -89,9 +94,8 @@ async function cycle(server: pg.Client, n: number, k: number, workersFirst: bool
       const srv0 = await serverCpu();
       s[label] = (await timed(() => admin.query(call))) / n;
       s[`${label} caller CPU ms per target`] = ((await cpuMs(adminPid).catch(() => NaN)) - cpu0) / n;
-      // Its target connections end as it disconnects them; wait until the postmaster has reaped them.
-      await new Promise((r) => setTimeout(r, 500));
-      s[`${label} server CPU ms per target`] = ((await serverCpu()) - srv0) / n;
+      // Its target connections end as it disconnects them.
+      s[`${label} server CPU ms per target`] = ((await serverCpuAfter()) - srv0) / n;
       const failed = await admin.query('SELECT count(*)::int AS n FROM admmgt.failures');
       if (failed.rows[0].n) throw new Error(`bench workers: ${failed.rows[0].n} failures after ${call}; see admmgt.failures`);
       const { rows } = await admin.query<{ n: number }>(
@@ -110,9 +114,7 @@ async function cycle(server: pg.Client, n: number, k: number, workersFirst: bool
       await c.query(['BEGIN', ...stmts, 'COMMIT'].join(';\n'));
       await c.end();
     }))) / n;
-    // The floor's backends end with their connections; wait until the postmaster has reaped them.
-    await new Promise((r) => setTimeout(r, 500));
-    s['cold floor server CPU ms per target'] = ((await serverCpu()) - srv0) / n;
+    s['cold floor server CPU ms per target'] = ((await serverCpuAfter()) - srv0) / n;
     return s;
   } finally {
     await admin.end();
