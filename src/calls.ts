@@ -170,15 +170,15 @@ export const applyMaintenance = (c: pg.Client, days: number, o: MaintenanceOptio
   return runCall(c, sql`CALL admmgt.applyMaintenance(${callArgs(o, first)})`);
 };
 
-export const applyLifecycle = (c: pg.Client, o: CallOptions & Selection & { asOf?: string; plan?: boolean } = {}) => {
-  const first: Sql[] = selectionArgs(o);
+export const applyLifecycle = (c: pg.Client, o: CallOptions & Selection & WorkersOption & { asOf?: string; plan?: boolean } = {}) => {
+  const first: Sql[] = [...selectionArgs(o), ...workersArgs(o)];
   if (o.asOf !== undefined) first.push(sql`p_asof => ${asOfDate(o.asOf)}`);
   if (o.plan) first.push(sql`p_plan => true`);
   return runCall(c, sql`CALL admmgt.applyLifecycle(${callArgs(o, first)})`);
 };
 
-export const detectDrift = (c: pg.Client, o: CallOptions & Selection & VerifyOption = {}) =>
-  runCall(c, sql`CALL admmgt.detectDrift(${callArgs(o, [...selectionArgs(o), ...verifyArgs(o)])})`);
+export const detectDrift = (c: pg.Client, o: CallOptions & Selection & VerifyOption & WorkersOption = {}) =>
+  runCall(c, sql`CALL admmgt.detectDrift(${callArgs(o, [...selectionArgs(o), ...verifyArgs(o), ...workersArgs(o)])})`);
 
 /** What a refresh works on: the targets of a kind, and only those at version sinceScript or above (t_scriptid). */
 export interface RefreshOptions extends CallOptions, Selection, KindOption, VerifyOption, WorkersOption {

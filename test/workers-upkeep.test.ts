@@ -1,6 +1,6 @@
-// Maintenance, refresh and deploy over worker sessions (p_workers => k, 072_workers.sql), as
-// applyScripts: every tenant gets its partitions or routines, each target is booked once, the
-// upkeep records still leave out the targets that hold everything; and a deploy's workers, which
+// Maintenance, refresh, deploy, retention and drift over worker sessions (p_workers => k,
+// 072_workers.sql), as applyScripts: every tenant gets its partitions or routines, each target is
+// booked once, the upkeep records still leave out the targets that hold everything; and a deploy's workers, which
 // do the work of apply, refresh and maintenance, keep all three from starting while a killed
 // caller's workers still finish their targets.
 // Every database of this file starts with wupk_.
@@ -158,11 +158,13 @@ describe('upkeep with workers', () => {
       ['refesh_stored_procedures', 'CALL admmgt.refesh_stored_procedures(p_workers => 0)'],
       ['refesh_views', 'CALL admmgt.refesh_views(p_workers => 65)'],
       ['deploy', 'CALL admmgt.deploy(p_workers => 0)'],
+      ['applyLifecycle', 'CALL admmgt.applyLifecycle(p_workers => 0)'],
+      ['detectDrift', 'CALL admmgt.detectDrift(p_workers => 65)'],
     ]) {
       const e = await env.errorOf(call!);
       expect(e, name).toMatchObject({ code: '22023', message: expect.stringContaining(`${name}: p_workers`) });
     }
-    for (const command of ['maintain', 'refresh-procs', 'refresh-views', 'deploy']) {
+    for (const command of ['maintain', 'refresh-procs', 'refresh-views', 'deploy', 'lifecycle', 'drift']) {
       const r = await cli(command, '--url', env.adminUrl, '--workers', '0');
       expect([r.code, r.stderr], command).toEqual([2, expect.stringContaining('--workers must be an integer from 1 to 64, not 0')]);
     }
@@ -233,5 +235,52 @@ describe('a maintenance whose caller is killed', () => {
       expect(Object.keys(await env.partitionBounds(db, 'app.events')), db).toEqual(expect.arrayContaining(['events_p20310101', 'events_p20310104']));
     }
     expect(await env.rows('SELECT count(*)::int AS n FROM admmgt.work_queue')).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('retention and drift with workers', () => {
+  it('lifecycle: every target drops its expired partitions, each booked once', async () => {
+    await env.addScript({ id: 4, description: 'a daily table with retention', tables: [{ ...dayTable('old_days'), lifecycle: { at: 'current_date-5' } }] });
+    await env.admin.query('CALL admmgt.applyScripts()');
+    await env.admin.query(`CALL admmgt.applyMaintenance(t_numdays => 9, p_asof => '2030-01-01')`);
+    for (const db of ALL) expect(await days(db, 'old_days'), db).toEqual(want('old_days', 10));
+    // Every day partition up to 2030-01-15 has expired on 2030-01-20.
+    const runner = await withWorkersSeen('lifecycle', `CALL admmgt.applyLifecycle(p_asof => '2030-01-20', p_workers => 3)`,
+                                         ['LOCK TABLE app.old_days_p20300101 IN ACCESS SHARE MODE']);
+    expect(runner.notices.filter((n) => n.startsWith('WARNING'))).toEqual([]);
+    for (const db of ALL) {
+      expect(await days(db, 'old_days'), db).toEqual([]);
+      expect(await days(db, 'events'), db).toEqual(expect.arrayContaining(want('events', 10)));
+    }
+    const run = await lastRun('lifecycle');
+    expect(run).toMatchObject({ targets: ALL.length, failed: 0 });
+    const log = await env.rows<{ n: number }>(
+      `SELECT count(*)::int AS n FROM admmgt.script_log WHERE run_id = $1 AND commstat = 'drop app.old_days_p20300101: 0 rows'`, [run.run_id]);
+    expect(log).toEqual([{ n: ALL.length }]);
+    expect(await env.rows('SELECT count(*)::int AS n FROM admmgt.work_queue')).toEqual([{ n: 0 }]);
+    expect(await env.rows('SELECT count(*)::int AS n FROM admmgt.failures')).toEqual([{ n: 0 }]);
+  });
+
+  it('drift: every tenant fingerprinted in one of the sessions, the hand-made table reported, each booked once', async () => {
+    await env.queryIn(TENANTS[1]!, 'CREATE TABLE app.hand_made (id int)');
+    // A session's own count reaches pg_stat_database when it ends: the workers' are the admin
+    // database's only sessions that end during the call.
+    const ended = async () => Number((await env.rows<{ n: string }>(
+      `SELECT pg_stat_clear_snapshot(), (SELECT sessions FROM pg_stat_database WHERE datname = current_database())::text AS n`))[0]!.n);
+    const before = await ended();
+    await env.admin.query('CALL admmgt.detectDrift(p_workers => 3)');
+    await until('the two worker sessions to be counted', async () => await ended() - before >= 2);
+    expect(await ended() - before).toBe(2);
+    // The template's fingerprint at version 4 was taken by its apply: it is not fingerprinted again.
+    const run = await lastRun('drift');
+    expect(run).toMatchObject({ targets: TENANTS.length, failed: 0 });
+    expect(await env.rows(`SELECT dbname, object, kind FROM admmgt.drift WHERE run_id = $1`, [run.run_id]))
+      .toEqual([{ dbname: TENANTS[1], object: 'table app.hand_made', kind: 'extra' }]);
+    await bookedOnce(run.run_id, 'drift', TENANTS);
+    await env.queryIn(TENANTS[1]!, 'DROP TABLE app.hand_made');
+
+    const r = await cli('drift', '--url', env.adminUrl, '--workers', '3', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ targets: TENANTS.length, failed: 0, drifted: 0 });
   });
 });

@@ -45,15 +45,16 @@ $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.applylifecycle(p_asof date DEFAULT current_date, p_plan boolean DEFAULT false,
                                                   p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
-                                                  p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL)
+                                                  p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
+                                                  p_workers int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: apply every table's retention policy in the template and every created tenant (or the chosen ones): drop or detach expired RANGE partitions, or delete expired rows in batches; with p_plan, only log what it would do */
+/* purpose: apply every table's retention policy in the template and every created tenant (or the chosen ones): drop or detach expired RANGE partitions, or delete expired rows in batches; with p_plan, only log what it would do; p_workers: the targets spread over that many sessions on the admin database, each with p_parallel targets at once (default 1), as in applyScripts */
 DECLARE
     v_items admmgt.work_item[];
     v_run bigint;
 BEGIN
-    PERFORM admmgt._check_call('applyLifecycle', p_parallel);
+    PERFORM admmgt._check_call('applyLifecycle', p_parallel), admmgt._check_workers('applyLifecycle', p_workers);
     PERFORM admmgt._check_selection('applyLifecycle', p_tenants, p_server, p_tag);
     -- An as-of day that never comes would make every partition expired.
     PERFORM admmgt._finite_date(coalesce(p_asof, current_date), 'p_asof');
@@ -64,7 +65,7 @@ BEGIN
         RETURN;
     END IF;
     CALL admmgt._begin_call('lifecycle', 'applyLifecycle', p_wait_seconds, v_run);
-    CALL admmgt._run('lifecycle', v_items, p_parallel, v_run);
+    CALL admmgt._run('lifecycle', v_items, p_parallel, v_run, NULL, p_workers);
     CALL admmgt._end_call('lifecycle', v_run);
 END;
 $$;

@@ -492,17 +492,17 @@ $$;
 
 CREATE OR REPLACE PROCEDURE admmgt.detectdrift(p_parallel int DEFAULT NULL, p_wait_seconds int DEFAULT 0,
                                                p_tenants text[] DEFAULT NULL, p_server text DEFAULT NULL, p_tag text DEFAULT NULL,
-                                               p_verify boolean DEFAULT false)
+                                               p_verify boolean DEFAULT false, p_workers int DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
-/* purpose: fingerprint the app schemas of every chosen created target (not the templates; the database template's copies included; a schema target: its own schema), several at a time, compare each with the template of its kind at the target's version and keep what differs in admmgt.drift, replacing each checked target's rows; a target whose catalog stamp is the one of its kept fingerprint is compared with that fingerprint, unless p_verify, which fingerprints every one */
+/* purpose: fingerprint the app schemas of every chosen created target (not the templates; the database template's copies included; a schema target: its own schema), several at a time, compare each with the template of its kind at the target's version and keep what differs in admmgt.drift, replacing each checked target's rows; a target whose catalog stamp is the one of its kept fingerprint is compared with that fingerprint, unless p_verify, which fingerprints every one; p_workers: the targets spread over that many sessions on the admin database, as in applyScripts */
 DECLARE
     v_chosen admmgt.targets[];
     v_items admmgt.work_item[];
     v_run bigint;
     v_error admmgt.error_state;
 BEGIN
-    PERFORM admmgt._check_call('detectDrift', p_parallel);
+    PERFORM admmgt._check_call('detectDrift', p_parallel), admmgt._check_workers('detectDrift', p_workers);
     PERFORM admmgt._check_selection('detectDrift', p_tenants, p_server, p_tag);
     -- The template of each kind of target there is (the database's on an empty fleet) is what they are compared with.
     PERFORM admmgt._template(k)
@@ -516,7 +516,7 @@ BEGIN
         GET STACKED DIAGNOSTICS v_error.sqlstate = RETURNED_SQLSTATE, v_error.message = MESSAGE_TEXT, v_error.detail = PG_EXCEPTION_DETAIL, v_error.hint = PG_EXCEPTION_HINT;
     END;
     CALL admmgt._end_call_if_failed('drift', v_run, v_error);
-    CALL admmgt._run('drift', v_items, p_parallel, v_run);
+    CALL admmgt._run('drift', v_items, p_parallel, v_run, NULL, p_workers);
     BEGIN
         PERFORM admmgt._keep_drift(v_chosen, v_run);
     EXCEPTION WHEN OTHERS THEN

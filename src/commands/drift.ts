@@ -3,7 +3,7 @@
 // target's version. Exit code 3 when anything drifted or a target could not be fingerprinted.
 import type pg from 'pg';
 import type { Argv, CommandModule } from 'yargs';
-import { callOptions, detectDrift, selectionOptions, verifyOptions, type CallArgv, type SelectionArgv, type VerifyArgv } from '../calls.js';
+import { callOptions, detectDrift, selectionOptions, verifyOptions, workersOptions, type CallArgv, type SelectionArgv, type VerifyArgv, type WorkersArgv } from '../calls.js';
 import { withAdmin, type RunSummary } from '../context.js';
 import { AdmmgtError } from '../errors.js';
 
@@ -59,17 +59,17 @@ export function formatDrift(r: DriftReport): string {
   return lines.join('\n');
 }
 
-interface DriftArgv extends CallArgv, SelectionArgv, VerifyArgv {}
+interface DriftArgv extends CallArgv, SelectionArgv, VerifyArgv, WorkersArgv {}
 
 export const command: CommandModule<object, DriftArgv> = {
   command: 'drift',
   describe: 'CALL admmgt.detectDrift(): fingerprint the app schemas of every created target (not the template) and compare each with the template at its version; a target whose catalog stamp has not moved since its last fingerprint is compared with that one; exit code 3 when one drifted or could not be fingerprinted',
   builder: (y) =>
-    verifyOptions(selectionOptions(callOptions(y)),
-      'Fingerprint every chosen target anew, even those whose catalogs have not changed since their last fingerprint (p_verify => true)') as Argv<DriftArgv>,
+    workersOptions(verifyOptions(selectionOptions(callOptions(y)),
+      'Fingerprint every chosen target anew, even those whose catalogs have not changed since their last fingerprint (p_verify => true)')) as Argv<DriftArgv>,
   handler: (a) =>
     withAdmin(a, async ({ client }) => {
-      const run = await detectDrift(client, { parallel: a.parallel, waitSeconds: a.wait, tenants: a.tenant, server: a.server, tag: a.tag, verify: a.verify });
+      const run = await detectDrift(client, { parallel: a.parallel, waitSeconds: a.wait, tenants: a.tenant, server: a.server, tag: a.tag, verify: a.verify, workers: a.workers });
       const report = driftReport(run, run ? await driftRows(client, run.run_id) : []);
       if (a.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else process.stdout.write(formatDrift(report) + '\n');
