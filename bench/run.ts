@@ -1,4 +1,4 @@
-// npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --maint-tenants 100 --deploy-tenants 50 --url URL]
+// npm run bench [-- --tenants 300 --runs 3 --parallel 1,2,4,8 --idle-tenants 1000 --maint-tenants 100 --deploy-tenants 50 --deploy-once --url URL]
 //                [-- --schemas 100,1000 --only schemas|databases|deploy|pool|workers --pool-tenants 100 --workers 1,2,4,8 --original PATH --help]
 //
 // Times the four procedures on N tenants at several degrees of parallelism and, in the same run on
@@ -27,10 +27,13 @@
 // CALL admmgt.deploy(t_numdays => 30) is timed, on another the same with p_workers => 4 instead of
 // p_parallel => 4, on another identical one applyScripts(),
 // refesh_stored_procedures() and applyMaintenance(t_numdays => 30) in a row, all at p = 4, with the
-// connections each made into the tenant databases; on a third, the deploy floor: per database one
+// connections each made into the tenant databases (and, at p_parallel => 4, the calling backend's
+// CPU per target and the deploy's peak memory, VmHWM); on a third, the deploy floor: per database one
 // new connection from Node, 4 at a time, running the script, the routine and the partitions
 // maintenance renders with no bookkeeping (one cold-floor pass plus the maintenance work). Prints
-// the ratios.
+// the ratios. --deploy-once times deploy() once on the fleet as built instead, with nothing to
+// compare it with in the same run: each copy of a database took about a second with 3,000 on the
+// server (2026-12-08), so the four fresh copies of a 2,000-tenant fleet would take hours.
 //
 // The warm pool (--pool-tenants N, 0 skips it; --only pool runs nothing else): bench/pool.ts, p50
 // and p99 of create_database() taking a pool database beside plain CREATE DATABASE ... TEMPLATE.
@@ -78,6 +81,7 @@ const { values: args } = parseArgs({
     'idle-tenants': { type: 'string', default: '1000' },
     'maint-tenants': { type: 'string', default: '100' },
     'deploy-tenants': { type: 'string', default: '50' },
+    'deploy-once': { type: 'boolean', default: false },
     'pool-tenants': { type: 'string', default: '100' },
     url: { type: 'string' },
     schemas: { type: 'string', default: '100,1000' },
@@ -95,6 +99,8 @@ if (args.help) {
   --idle-tenants N     tenants of the nothing-to-do run, 0 skips it (1000)
   --maint-tenants N    tenants of the partition upkeep run, 0 skips it (100)
   --deploy-tenants N   tenants of the deploy pass, 0 skips it (50)
+  --deploy-once        the deploy pass times deploy() once on its fleet as built, with no copies
+                       and no references: for fleets in the thousands, which take hours to copy
   --schemas LIST       schema mode: tenant schemas per run, empty skips it (100,1000)
   --pool-tenants N     tenants provisioned from a warm pool, one per create_database(), 0 skips it (100)
   --workers LIST       applyScripts(p_workers => k) beside p_parallel => k and the cold floor, empty skips it (1,2,4,8)
@@ -114,6 +120,7 @@ const PARALLEL = (args.parallel ?? '1,2,4,8').split(',').map(Number);
 const IDLE = Number(args['idle-tenants']);
 const MAINT = Number(args['maint-tenants']);
 const DEPLOY = Number(args['deploy-tenants']);
+const DEPLOY_ONCE = args['deploy-once'] === true;
 const POOL = Number(args['pool-tenants']);
 const SCHEMA_NS = (args.schemas ?? '').split(',').filter((x) => x.trim() !== '').map(Number);
 const ONLY = args.only;
@@ -435,16 +442,29 @@ async function restoreFleet(server: pg.Client, dbs: string[]): Promise<void> {
   await server.query('CHECKPOINT');
 }
 
+interface FleetCalls { ms: number; sessions: number; cpuMs: number; peakMiB: number }
+
 /** Time calls on a fresh copy of the deploy fleet, with the connections they made into its tenant databases. */
-async function onFreshFleet(server: pg.Client, dbs: string[], calls: string[]): Promise<{ ms: number; sessions: number }> {
+async function onFreshFleet(server: pg.Client, dbs: string[], calls: string[]): Promise<FleetCalls> {
   await restoreFleet(server, dbs);
+  return timedCalls(server, calls);
+}
+
+/** Time calls on the deploy fleet as it is, with the connections they made into its tenant databases, the caller's CPU and peak memory. */
+async function timedCalls(server: pg.Client, calls: string[]): Promise<FleetCalls> {
   const stats = `SELECT coalesce(sum(sessions), 0)::bigint AS n FROM pg_stat_database WHERE datname ~ '^bench_d[0-9]+$'`;
   await server.query('SELECT pg_stat_clear_snapshot()');
   const before = Number((await server.query(stats)).rows[0].n);
   const admin = await client(DADMIN);
   let ms = 0;
+  let cpu = NaN;
+  let peakMiB = NaN;
   try {
+    const pid = (await admin.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ?? NaN;
+    const cpu0 = await cpuMs(pid).catch(() => NaN);
     for (const c of calls) ms += await call(admin, c);
+    cpu = (await cpuMs(pid).catch(() => NaN)) - cpu0;
+    peakMiB = await peakRssMiB(pid).catch(() => NaN);
     await noFailures(admin, calls.join('; '));
   } finally {
     await admin.end();
@@ -452,7 +472,7 @@ async function onFreshFleet(server: pg.Client, dbs: string[], calls: string[]): 
   // A session is counted when its backend exits.
   await new Promise((r) => setTimeout(r, 1000));
   await server.query('SELECT pg_stat_clear_snapshot()');
-  return { ms, sessions: Number((await server.query(stats)).rows[0].n) - before };
+  return { ms, sessions: Number((await server.query(stats)).rows[0].n) - before, cpuMs: cpu, peakMiB };
 }
 
 /** The release's partitions in the deploy fleet's last tenant: what the floor must also leave. */
@@ -511,6 +531,18 @@ async function deployFloor(server: pg.Client, dbs: string[]): Promise<{ ms: numb
 async function deployPhase(server: pg.Client): Promise<Record<string, number>> {
   const dbs = await deployFleet(server);
   try {
+    if (DEPLOY_ONCE) {
+      await server.query('CHECKPOINT');
+      const once = await timedCalls(server, ['CALL admmgt.deploy(t_numdays => 30, p_parallel => 4)']);
+      return {
+        tenants: DEPLOY,
+        'deploy ms': once.ms,
+        'deploy ms per target': once.ms / (DEPLOY + 1),
+        'deploy connections into tenants': once.sessions,
+        'deploy admin CPU ms per target': once.cpuMs / (DEPLOY + 1),
+        'deploy admin peak memory MiB': once.peakMiB,
+      };
+    }
     for (const db of dbs) await copyDb(server, db, snap(db));
     const one = await onFreshFleet(server, dbs, ['CALL admmgt.deploy(t_numdays => 30, p_parallel => 4)']);
     const deployed = await releasePartitions();
@@ -534,6 +566,10 @@ async function deployPhase(server: pg.Client): Promise<Record<string, number>> {
       'deploy connections into tenants': one.sessions,
       'deploy workers 4 connections into tenants': spread.sessions,
       'apply + refresh + maintain connections into tenants': three.sessions,
+      // The caller's own backend: with p_workers the work runs in other backends, so only p_parallel is read.
+      'deploy admin CPU ms per target': one.cpuMs / (DEPLOY + 1),
+      'apply + refresh + maintain admin CPU ms per target': three.cpuMs / (DEPLOY + 1),
+      'deploy admin peak memory MiB': one.peakMiB,
     };
   } finally {
     await dropPrefixed(server, ['bench_d', 'bench_k']);
@@ -542,7 +578,7 @@ async function deployPhase(server: pg.Client): Promise<Record<string, number>> {
 
 async function printedDeployPhase(server: pg.Client): Promise<Record<string, number>> {
   const deploy = await deployPhase(server);
-  console.log(`\ndeploy pass, ${DEPLOY} tenants + template, one script with a daily table and one new routine, p = 4 (or 4 workers), each on a fresh copy of one fleet:`);
+  console.log(`\ndeploy pass, ${DEPLOY} tenants + template, one script with a daily table and one new routine, ${DEPLOY_ONCE ? 'p = 4, once on the fleet as built' : 'p = 4 (or 4 workers), each on a fresh copy of one fleet'}:`);
   for (const [k, v] of Object.entries(deploy)) if (k !== 'tenants') console.log(`  ${k.padEnd(52)} ${v.toFixed(2)}`);
   return deploy;
 }
